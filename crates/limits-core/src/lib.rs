@@ -1,0 +1,3 @@
+//! placeholder
+mod repository;
+pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
