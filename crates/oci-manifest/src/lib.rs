@@ -1,1 +1,3 @@
 //! placeholder
+mod digest;
+pub use digest::{Digest, DigestError};
