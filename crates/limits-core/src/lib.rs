@@ -1,3 +1,74 @@
-//! placeholder
+//! Image size and tag count policy for OCI registries.
+//!
+//! `limits-core` is the policy of registry-gateway, usable by any Rust registry: it parses the
+//! size strings and the configuration operators already write (a Kubernetes ConfigMap with
+//! `max_image_size`, `tag_count_limit` and ordered regex path `rules`), finds which limits apply
+//! to a repository (the first matching rule, else the global limits), and takes decisions whose
+//! messages say exactly why a push was refused.
+//!
+//! ```
+//! use limits_core::{ByteSize, Policy};
+//!
+//! let policy = Policy::from_yaml(r#"
+//! apiVersion: v1
+//! kind: ConfigMap
+//! metadata:
+//!   name: registry-gateway-config
+//! data:
+//!   max_image_size: "100MB"
+//!   tag_count_limit: "100"
+//!   rules: |
+//!     - path: ^project-1/.*
+//!       limit:
+//!         max_image_size: "20MB"
+//!         tag_count_limit: "3"
+//! "#)?;
+//!
+//! let applied = policy.limits_for(&"project-1/app".parse()?);
+//! let decision = applied.check_image_size("25MB".parse::<ByteSize>()?);
+//! assert_eq!(
+//!     decision.to_string(),
+//!     "image size 25.0 MB (26214400 bytes) exceeds the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Configuration
+//!
+//! * [`Config::from_yaml`] reads the ConfigMap's `data` keys or a whole ConfigMap manifest;
+//!   [`Config::from_entries`] reads the files of a mounted ConfigMap directory. `rules` may be a
+//!   YAML list or a string holding one (`rules: |`).
+//! * Every rule must give both limits; either limit may be `unlimited`.
+//! * Unknown keys, bad sizes, bad patterns and bad counts are errors ([`ConfigError`]) that name
+//!   the key, the rule's position and path, and the value: a typo never weakens a limit silently.
+//! * Sizes ([`ByteSize`]) take `B`, `K`/`KB`/`KiB`/`Ki` and so on up to `T`, case-insensitive,
+//!   decimals allowed; every multiple is a power of 1024.
+//!
+//! # Matching
+//!
+//! A rule's `path` is matched against the repository name unanchored, as Go's
+//! `regexp.MatchString` does. All patterns are compiled into one `RegexSet`, so finding the first
+//! match stays fast with thousands of rules; compiled sizes are bounded ([`RULE_SIZE_LIMIT`],
+//! [`RULES_SIZE_LIMIT`]) so a hostile pattern is refused instead of exhausting memory.
+//!
+//! # No I/O
+//!
+//! This crate does no I/O: no files, network, environment, clock or async runtime. Facts such as
+//! a repository's tag count or a layer's real size come in as arguments; decisions go out as
+//! values. Reading files, watching them and asking the registry are the caller's job.
+
+mod config;
+mod decision;
+mod error;
+mod limit;
+mod policy;
 mod repository;
+mod size;
+
+pub use config::{Config, Rule};
+pub use decision::{Check, Decision, Detail};
+pub use error::{ConfigError, Location, RegexError, YamlError};
+pub use limit::{Limit, Limits};
+pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
+pub use size::{ByteSize, SizeError};

@@ -36,7 +36,7 @@ pub enum RepositoryNameError {
         name: String,
     },
     /// The name breaks the grammar at the given byte offset.
-    #[error("invalid repository name \"{name}\": unexpected {found:?} at byte {offset}")]
+    #[error("invalid repository name \"{name}\": unexpected {found} at byte {offset}")]
     Invalid {
         /// The refused name.
         name: String,
@@ -74,7 +74,9 @@ impl FromStr for RepositoryName {
             return Err(RepositoryNameError::Empty);
         }
         if name.len() > MAX_REPOSITORY_NAME_LEN {
-            return Err(RepositoryNameError::TooLong { name: name.to_owned() });
+            return Err(RepositoryNameError::TooLong {
+                name: name.to_owned(),
+            });
         }
         validate(name)?;
         Ok(Self(name.to_owned()))

@@ -1,0 +1,377 @@
+//! Reading the configuration: the ConfigMap's `data` keys, a whole ConfigMap manifest, or the
+//! files of a mounted ConfigMap directory.
+
+use serde_yaml::{Mapping, Value};
+
+use crate::error::{ConfigError, Location, YamlError};
+use crate::{ByteSize, Limit, Limits};
+
+/// The keys of the ConfigMap's `data`.
+const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules";
+/// The keys of one rule.
+const RULE_KEYS: &str = "path, limit";
+/// The keys of a rule's `limit`.
+const LIMIT_KEYS: &str = "max_image_size, tag_count_limit";
+/// The top-level keys of a ConfigMap manifest.
+const MANIFEST_KEYS: &str = "apiVersion, kind, metadata, data, binaryData, immutable";
+/// Why a rule must give both limits.
+const BOTH_LIMITS: &str = ": each rule must give both max_image_size and tag_count_limit";
+
+/// One path rule as written in the configuration: a pattern and the limits it gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The regular expression matched against repository names (unanchored).
+    pub path: String,
+    /// The limits for repositories it matches.
+    pub limits: Limits,
+}
+
+/// A configuration as read, before its patterns are compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// Limits for repositories no rule matches.
+    pub global: Limits,
+    /// Ordered rules; the first match wins.
+    pub rules: Vec<Rule>,
+}
+
+impl Config {
+    /// Reads a YAML document holding either the ConfigMap's `data` keys or a whole ConfigMap
+    /// manifest (`kind: ConfigMap`, as `kubectl get configmap -o yaml` prints it).
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let document: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
+            location: Location::Document,
+            source: YamlError(e),
+        })?;
+        let mapping = match document {
+            // An empty file is an empty configuration: every default applies.
+            Value::Null => return Ok(Config::default()),
+            Value::Mapping(mapping) => mapping,
+            other => {
+                return Err(wrong_type(
+                    "configuration",
+                    Location::Document,
+                    "a mapping",
+                    &other,
+                ));
+            }
+        };
+        if mapping.contains_key("kind") || mapping.contains_key("apiVersion") {
+            return Self::from_manifest(mapping);
+        }
+        Self::from_data(mapping)
+    }
+
+    /// Builds the configuration from the files of a mounted ConfigMap: each entry is a key and
+    /// the content of the file of that name. The caller leaves out Kubernetes' own `..data`
+    /// entries.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Config, ConfigError> {
+        let mapping = entries
+            .into_iter()
+            .map(|(key, content)| (Value::from(key), Value::from(content)))
+            .collect();
+        Self::from_data(mapping)
+    }
+
+    fn from_manifest(mapping: Mapping) -> Result<Config, ConfigError> {
+        let mut data = None;
+        for (key, value) in mapping {
+            match key_str(&key, Location::Document)? {
+                "kind" => match value.as_str() {
+                    Some("ConfigMap") => {}
+                    _ => return Err(ConfigError::NotAConfigMap(short(&value))),
+                },
+                "apiVersion" | "metadata" | "binaryData" | "immutable" => {}
+                "data" => data = Some(value),
+                other => return Err(unknown(other, Location::Document, MANIFEST_KEYS)),
+            }
+        }
+        match data {
+            None | Some(Value::Null) => Ok(Config::default()),
+            Some(Value::Mapping(data)) => Self::from_data(data),
+            Some(other) => Err(wrong_type("data", Location::Document, "a mapping", &other)),
+        }
+    }
+
+    fn from_data(data: Mapping) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for (key, value) in data {
+            match key_str(&key, Location::Global)? {
+                "max_image_size" => {
+                    config.global.max_image_size = size_limit(&value, Location::Global)?;
+                }
+                "tag_count_limit" => {
+                    config.global.tag_count_limit = count_limit(&value, Location::Global)?;
+                }
+                "rules" => config.rules = rules(value)?,
+                other => return Err(unknown(other, Location::Global, DATA_KEYS)),
+            }
+        }
+        Ok(config)
+    }
+
+    /// The configuration as a `data`-keys YAML document that reads back to the same value.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        push_limits(&mut out, "", &self.global);
+        if self.rules.is_empty() {
+            out.push_str("rules: []\n");
+        } else {
+            out.push_str("rules:\n");
+        }
+        for rule in &self.rules {
+            out.push_str(&format!("  - path: {}\n    limit:\n", quote(&rule.path)));
+            push_limits(&mut out, "      ", &rule.limits);
+        }
+        out
+    }
+}
+
+fn push_limits(out: &mut String, indent: &str, limits: &Limits) {
+    let size = match limits.max_image_size {
+        Limit::Max(size) => size.to_exact_string(),
+        Limit::Unlimited => "unlimited".to_owned(),
+    };
+    let count = match limits.tag_count_limit {
+        Limit::Max(count) => count.to_string(),
+        Limit::Unlimited => "unlimited".to_owned(),
+    };
+    out.push_str(&format!("{indent}max_image_size: {}\n", quote(&size)));
+    out.push_str(&format!("{indent}tag_count_limit: {}\n", quote(&count)));
+}
+
+/// A YAML double-quoted scalar.
+fn quote(text: &str) -> String {
+    // serde_json's string escaping is valid YAML double-quoted syntax.
+    serde_json::to_string(text).unwrap_or_else(|_| format!("{text:?}"))
+}
+
+/// `rules` as a YAML list, or as a string holding one (the ConfigMap form `rules: |`).
+fn rules(value: Value) -> Result<Vec<Rule>, ConfigError> {
+    let list = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Sequence(list) => list,
+        Value::String(text) => {
+            let inner: Value = serde_yaml::from_str(&text).map_err(|e| ConfigError::Yaml {
+                location: Location::Global,
+                source: YamlError(e),
+            })?;
+            return match inner {
+                Value::Null => Ok(Vec::new()),
+                Value::String(_) => Err(wrong_type(
+                    "rules",
+                    Location::Global,
+                    "a list of rules",
+                    &inner,
+                )),
+                other => rules(other),
+            };
+        }
+        other => {
+            return Err(wrong_type(
+                "rules",
+                Location::Global,
+                "a list of rules",
+                &other,
+            ));
+        }
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(index, item)| rule(index + 1, item))
+        .collect()
+}
+
+fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {
+    let bare = Location::Rule {
+        position,
+        path: None,
+    };
+    let Value::Mapping(mapping) = item else {
+        return Err(wrong_type(
+            "rule",
+            bare,
+            "a mapping with path and limit",
+            &item,
+        ));
+    };
+    let path = match mapping.get("path") {
+        None => return Err(missing("path", bare, "")),
+        Some(Value::String(path)) => path.clone(),
+        Some(other) => {
+            return Err(wrong_type(
+                "path",
+                bare,
+                "a regular expression string",
+                other,
+            ));
+        }
+    };
+    let location = Location::Rule {
+        position,
+        path: Some(path.clone()),
+    };
+    let mut limit = None;
+    for (key, value) in &mapping {
+        match key_str(key, location.clone())? {
+            "path" => {}
+            "limit" => limit = Some(value),
+            other => return Err(unknown(other, location, RULE_KEYS)),
+        }
+    }
+    let limit = match limit {
+        None => return Err(missing("limit", location, BOTH_LIMITS)),
+        Some(Value::Mapping(limit)) => limit,
+        Some(other) => return Err(wrong_type("limit", location, "a mapping", other)),
+    };
+    let (mut size, mut count) = (None, None);
+    for (key, value) in limit {
+        match key_str(key, location.clone())? {
+            "max_image_size" => size = Some(size_limit(value, location.clone())?),
+            "tag_count_limit" => count = Some(count_limit(value, location.clone())?),
+            other => return Err(unknown(other, location, LIMIT_KEYS)),
+        }
+    }
+    let max_image_size =
+        size.ok_or_else(|| missing("max_image_size", location.clone(), BOTH_LIMITS))?;
+    let tag_count_limit = count.ok_or_else(|| missing("tag_count_limit", location, BOTH_LIMITS))?;
+    Ok(Rule {
+        path,
+        limits: Limits {
+            max_image_size,
+            tag_count_limit,
+        },
+    })
+}
+
+fn size_limit(value: &Value, location: Location) -> Result<Limit<ByteSize>, ConfigError> {
+    const KEY: &str = "max_image_size";
+    let text = scalar(
+        KEY,
+        value,
+        &location,
+        "a size such as \"100MB\" or \"unlimited\"",
+    )?;
+    if is_unlimited(&text) {
+        return Ok(Limit::Unlimited);
+    }
+    text.parse::<ByteSize>()
+        .map(Limit::Max)
+        .map_err(|source| ConfigError::InvalidSize {
+            key: KEY,
+            location,
+            value: text,
+            source,
+        })
+}
+
+fn count_limit(value: &Value, location: Location) -> Result<Limit<u64>, ConfigError> {
+    const KEY: &str = "tag_count_limit";
+    let text = scalar(
+        KEY,
+        value,
+        &location,
+        "a whole number such as \"100\" or \"unlimited\"",
+    )?;
+    let trimmed = text.trim();
+    if is_unlimited(trimmed) {
+        return Ok(Limit::Unlimited);
+    }
+    let invalid = |reason| ConfigError::InvalidCount {
+        key: KEY,
+        location: location.clone(),
+        value: text.clone(),
+        reason,
+    };
+    if trimmed.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if trimmed.starts_with('-') {
+        return Err(invalid("negative"));
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("not a whole number"));
+    }
+    trimmed
+        .parse::<u64>()
+        .map(Limit::Max)
+        .map_err(|_| invalid("does not fit in 64 bits"))
+}
+
+fn is_unlimited(text: &str) -> bool {
+    text.trim().eq_ignore_ascii_case("unlimited")
+}
+
+/// A string or number as text; other YAML types are refused.
+fn scalar(
+    key: &'static str,
+    value: &Value,
+    location: &Location,
+    expected: &'static str,
+) -> Result<String, ConfigError> {
+    match value {
+        Value::String(text) => Ok(text.clone()),
+        Value::Number(number) => Ok(number.to_string()),
+        other => Err(wrong_type(key, location.clone(), expected, other)),
+    }
+}
+
+fn key_str(key: &Value, location: Location) -> Result<&str, ConfigError> {
+    key.as_str().ok_or_else(|| ConfigError::UnknownKey {
+        key: short(key),
+        location,
+        expected: "a string key",
+    })
+}
+
+fn unknown(key: &str, location: Location, expected: &'static str) -> ConfigError {
+    ConfigError::UnknownKey {
+        key: key.to_owned(),
+        location,
+        expected,
+    }
+}
+
+fn missing(key: &'static str, location: Location, hint: &'static str) -> ConfigError {
+    ConfigError::MissingKey {
+        key,
+        location,
+        hint,
+    }
+}
+
+fn wrong_type(key: &str, location: Location, expected: &'static str, found: &Value) -> ConfigError {
+    let found = match found {
+        Value::Null => "nothing".to_owned(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string \"{}\"", truncate(s)),
+        Value::Sequence(_) => "a list".to_owned(),
+        Value::Mapping(_) => "a mapping".to_owned(),
+        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    };
+    ConfigError::WrongType {
+        key: key.to_owned(),
+        location,
+        expected,
+        found,
+    }
+}
+
+/// A short rendering of a YAML value for messages.
+fn short(value: &Value) -> String {
+    match value {
+        Value::String(s) => truncate(s),
+        other => truncate(serde_yaml::to_string(other).unwrap_or_default().trim()),
+    }
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,306 @@
+//! Decisions: a measured value against a limit, with everything a refusal message needs.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{AppliedLimits, ByteSize, Limit, LimitSource, RepositoryName};
+
+/// What was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Check {
+    /// The sum of a pushed image manifest's layer sizes.
+    ImageSize {
+        /// The measured size.
+        size: ByteSize,
+        /// The limit.
+        limit: Limit<ByteSize>,
+    },
+    /// Tags a push would add to those a repository holds.
+    TagCount {
+        /// Tags the repository holds.
+        existing: u64,
+        /// Tags the push would create.
+        new: u64,
+        /// The limit.
+        limit: Limit<u64>,
+    },
+    /// A single blob being uploaded, against the image size limit.
+    BlobSize {
+        /// The size known so far.
+        size: ByteSize,
+        /// The image size limit.
+        limit: Limit<ByteSize>,
+    },
+}
+
+impl Check {
+    /// A short name for logs and metric labels: `image_size`, `tag_count` or `blob_size`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Check::ImageSize { .. } => "image_size",
+            Check::TagCount { .. } => "tag_count",
+            Check::BlobSize { .. } => "blob_size",
+        }
+    }
+}
+
+/// The outcome of one check.
+///
+/// ```
+/// use limits_core::{ByteSize, Policy};
+///
+/// let policy = Policy::from_yaml(r#"
+/// rules:
+///   - path: ^project-1/.*
+///     limit: {max_image_size: 20MB, tag_count_limit: 3}
+/// "#)?;
+/// let applied = policy.limits_for(&"project-1/app".parse()?);
+/// let decision = applied.check_image_size(ByteSize::new(25 << 20));
+/// assert!(!decision.is_allowed());
+/// assert_eq!(
+///     decision.to_string(),
+///     "image size 25.0 MB (26214400 bytes) exceeds the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)"
+/// );
+/// assert!(applied.check_tags(2, 1).is_allowed());
+/// assert!(!applied.check_tags(3, 1).is_allowed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The repository.
+    pub repository: RepositoryName,
+    /// What was measured against which limit.
+    pub check: Check,
+    /// Where the limit came from.
+    pub source: LimitSource,
+    allowed: bool,
+}
+
+/// The facts of a decision as numbers, for the `detail` of an error answer and for logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// The repository.
+    pub repository: String,
+    /// `image_size`, `tag_count` or `blob_size`.
+    pub check: &'static str,
+    /// Bytes for sizes; the total the repository would hold for tag counts.
+    pub measured: u64,
+    /// The limit, or `None` when unlimited.
+    pub limit: Option<u64>,
+    /// Tags the repository holds (tag counts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_tags: Option<u64>,
+    /// Tags the push would create (tag counts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_tags: Option<u64>,
+    /// 1-based position of the rule that set the limit; `None` for the global limit.
+    pub rule: Option<usize>,
+    /// The rule's pattern; `None` for the global limit.
+    pub rule_path: Option<String>,
+}
+
+impl AppliedLimits {
+    /// Checks an image whose counted layers add up to `size`.
+    pub fn check_image_size(&self, size: ByteSize) -> Decision {
+        let limit = self.limits.max_image_size;
+        self.decide(Check::ImageSize { size, limit }, limit.allows(&size))
+    }
+
+    /// Checks a push that creates `new` tags in a repository holding `existing`.
+    pub fn check_tags(&self, existing: u64, new: u64) -> Decision {
+        let limit = self.limits.tag_count_limit;
+        let allowed = new == 0 || limit.allows(&existing.saturating_add(new));
+        self.decide(
+            Check::TagCount {
+                existing,
+                new,
+                limit,
+            },
+            allowed,
+        )
+    }
+
+    /// Checks one blob of `size` bytes (or at least `size`, while it uploads) against the image
+    /// size limit: a larger layer can never be part of an allowed image.
+    pub fn check_blob(&self, size: ByteSize) -> Decision {
+        let limit = self.limits.max_image_size;
+        self.decide(Check::BlobSize { size, limit }, limit.allows(&size))
+    }
+
+    fn decide(&self, check: Check, allowed: bool) -> Decision {
+        Decision {
+            repository: self.repository.clone(),
+            check,
+            source: self.source.clone(),
+            allowed,
+        }
+    }
+}
+
+impl Decision {
+    /// Whether the push may go on.
+    pub fn is_allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// `allowed` or `denied`, for logs and metric labels.
+    pub fn verdict(&self) -> &'static str {
+        if self.allowed { "allowed" } else { "denied" }
+    }
+
+    /// The facts as numbers.
+    pub fn detail(&self) -> Detail {
+        let (measured, limit, existing_tags, new_tags) = match self.check {
+            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
+                (size.bytes(), limit.max().map(ByteSize::bytes), None, None)
+            }
+            Check::TagCount {
+                existing,
+                new,
+                limit,
+            } => (
+                existing.saturating_add(new),
+                limit.max(),
+                Some(existing),
+                Some(new),
+            ),
+        };
+        let (rule, rule_path) = match &self.source {
+            LimitSource::Global => (None, None),
+            LimitSource::Rule { position, path } => (Some(*position), Some(path.to_string())),
+        };
+        Detail {
+            repository: self.repository.to_string(),
+            check: self.check.name(),
+            measured,
+            limit,
+            existing_tags,
+            new_tags,
+            rule,
+            rule_path,
+        }
+    }
+}
+
+/// The message of SPEC section 3, for refusals and, with "is within", for allowed pushes.
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.allowed { "is within" } else { "exceeds" };
+        let (repo, source) = (&self.repository, &self.source);
+        match self.check {
+            Check::ImageSize { size, limit } => write!(
+                f,
+                "image size {size} ({} bytes) {verb} the limit of {limit} for repository {repo} ({source})",
+                size.bytes()
+            ),
+            Check::BlobSize { size, limit } => write!(
+                f,
+                "layer size {size} ({} bytes) {verb} the image size limit of {limit} for repository {repo} ({source})",
+                size.bytes()
+            ),
+            Check::TagCount {
+                existing,
+                new,
+                limit,
+            } => {
+                let total = existing.saturating_add(new);
+                let verb = if self.allowed {
+                    "is within"
+                } else {
+                    "would exceed"
+                };
+                write!(
+                    f,
+                    "tag count {total} {verb} the limit of {limit} for repository {repo} ({source}): \
+                     the repository holds {existing} {} and this push adds {new}",
+                    if existing == 1 { "tag" } else { "tags" }
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Policy;
+
+    fn applied(name: &str) -> AppliedLimits {
+        let policy = Policy::from_yaml(
+            "max_image_size: 100MB\ntag_count_limit: 100\nrules:\n- path: ^project-1/.*\n  limit: {max_image_size: 20MB, tag_count_limit: 3}\n- path: ^free/\n  limit: {max_image_size: unlimited, tag_count_limit: unlimited}\n",
+        )
+        .expect("valid");
+        policy.limits_for(&name.parse().expect("valid name"))
+    }
+
+    #[test]
+    fn messages() {
+        let mb = |n: u64| ByteSize::new(n << 20);
+        let cases: Vec<(Decision, bool, &str)> = vec![
+            (
+                applied("project-1/app").check_image_size(mb(25)),
+                false,
+                "image size 25.0 MB (26214400 bytes) exceeds the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)",
+            ),
+            (
+                applied("project-1/app").check_image_size(mb(20)),
+                true,
+                "image size 20.0 MB (20971520 bytes) is within the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)",
+            ),
+            (
+                applied("other/app").check_image_size(ByteSize::new(104_857_601)),
+                false,
+                "image size 100.0 MB (104857601 bytes) exceeds the limit of 100 MB for repository other/app (global limit)",
+            ),
+            (
+                applied("project-1/app").check_tags(3, 1),
+                false,
+                "tag count 4 would exceed the limit of 3 for repository project-1/app (rule 1: ^project-1/.*): the repository holds 3 tags and this push adds 1",
+            ),
+            (
+                applied("project-1/app").check_tags(1, 2),
+                true,
+                "tag count 3 is within the limit of 3 for repository project-1/app (rule 1: ^project-1/.*): the repository holds 1 tag and this push adds 2",
+            ),
+            (
+                applied("project-1/app").check_blob(mb(30)),
+                false,
+                "layer size 30.0 MB (31457280 bytes) exceeds the image size limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)",
+            ),
+            (
+                applied("free/app").check_image_size(ByteSize::new(u64::MAX)),
+                true,
+                "image size 16.0 EB (18446744073709551615 bytes) is within the limit of unlimited for repository free/app (rule 2: ^free/)",
+            ),
+        ];
+        for (decision, allowed, message) in cases {
+            assert_eq!(decision.is_allowed(), allowed, "{message}");
+            assert_eq!(decision.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn no_new_tags_is_always_allowed() {
+        assert!(applied("project-1/app").check_tags(500, 0).is_allowed());
+        assert!(
+            applied("free/app")
+                .check_tags(u64::MAX, u64::MAX)
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn detail_carries_numbers() {
+        let detail = applied("project-1/app").check_tags(3, 1).detail();
+        let json = serde_json::to_string(&detail).expect("serialisable");
+        assert_eq!(
+            json,
+            r#"{"repository":"project-1/app","check":"tag_count","measured":4,"limit":3,"existing_tags":3,"new_tags":1,"rule":1,"rule_path":"^project-1/.*"}"#
+        );
+        let detail = applied("x/y").check_image_size(ByteSize::new(5)).detail();
+        assert_eq!(detail.rule, None);
+        assert_eq!(detail.limit, Some(100 << 20));
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of limits-core through its public API.
+
+mod config_errors;
+mod seeds;
