@@ -1,1 +1,254 @@
-fn main() {}
+//! `registry-gateway`: a reverse proxy in front of an OCI registry that refuses pushes
+//! exceeding image size and tag count limits.
+
+mod admin;
+mod answer;
+mod blob_sizes;
+mod body;
+mod cli;
+mod config_source;
+mod forward;
+mod gateway;
+mod manifest;
+mod metrics;
+mod route;
+mod server;
+mod tags;
+mod upload;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use limits_core::{ByteSize, Limit, Limits, RepositoryName};
+use tokio::net::TcpListener;
+use upstream_client::{Credentials, ReqwestUpstream};
+
+use crate::cli::{Cli, Command, LogFormat, ServeArgs};
+use crate::gateway::{Gateway, Options, TagSource};
+use crate::metrics::Metrics;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve(*args),
+        Command::CheckConfig { path } => check_config(&path),
+        Command::Explain { config, repository } => explain(&config, &repository),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn size_text(limit: Limit<ByteSize>) -> String {
+    match limit {
+        Limit::Max(size) => format!("{limit} ({} bytes)", size.bytes()),
+        Limit::Unlimited => "unlimited".to_owned(),
+    }
+}
+
+fn limits_text(limits: &Limits) -> String {
+    format!(
+        "max_image_size {}, tag_count_limit {}",
+        size_text(limits.max_image_size),
+        limits.tag_count_limit
+    )
+}
+
+fn check_config(path: &Path) -> anyhow::Result<()> {
+    let policy = config_source::load(path)?;
+    println!("configuration {}: valid", path.display());
+    println!("global limits: {}", limits_text(policy.global()));
+    if policy.rules().is_empty() {
+        println!("rules: none (the global limits apply to every repository)");
+    } else {
+        println!("rules (first match wins):");
+        for (index, rule) in policy.rules().iter().enumerate() {
+            println!(
+                "  {}. {}  {}",
+                index + 1,
+                rule.path,
+                limits_text(&rule.limits)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
+    let policy = config_source::load(config)?;
+    let repository: RepositoryName = repository.parse()?;
+    let applied = policy.limits_for(&repository);
+    println!("repository: {repository}");
+    match &applied.source {
+        limits_core::LimitSource::Global => println!("rule: none matches; the global limits apply"),
+        limits_core::LimitSource::Rule { .. } => println!("rule: {} (first match)", applied.source),
+    }
+    println!(
+        "max_image_size: {}",
+        size_text(applied.limits.max_image_size)
+    );
+    println!("tag_count_limit: {}", applied.limits.tag_count_limit);
+    Ok(())
+}
+
+/// Harbor mode credentials: the Secret's directory, else the environment or flags.
+fn external_credentials(args: &ServeArgs) -> anyhow::Result<(Credentials, bool)> {
+    if let Some(dir) = &args.external_credentials_dir {
+        let read = |name: &str| -> anyhow::Result<Option<String>> {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned())),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+            }
+        };
+        let username =
+            read("username")?.with_context(|| format!("{} has no username file", dir.display()))?;
+        let password =
+            read("password")?.with_context(|| format!("{} has no password file", dir.display()))?;
+        let insecure = match read("insecure")?.as_deref().map(str::trim) {
+            None | Some("" | "false") => false,
+            Some("true") => true,
+            Some(other) => bail!(
+                "invalid insecure \"{other}\" in {} (expected true or false)",
+                dir.display()
+            ),
+        };
+        return Ok((
+            Credentials::new(username, password),
+            insecure || args.external_insecure,
+        ));
+    }
+    match (&args.external_username, &args.external_password) {
+        (Some(username), Some(password)) => Ok((
+            Credentials::new(username.clone(), password.clone()),
+            args.external_insecure,
+        )),
+        _ => bail!(
+            "--external-url needs credentials: --external-credentials-dir, or REGISTRY_GATEWAY_EXTERNAL_USERNAME and REGISTRY_GATEWAY_EXTERNAL_PASSWORD"
+        ),
+    }
+}
+
+fn http_client(args: &ServeArgs) -> anyhow::Result<gateway::HttpClient> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(*args.connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .context("cannot load the system's root certificates")?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build(connector))
+}
+
+#[tokio::main]
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let (source, policy) = config_source::ConfigSource::open(&args.config, Arc::clone(&metrics))?;
+    {
+        let current = policy.borrow();
+        tracing::info!(config = %args.config.display(), global = %current.global(), rules = current.rules().len(), "configuration loaded");
+    }
+    let registry = Arc::new(
+        ReqwestUpstream::builder(args.upstream.clone())
+            .connect_timeout(*args.connect_timeout)
+            .request_timeout(*args.upstream_timeout)
+            .build()
+            .context("invalid --upstream")?,
+    );
+    let tag_source = match &args.external_url {
+        None => TagSource::Upstream,
+        Some(url) => {
+            let (credentials, insecure) = external_credentials(&args)?;
+            tracing::info!(external_url = %url, username = credentials.username(), insecure, "Harbor mode: tag counts read through the external URL");
+            TagSource::External(Arc::new(
+                ReqwestUpstream::builder(url.clone())
+                    .credentials(credentials)
+                    .insecure(insecure)
+                    .connect_timeout(*args.connect_timeout)
+                    .request_timeout(*args.upstream_timeout)
+                    .build()
+                    .context("invalid --external-url")?,
+            ))
+        }
+    };
+    let target = forward::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
+    let gateway = Arc::new(Gateway {
+        client: http_client(&args)?,
+        target,
+        registry: Arc::clone(&registry),
+        tag_source,
+        policy,
+        ledger: tags::TagLedger::default(),
+        blob_sizes: blob_sizes::BlobSizes::new(args.blob_size_cache),
+        uploads: upload::UploadProgress::new(10_000),
+        metrics: Arc::clone(&metrics),
+        options: Options {
+            fail_open: args.fail_open,
+            upstream_timeout: *args.upstream_timeout,
+            head_concurrency: args.head_concurrency,
+            recent_tag_window: *args.recent_tag_window,
+        },
+    });
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
+    tracing::info!(
+        listen = ?server::local(&listener),
+        admin = ?server::local(&admin_listener),
+        upstream = %args.upstream,
+        fail_open = args.fail_open,
+        "registry-gateway serving"
+    );
+    let admin = Arc::new(admin::Admin::new(Arc::clone(&metrics), registry));
+    let admin_task = tokio::spawn(admin::serve(admin_listener, admin));
+    let watch_task = tokio::spawn(source.watch(*args.reload_interval));
+    let finished = server::serve(
+        listener,
+        gateway,
+        server::termination(),
+        *args.shutdown_timeout,
+    )
+    .await;
+    if finished {
+        tracing::info!("all requests finished; exiting");
+    } else {
+        tracing::warn!("shutdown timeout reached with requests still in flight; exiting");
+    }
+    admin_task.abort();
+    watch_task.abort();
+    Ok(())
+}

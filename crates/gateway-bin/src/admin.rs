@@ -1,0 +1,106 @@
+//! The admin listener: `/metrics`, `/healthz` and `/readyz`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use upstream_client::ReqwestUpstream;
+
+use crate::metrics::Metrics;
+
+/// How long one readiness probe of the upstream is reused.
+const PROBE_TTL: Duration = Duration::from_secs(1);
+
+/// State the admin endpoints read.
+#[derive(Debug)]
+pub struct Admin {
+    /// The gateway's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The upstream, asked by `/readyz`.
+    pub upstream: Arc<ReqwestUpstream>,
+    last_probe: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl Admin {
+    /// Admin state over the gateway's metrics and upstream.
+    pub fn new(metrics: Arc<Metrics>, upstream: Arc<ReqwestUpstream>) -> Self {
+        Self {
+            metrics,
+            upstream,
+            last_probe: Mutex::new(None),
+        }
+    }
+
+    async fn upstream_ready(&self) -> Result<(), String> {
+        let mut last = self.last_probe.lock().await;
+        if let Some((at, result)) = last.as_ref() {
+            if at.elapsed() < PROBE_TTL {
+                return result.clone();
+            }
+        }
+        let result = self.upstream.ping().await.map_err(|e| e.to_string());
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+
+    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (status, content_type, body) = match request.uri().path() {
+            "/metrics" => (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.metrics.encode(),
+            ),
+            "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+            // The configuration was loaded before this listener started; a failed reload keeps
+            // the last good one, so only the upstream decides readiness.
+            "/readyz" => match self.upstream_ready().await {
+                Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+                Err(err) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("upstream not ready: {err}\n"),
+                ),
+            },
+            _ => (
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found\n".to_owned(),
+            ),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        if let Ok(value) = content_type.parse() {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+    }
+}
+
+/// Serves the admin endpoints until the task is dropped.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let admin = Arc::clone(&admin);
+        let service = service_fn(move |request| {
+            let admin = Arc::clone(&admin);
+            async move { Ok::<_, Infallible>(admin.answer(request).await) }
+        });
+        tokio::spawn(async move {
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

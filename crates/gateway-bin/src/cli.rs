@@ -1,0 +1,144 @@
+//! Command-line interface. Every flag also reads an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use url::Url;
+
+/// A reverse proxy for OCI registries that refuses pushes exceeding image size and tag count
+/// limits.
+#[derive(Debug, Parser)]
+#[command(name = "registry-gateway", version, about, long_about = None)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, env = "REGISTRY_GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy.
+    Serve(Box<ServeArgs>),
+    /// Validate a configuration and print the effective limits and rules; exits non-zero when
+    /// it is invalid.
+    CheckConfig {
+        /// Configuration file (data keys or a whole ConfigMap) or mounted ConfigMap directory.
+        #[arg(env = "REGISTRY_GATEWAY_CONFIG")]
+        path: PathBuf,
+    },
+    /// Show which rule applies to a repository and the limits that follow.
+    Explain {
+        /// Configuration file or mounted ConfigMap directory.
+        #[arg(long, env = "REGISTRY_GATEWAY_CONFIG")]
+        config: PathBuf,
+        /// Repository name, such as `project-1/app` (no host, no tag).
+        repository: String,
+    },
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (data keys or a whole ConfigMap) or mounted ConfigMap directory.
+    /// Changes are picked up without a restart.
+    #[arg(long, env = "REGISTRY_GATEWAY_CONFIG")]
+    pub config: PathBuf,
+
+    /// The registry to proxy, such as `http://docker-registry:5000`.
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM")]
+    pub upstream: Url,
+
+    /// Address of the proxy.
+    #[arg(long, env = "REGISTRY_GATEWAY_LISTEN", default_value = "0.0.0.0:5000")]
+    pub listen: SocketAddr,
+
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_ADMIN_LISTEN",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub admin_listen: SocketAddr,
+
+    /// Harbor mode: the registry's public address (Harbor core), through which tag counts are
+    /// read with the gateway's own credentials.
+    #[arg(long, env = "REGISTRY_GATEWAY_EXTERNAL_URL")]
+    pub external_url: Option<Url>,
+
+    /// Harbor mode: a directory laid out like the Secret
+    /// `registry-gateway-external-registry-secret` (files `username`, `password`, optional
+    /// `insecure`).
+    #[arg(long, env = "REGISTRY_GATEWAY_EXTERNAL_CREDENTIALS_DIR")]
+    pub external_credentials_dir: Option<PathBuf>,
+
+    /// Harbor mode: user name (a robot account with `repository:pull` and `tag:list`).
+    #[arg(long, env = "REGISTRY_GATEWAY_EXTERNAL_USERNAME")]
+    pub external_username: Option<String>,
+
+    /// Harbor mode: password or robot token. Prefer the environment variable or the
+    /// credentials directory to keep it out of process listings.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_EXTERNAL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub external_password: Option<String>,
+
+    /// Harbor mode: skip certificate checks and allow plain http towards the external URL.
+    #[arg(long, env = "REGISTRY_GATEWAY_EXTERNAL_INSECURE")]
+    pub external_insecure: bool,
+
+    /// Allow pushes whose tag count or layer sizes cannot be read from the upstream, instead
+    /// of refusing them with 503.
+    #[arg(long, env = "REGISTRY_GATEWAY_FAIL_OPEN")]
+    pub fail_open: bool,
+
+    /// How often the configuration is checked for changes (SIGHUP reloads at once).
+    #[arg(long, env = "REGISTRY_GATEWAY_RELOAD_INTERVAL", default_value = "2s")]
+    pub reload_interval: humantime::Duration,
+
+    /// How long requests in flight may run after SIGTERM before the process exits.
+    #[arg(long, env = "REGISTRY_GATEWAY_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: humantime::Duration,
+
+    /// Longest wait for the upstream's answer to a tag listing, a layer check, a manifest push
+    /// or a request without a body. Streamed uploads have no such bound.
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM_TIMEOUT", default_value = "30s")]
+    pub upstream_timeout: humantime::Duration,
+
+    /// Longest wait for a connection to the upstream.
+    #[arg(long, env = "REGISTRY_GATEWAY_CONNECT_TIMEOUT", default_value = "5s")]
+    pub connect_timeout: humantime::Duration,
+
+    /// How long tags created through this process count even if the upstream's tag listing
+    /// does not show them yet.
+    #[arg(long, env = "REGISTRY_GATEWAY_RECENT_TAG_WINDOW", default_value = "5m")]
+    pub recent_tag_window: humantime::Duration,
+
+    /// Layer sizes remembered by digest.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_BLOB_SIZE_CACHE",
+        default_value_t = 100_000
+    )]
+    pub blob_size_cache: usize,
+
+    /// Layer size checks sent at once for one manifest.
+    #[arg(long, env = "REGISTRY_GATEWAY_HEAD_CONCURRENCY", default_value_t = 8)]
+    pub head_concurrency: usize,
+}

@@ -1,0 +1,263 @@
+//! The checks of a manifest push: body size, schema, verified layer sizes, image size and tag
+//! count.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::request::Parts;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use limits_core::{AppliedLimits, ByteSize, RepositoryName};
+use oci_manifest::{MAX_MANIFEST_BYTES, Manifest};
+use serde_json::json;
+use tokio::sync::OwnedMutexGuard;
+use upstream_client::Upstream;
+
+use crate::answer::{Code, Refusal};
+use crate::gateway::Gateway;
+use crate::tags::RecentTags;
+
+/// The repository's lock, held from the tag count until the upstream answered, with the tags
+/// the push creates.
+#[derive(Debug)]
+pub struct TagReservation {
+    guard: OwnedMutexGuard<RecentTags>,
+    created: Vec<String>,
+}
+
+impl TagReservation {
+    /// The upstream accepted the push: its new tags count from now on.
+    pub fn record(&mut self) {
+        self.guard.record(std::mem::take(&mut self.created));
+    }
+}
+
+fn too_large(size: Option<u64>) -> Refusal {
+    let measured = size.map_or_else(
+        || format!("more than {MAX_MANIFEST_BYTES}"),
+        |s| s.to_string(),
+    );
+    Refusal::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Code::SizeInvalid,
+        format!("manifest body of {measured} bytes exceeds the limit of {MAX_MANIFEST_BYTES} bytes (4 MiB)"),
+    )
+    .with_detail(json!({ "limit": MAX_MANIFEST_BYTES }))
+}
+
+/// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`]; a larger one is refused before
+/// any of it reaches the upstream.
+pub async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Refusal> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES as u64) {
+        return Err(too_large(Some(len)));
+    }
+    match Limited::new(body, MAX_MANIFEST_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large(None)),
+        Err(err) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            Code::ManifestInvalid,
+            format!("the manifest body could not be read: {err}"),
+        )),
+    }
+}
+
+/// The tags a push creates: the reference when it is a tag, and every `?tag=` parameter
+/// (OCI distribution 1.1), without duplicates.
+pub fn requested_tags(reference: &str, query: Option<&str>) -> Vec<String> {
+    let mut tags = Vec::new();
+    // A digest reference is `algorithm:hex`; a tag never holds a colon.
+    if !reference.contains(':') {
+        tags.push(reference.to_owned());
+    }
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "tag" && !value.is_empty() && !tags.iter().any(|t| *t == value) {
+            tags.push(value.into_owned());
+        }
+    }
+    tags
+}
+
+impl<U: Upstream> Gateway<U> {
+    /// Every check of a manifest push. `Ok(Some(_))` holds the repository's tag lock until the
+    /// upstream has answered.
+    pub(crate) async fn check_manifest(
+        &self,
+        parts: &Parts,
+        repository: &RepositoryName,
+        reference: &str,
+        bytes: &Bytes,
+    ) -> Result<Option<TagReservation>, Refusal> {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let manifest = oci_manifest::parse(content_type, bytes).map_err(|err| {
+            let reason = if err.is_schema1() { "schema1" } else { "manifest_invalid" };
+            self.metrics.refusal(reason);
+            tracing::warn!(repository = %repository, reference, reason, message = %err, verdict = "denied", "decision");
+            Refusal::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, err.to_string())
+        })?;
+        let applied = self.policy.borrow().limits_for(repository);
+        let auth = parts.headers.get(header::AUTHORIZATION);
+        if let Manifest::Image(image) = &manifest {
+            self.verify_layer_sizes(repository, image, auth).await?;
+            let decision = applied.check_image_size(ByteSize::new(image.total_size()));
+            self.log_decision(&decision, reference);
+            if !decision.is_allowed() {
+                return Err(crate::gateway::denied_refusal(&decision));
+            }
+        }
+        self.check_tags(&applied, reference, parts.uri.query(), auth)
+            .await
+    }
+
+    /// Confirms every counted layer's declared size with the upstream (`HEAD` on the blob,
+    /// with the client's own credentials, a bounded number at once, cached by digest).
+    async fn verify_layer_sizes(
+        &self,
+        repository: &RepositoryName,
+        image: &oci_manifest::ImageManifest,
+        auth: Option<&http::HeaderValue>,
+    ) -> Result<(), Refusal> {
+        let mut seen = HashSet::new();
+        let layers: Vec<_> = image
+            .layers()
+            .iter()
+            .filter(|l| seen.insert(l.digest().clone()))
+            .collect();
+        let checks: Vec<_> = layers
+            .into_iter()
+            .map(|layer| self.layer_size(repository, layer, auth))
+            .collect();
+        let mut checks = futures_util::stream::iter(checks)
+            .buffer_unordered(self.options.head_concurrency.max(1));
+        while let Some((layer, result)) = checks.next().await {
+            match result {
+                Ok(Some(real)) if real != layer.size() => {
+                    self.metrics.refusal("layer_size_mismatch");
+                    let message = format!(
+                        "layer {} declares {} bytes but the registry holds {} bytes ({}); the manifest's layer sizes must be true",
+                        layer.digest(),
+                        layer.size(),
+                        real,
+                        ByteSize::new(real),
+                    );
+                    tracing::warn!(repository = %repository, message = %message, verdict = "denied", "decision");
+                    return Err(Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        Code::ManifestInvalid,
+                        message,
+                    )
+                    .with_detail(json!({
+                        "digest": layer.digest().as_str(),
+                        "declared": layer.size(),
+                        "actual": real,
+                    })));
+                }
+                // Present and true, or absent: the upstream answers MANIFEST_BLOB_UNKNOWN itself.
+                Ok(_) => {}
+                Err(err) if self.options.fail_open => {
+                    tracing::warn!(repository = %repository, digest = %layer.digest(), error = %err,
+                        "layer size unverified; allowed by --fail-open");
+                }
+                Err(err) => {
+                    self.metrics.refusal("upstream_unavailable");
+                    return Err(self.layer_unreadable(&err, layer.digest()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn layer_size<'a>(
+        &self,
+        repository: &RepositoryName,
+        layer: &'a oci_manifest::Layer,
+        auth: Option<&http::HeaderValue>,
+    ) -> (
+        &'a oci_manifest::Layer,
+        Result<Option<u64>, upstream_client::UpstreamError>,
+    ) {
+        (
+            layer,
+            self.blob_size(repository, layer.digest(), auth).await,
+        )
+    }
+
+    /// The tag count check, under the repository's lock.
+    async fn check_tags(
+        &self,
+        applied: &AppliedLimits,
+        reference: &str,
+        query: Option<&str>,
+        auth: Option<&http::HeaderValue>,
+    ) -> Result<Option<TagReservation>, Refusal> {
+        let requested = requested_tags(reference, query);
+        if requested.is_empty() || !Self::counts_tags(&applied.limits.tag_count_limit) {
+            return Ok(None);
+        }
+        let window = self.options.recent_tag_window;
+        let mut guard = self.ledger.lock(&applied.repository, window).await;
+        let listed = match self.list_tags(&applied.repository, auth).await {
+            Ok(listed) => listed,
+            Err(err) if self.options.fail_open => {
+                tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
+                return Ok(None);
+            }
+            Err(err) => {
+                self.metrics.refusal("upstream_unavailable");
+                tracing::warn!(repository = %applied.repository, reference, error = %err, verdict = "denied", "decision");
+                return Err(self.tags_unreadable(&err));
+            }
+        };
+        let (existing, created) = {
+            let mut existing: HashSet<&str> = listed.iter().map(String::as_str).collect();
+            existing.extend(guard.current(window));
+            let created: Vec<String> = requested
+                .into_iter()
+                .filter(|tag| !existing.contains(tag.as_str()))
+                .collect();
+            (existing.len() as u64, created)
+        };
+        if created.is_empty() {
+            return Ok(None);
+        }
+        let decision = applied.check_tags(existing, created.len() as u64);
+        self.log_decision(&decision, reference);
+        if !decision.is_allowed() {
+            return Err(crate::gateway::denied_refusal(&decision));
+        }
+        Ok(Some(TagReservation { guard, created }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_of_a_push() {
+        let digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let cases: &[(&str, Option<&str>, &[&str])] = &[
+            ("latest", None, &["latest"]),
+            (digest, None, &[]),
+            (digest, Some("tag=a&tag=b"), &["a", "b"]),
+            ("v1", Some("tag=v1&tag=v2&x=1"), &["v1", "v2"]),
+            (digest, Some("tag=&tag=a%2Bb"), &["a+b"]),
+        ];
+        for (reference, query, expected) in cases {
+            assert_eq!(
+                requested_tags(reference, *query),
+                *expected,
+                "{reference} {query:?}"
+            );
+        }
+    }
+}

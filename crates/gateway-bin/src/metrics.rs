@@ -1,0 +1,254 @@
+//! Prometheus metrics of the gateway.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use limits_core::{Decision, LimitSource, Policy};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    check: String,
+    verdict: String,
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+type HistogramFamily = Family<OperationLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric the gateway exports, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+    refusals: Family<ReasonLabels, Counter>,
+    upstream_latency: HistogramFamily,
+    blob_cache: Family<ResultLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    config_loaded: Gauge,
+    config_rules: Gauge,
+    config_last_reload_ok: Gauge,
+    in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
+    refused_bytes: Counter<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric under the `registry_gateway` prefix.
+    pub fn new() -> Self {
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("registry_gateway");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by method and status class",
+            requests.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Limit decisions, by check, verdict and rule (position or global)",
+            decisions.clone(),
+        );
+        let refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Requests the gateway answered itself, by reason",
+            refusals.clone(),
+        );
+        let upstream_latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Time until the upstream answered, by operation (proxy, tags, blob_head)",
+            upstream_latency.clone(),
+        );
+        let blob_cache = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "blob_size_cache_lookups",
+            "Blob size cache lookups, by result (hit, miss)",
+            blob_cache.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration loads, by result (success, failure)",
+            reloads.clone(),
+        );
+        let config_loaded = Gauge::default();
+        registry.register(
+            "config_loaded",
+            "1 when a valid configuration is in force",
+            config_loaded.clone(),
+        );
+        let config_rules = Gauge::default();
+        registry.register(
+            "config_rules",
+            "Rules in the configuration in force",
+            config_rules.clone(),
+        );
+        let config_last_reload_ok = Gauge::default();
+        registry.register(
+            "config_last_reload_success",
+            "1 when the last configuration change loaded, 0 when it was refused",
+            config_last_reload_ok.clone(),
+        );
+        let in_flight = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests being served",
+            in_flight.clone(),
+        );
+        let refused_bytes = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "refused_image_bytes",
+            "Bytes of images and layers refused for size",
+            refused_bytes.clone(),
+        );
+        Self {
+            registry: root,
+            requests,
+            decisions,
+            refusals,
+            upstream_latency,
+            blob_cache,
+            reloads,
+            config_loaded,
+            config_rules,
+            config_last_reload_ok,
+            in_flight,
+            refused_bytes,
+        }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts an answered request.
+    pub fn request(&self, method: &http::Method, status: http::StatusCode) {
+        let status = format!("{}xx", status.as_u16() / 100);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Tracks requests in flight.
+    pub fn in_flight(&self, delta: i64) {
+        self.in_flight.inc_by(delta);
+    }
+
+    /// Counts a limit decision.
+    pub fn decision(&self, decision: &Decision) {
+        let rule = match &decision.source {
+            LimitSource::Global => "global".to_owned(),
+            LimitSource::Rule { position, .. } => position.to_string(),
+        };
+        let labels = DecisionLabels {
+            check: decision.check.name().to_owned(),
+            verdict: decision.verdict().to_owned(),
+            rule,
+        };
+        self.decisions.get_or_create(&labels).inc();
+        if !decision.is_allowed() {
+            if let limits_core::Check::ImageSize { size, .. }
+            | limits_core::Check::BlobSize { size, .. } = decision.check
+            {
+                self.refused_bytes.inc_by(size.bytes());
+            }
+        }
+    }
+
+    /// Counts a request the gateway answered itself for another reason than a limit.
+    pub fn refusal(&self, reason: &str) {
+        self.refusals
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records how long the upstream took.
+    pub fn upstream(&self, operation: &str, elapsed: Duration) {
+        self.upstream_latency
+            .get_or_create(&OperationLabels {
+                operation: operation.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a blob size cache lookup.
+    pub fn blob_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.blob_cache
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records a configuration that loaded.
+    pub fn config_loaded(&self, policy: &Policy, _initial: bool) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: "success".to_owned(),
+            })
+            .inc();
+        self.config_loaded.set(1);
+        self.config_rules
+            .set(i64::try_from(policy.rules().len()).unwrap_or(i64::MAX));
+        self.config_last_reload_ok.set(1);
+    }
+
+    /// Records a configuration change that was refused.
+    pub fn config_reload_failed(&self) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: "failure".to_owned(),
+            })
+            .inc();
+        self.config_last_reload_ok.set(0);
+    }
+}
