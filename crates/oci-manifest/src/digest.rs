@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::text::truncate;
+
 /// A validated content digest: `sha256:` followed by 64 lowercase hex digits, or `sha512:`
 /// followed by 128.
 ///
@@ -17,7 +19,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
 
-/// Why a digest was refused.
+/// Why a digest was refused. The refused value is kept cut to 150 characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DigestError {
@@ -72,18 +74,21 @@ impl FromStr for Digest {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let (algorithm, hex) = value
             .split_once(':')
-            .ok_or_else(|| DigestError::MissingAlgorithm(value.to_owned()))?;
+            .ok_or_else(|| DigestError::MissingAlgorithm(truncate(value)))?;
         let expected = match algorithm {
             "sha256" => 64,
             "sha512" => 128,
-            _ => return Err(DigestError::UnsupportedAlgorithm(value.to_owned())),
+            _ => return Err(DigestError::UnsupportedAlgorithm(truncate(value))),
         };
         let valid = hex.len() == expected
             && hex
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
-            return Err(DigestError::InvalidHex { value: value.to_owned(), expected });
+            return Err(DigestError::InvalidHex {
+                value: truncate(value),
+                expected,
+            });
         }
         Ok(Self(value.to_owned()))
     }
