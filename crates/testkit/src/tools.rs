@@ -1,0 +1,53 @@
+//! The external programs the kit runs, and a clear panic when one is missing.
+
+use std::path::PathBuf;
+
+/// An external program and the Debian package that ships it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tool {
+    /// The program's name, looked up on `PATH`.
+    pub program: &'static str,
+    /// The Debian package to install when it is missing.
+    pub package: &'static str,
+}
+
+/// CNCF distribution 2.8, `docker-registry serve config.yml`.
+pub const DOCKER_REGISTRY: Tool = Tool {
+    program: "docker-registry",
+    package: "docker-registry",
+};
+/// `skopeo copy`, to push images the way real clients do.
+pub const SKOPEO: Tool = Tool {
+    program: "skopeo",
+    package: "skopeo",
+};
+/// `htpasswd -B`, for the bcrypt password file of Basic auth.
+pub const HTPASSWD: Tool = Tool {
+    program: "htpasswd",
+    package: "apache2-utils",
+};
+/// `openssl req -x509`, for the token issuer's certificate.
+pub const OPENSSL: Tool = Tool {
+    program: "openssl",
+    package: "openssl",
+};
+
+impl Tool {
+    /// The program's path.
+    ///
+    /// # Panics
+    /// When the program is not on `PATH`, naming the package to install. Tests never skip.
+    pub fn require(&self) -> PathBuf {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(self.program))
+            .find(|candidate| candidate.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "testkit needs `{}`, which is not on PATH: install the Debian package `{}` \
+                     (apt-get install {})",
+                    self.program, self.package, self.package
+                )
+            })
+    }
+}

@@ -1,0 +1,93 @@
+//! The questions the gateway asks the upstream registry.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use limits_core::RepositoryName;
+use oci_manifest::Digest;
+
+use crate::auth::Auth;
+use crate::error::UpstreamError;
+
+/// What the gateway asks the upstream registry. [`ReqwestUpstream`](crate::ReqwestUpstream) is
+/// the real implementation; tests can supply their own.
+///
+/// ```
+/// use std::future::Future;
+/// use limits_core::RepositoryName;
+/// use oci_manifest::Digest;
+/// use upstream_client::{Auth, Upstream, UpstreamError};
+///
+/// /// A fixed upstream for tests: every repository has the same tags and no blobs.
+/// struct Fixed(Vec<String>);
+///
+/// impl Upstream for Fixed {
+///     async fn tags(&self, _: &RepositoryName, _: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+///         Ok(self.0.clone())
+///     }
+///     async fn blob_size(
+///         &self,
+///         _: &RepositoryName,
+///         _: &Digest,
+///         _: Auth<'_>,
+///     ) -> Result<Option<u64>, UpstreamError> {
+///         Ok(None)
+///     }
+/// }
+/// ```
+pub trait Upstream: Send + Sync {
+    /// All tags of the repository, every page. A repository the upstream does not know
+    /// (404 `NAME_UNKNOWN`) has no tags.
+    fn tags(
+        &self,
+        repo: &RepositoryName,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send;
+
+    /// The real size in bytes of a blob, from `HEAD /v2/<name>/blobs/<digest>`
+    /// (`Content-Length`); `None` when the upstream answers 404.
+    fn blob_size(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<u64>, UpstreamError>> + Send;
+}
+
+impl<T: Upstream> Upstream for Arc<T> {
+    fn tags(
+        &self,
+        repo: &RepositoryName,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
+        T::tags(self, repo, auth)
+    }
+
+    fn blob_size(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<u64>, UpstreamError>> + Send {
+        T::blob_size(self, repo, digest, auth)
+    }
+}
+
+impl<T: Upstream> Upstream for &T {
+    fn tags(
+        &self,
+        repo: &RepositoryName,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
+        T::tags(self, repo, auth)
+    }
+
+    fn blob_size(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<u64>, UpstreamError>> + Send {
+        T::blob_size(self, repo, digest, auth)
+    }
+}
