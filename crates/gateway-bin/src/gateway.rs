@@ -24,7 +24,7 @@ use crate::forward::{Target, UPSTREAM_VERSION};
 use crate::metrics::Metrics;
 use crate::route::{Route, route};
 use crate::tags::TagLedger;
-use crate::upload::{GuardedBody, Tripped, UploadProgress, content_range, upstream_range_end};
+use crate::upload::{GuardedBody, Trip, UploadProgress, content_range, upstream_range_end};
 
 /// The pooled client that carries proxied requests to the upstream.
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
@@ -313,14 +313,16 @@ impl<U: Upstream> Gateway<U> {
         if let Some(known) = known.filter(|known| *known > limit) {
             let decision = applied.check_blob(limits_core::ByteSize::new(known));
             self.log_decision(&decision, &session);
+            crate::upload::drain(body);
             return denied_refusal(&decision).into_response();
         }
-        let tripped = Tripped::default();
-        let guarded = GuardedBody::new(body, applied, limit, offset, Arc::clone(&tripped));
+        let trip = Arc::new(Trip::default());
+        let guarded = GuardedBody::new(body, applied, limit, offset, Arc::clone(&trip));
         let response = self.forward(parts, guarded.boxed(), remote, None).await;
-        if let Some(decision) = tripped.get() {
+        if let Some(decision) = trip.decision() {
             self.log_decision(decision, &session);
             self.uploads.remove(&session);
+            trip.drain_rest();
             return denied_refusal(decision).into_response();
         }
         self.track_upload(&session, &response);

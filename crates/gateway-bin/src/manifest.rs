@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, ByteSize, RepositoryName};
 use oci_manifest::{MAX_MANIFEST_BYTES, Manifest};
@@ -18,6 +18,7 @@ use upstream_client::Upstream;
 use crate::answer::{Code, Refusal};
 use crate::gateway::Gateway;
 use crate::tags::RecentTags;
+use crate::upload::drain;
 
 /// The repository's lock, held from the tag count until the upstream answered, with the tags
 /// the push creates.
@@ -49,23 +50,29 @@ fn too_large(size: Option<u64>) -> Refusal {
 
 /// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`]; a larger one is refused before
 /// any of it reaches the upstream.
-pub async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Refusal> {
+pub async fn read_body(headers: &HeaderMap, mut body: Incoming) -> Result<Bytes, Refusal> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES as u64) {
+        drain(body);
         return Err(too_large(Some(len)));
     }
-    match Limited::new(body, MAX_MANIFEST_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(too_large(None)),
-        Err(err) => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            Code::ManifestInvalid,
-            format!("the manifest body could not be read: {err}"),
-        )),
+    let mut bytes = BytesMut::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            Refusal::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("the manifest body could not be read: {err}"))
+        })?;
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > MAX_MANIFEST_BYTES {
+                drain(body);
+                return Err(too_large(None));
+            }
+            bytes.extend_from_slice(data);
+        }
     }
+    Ok(bytes.freeze())
 }
 
 /// The tags a push creates: the reference when it is a tag, and every `?tag=` parameter

@@ -5,67 +5,99 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use limits_core::{AppliedLimits, ByteSize, Decision};
 
 use crate::body::BoxError;
 
-/// The decision that stopped an upload, set by the body when it trips.
-pub type Tripped = Arc<OnceLock<Decision>>;
+/// Bytes of a refused upload still read and discarded after the refusal, so the client reads
+/// the 403 instead of a connection reset.
+const DRAIN_BYTES: u64 = 256 << 20;
+/// Longest time spent discarding a refused upload's remaining bytes.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// What a guarded body leaves behind when it trips: the decision, and the rest of the
+/// client's body, which is never forwarded.
+#[derive(Debug, Default)]
+pub struct Trip {
+    decision: OnceLock<Decision>,
+    rest: Mutex<Option<Incoming>>,
+}
+
+impl Trip {
+    /// The decision that stopped the upload, if it was stopped.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.get()
+    }
+
+    /// Reads and discards what the client still sends, for a bounded time and number of bytes,
+    /// so that closing the connection does not reset it before the client read the refusal.
+    pub fn drain_rest(&self) {
+        let rest = match self.rest.lock() {
+            Ok(mut rest) => rest.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(body) = rest {
+            drain(body);
+        }
+    }
+}
+
+/// Reads and discards a refused request's body in the background, for at most [`DRAIN_TIME`]
+/// and [`DRAIN_BYTES`]: a client still sending when the refusal comes then reads it, instead
+/// of a connection reset.
+pub fn drain(mut body: Incoming) {
+    tokio::spawn(async move {
+        let discard = async {
+            let mut read = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if read > DRAIN_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
+    });
+}
 
 /// Error a guarded body returns once the limit is exceeded.
 #[derive(Debug, thiserror::Error)]
 #[error("upload stopped: {0}")]
 pub struct LimitExceeded(String);
 
-/// A request body that counts bytes and fails once `offset + bytes` exceeds the limit.
+/// A client's upload body that counts bytes and fails once `offset + bytes` exceeds the limit.
 #[derive(Debug)]
-pub struct GuardedBody<B> {
-    inner: B,
+pub struct GuardedBody {
+    inner: Option<Incoming>,
     applied: AppliedLimits,
     limit: u64,
     offset: u64,
     seen: u64,
-    tripped: Tripped,
+    trip: Arc<Trip>,
 }
 
-impl<B> GuardedBody<B> {
+impl GuardedBody {
     /// Guards `inner`, an upload chunk starting at `offset` bytes of the blob.
-    pub fn new(
-        inner: B,
-        applied: AppliedLimits,
-        limit: u64,
-        offset: u64,
-        tripped: Tripped,
-    ) -> Self {
-        Self {
-            inner,
-            applied,
-            limit,
-            offset,
-            seen: 0,
-            tripped,
-        }
+    pub fn new(inner: Incoming, applied: AppliedLimits, limit: u64, offset: u64, trip: Arc<Trip>) -> Self {
+        Self { inner: Some(inner), applied, limit, offset, seen: 0, trip }
     }
 }
 
-impl<B> Body for GuardedBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
+impl Body for GuardedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.seen = this.seen.saturating_add(data.len() as u64);
@@ -73,7 +105,10 @@ where
                     if total > this.limit {
                         let decision = this.applied.check_blob(ByteSize::new(total));
                         let message = decision.to_string();
-                        let _ = this.tripped.set(decision);
+                        let _ = this.trip.decision.set(decision);
+                        if let Ok(mut rest) = this.trip.rest.lock() {
+                            *rest = this.inner.take();
+                        }
                         return Poll::Ready(Some(Err(Box::new(LimitExceeded(message)))));
                     }
                 }
@@ -86,11 +121,11 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `registry-gateway` binary in front of Debian's `docker-registry`
+//! (CNCF distribution 2.8), driven by `skopeo` and raw HTTP clients.
+
+mod cli;
+mod operations;
+mod proxy;
+mod support;

@@ -1,0 +1,1 @@
+//! Operating the gateway: reload, metrics, readiness, Harbor mode, graceful stop.

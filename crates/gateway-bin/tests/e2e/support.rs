@@ -1,0 +1,210 @@
+//! Starting the gateway binary on free loopback ports, and small HTTP helpers.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+/// Path of the binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_registry-gateway");
+
+/// A running `registry-gateway serve`, killed on drop.
+pub struct Gateway {
+    child: Child,
+    /// Proxy port.
+    pub port: u16,
+    /// Admin port.
+    pub admin_port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// How to start a gateway.
+pub struct GatewayBuilder {
+    upstream: Url,
+    config: Option<String>,
+    config_path: Option<PathBuf>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl GatewayBuilder {
+    /// Configuration text, written to a file in the gateway's directory.
+    pub fn config(mut self, yaml: &str) -> Self {
+        self.config = Some(yaml.to_owned());
+        self
+    }
+
+    /// A configuration file or directory the test manages.
+    pub fn config_path(mut self, path: &Path) -> Self {
+        self.config_path = Some(path.to_owned());
+        self
+    }
+
+    /// Extra arguments of `serve`.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// An environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the gateway and waits until its admin port answers.
+    pub fn start(self) -> Gateway {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config_path = match (self.config_path, self.config) {
+            (Some(path), _) => path,
+            (None, config) => {
+                let path = dir.path().join("limits.yaml");
+                std::fs::write(&path, config.unwrap_or_default()).expect("write config");
+                path
+            }
+        };
+        let port = testkit::free_port();
+        let admin_port = testkit::free_port();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--upstream")
+            .arg(self.upstream.as_str())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{admin_port}"))
+            .arg("--reload-interval")
+            .arg("200ms")
+            .args(&self.args)
+            .envs(self.envs)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start registry-gateway");
+        let mut gateway = Gateway { child, port, admin_port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while get(admin_port, "/healthz").map(|(status, _)| status) != Some(200) {
+            if let Ok(Some(status)) = gateway.child.try_wait() {
+                panic!("registry-gateway exited with {status}:\n{}", gateway.logs());
+            }
+            assert!(Instant::now() < deadline, "registry-gateway did not start:\n{}", gateway.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gateway
+    }
+}
+
+impl Gateway {
+    /// A gateway in front of `upstream`.
+    pub fn builder(upstream: Url) -> GatewayBuilder {
+        GatewayBuilder { upstream, config: None, config_path: None, args: Vec::new(), envs: Vec::new() }
+    }
+
+    /// `http://127.0.0.1:<port>/`.
+    pub fn base_url(&self) -> Url {
+        Url::parse(&format!("http://127.0.0.1:{}/", self.port)).expect("url")
+    }
+
+    /// `127.0.0.1:<port>`, for skopeo references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// `/metrics` text.
+    pub fn metrics(&self) -> String {
+        get(self.admin_port, "/metrics").expect("metrics answer").1
+    }
+
+    /// Value of one sample of `/metrics`, such as
+    /// `registry_gateway_config_reloads_total{result="failure"}`; 0 when absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        parse_metric(&self.metrics(), sample)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `sample` in Prometheus text, or 0.
+pub fn parse_metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status, body), or `None` when nothing answers.
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    Some((status, body))
+}
+
+/// Runs the binary with `args`: (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN).args(args).output().expect("run registry-gateway");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Tags of `repository` as the registry itself lists them.
+pub async fn upstream_tags(registry: &testkit::Registry, repository: &str) -> Vec<String> {
+    let pusher = testkit::RawPusher::for_registry(registry, repository);
+    let url = registry.base_url().join(&format!("v2/{repository}/tags/list")).expect("url");
+    let answer = pusher.send(http::Method::GET, url, None, Vec::new()).await;
+    if answer.status == 404 {
+        return Vec::new();
+    }
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("tag list JSON");
+    let mut tags: Vec<String> = json["tags"]
+        .as_array()
+        .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
