@@ -28,7 +28,7 @@ pub enum LoadError {
         path: PathBuf,
         /// Why it is invalid.
         #[source]
-        source: ConfigError,
+        source: Box<ConfigError>,
     },
 }
 
@@ -83,7 +83,7 @@ fn compile(path: &Path, content: &Content) -> Result<Policy, LoadError> {
     };
     result.map_err(|source| LoadError::Invalid {
         path: path.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -233,7 +233,7 @@ impl<U: Upstream> Gateway<U> {
             Ok(bytes) => bytes,
             Err(refusal) => {
                 self.metrics.refusal("manifest_too_large");
-                tracing::warn!(repository = %repository, reference, message = %refusal.message, verdict = "denied", "decision");
+                tracing::warn!(repository = %repository, reference, event = "decision", verdict = "denied", "{}", refusal.message);
                 return refusal.into_response();
             }
         };
@@ -362,15 +362,15 @@ impl<U: Upstream> Gateway<U> {
             .map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
         if decision.is_allowed() {
             tracing::info!(
-                repository = %decision.repository, reference, check = detail.check,
+                event = "decision", repository = %decision.repository, reference, check = detail.check,
                 measured = detail.measured, limit, rule = %decision.source,
-                verdict = decision.verdict(), message = %decision, "decision"
+                verdict = decision.verdict(), "{decision}"
             );
         } else {
             tracing::warn!(
-                repository = %decision.repository, reference, check = detail.check,
+                event = "decision", repository = %decision.repository, reference, check = detail.check,
                 measured = detail.measured, limit, rule = %decision.source,
-                verdict = decision.verdict(), message = %decision, "decision"
+                verdict = decision.verdict(), "{decision}"
             );
         }
     }

@@ -227,8 +227,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
     tracing::info!(
-        listen = ?server::local(&listener),
-        admin = ?server::local(&admin_listener),
+        listen = %listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string()),
+        admin = %admin_listener.local_addr().map_or_else(|_| args.admin_listen.to_string(), |a| a.to_string()),
         upstream = %args.upstream,
         fail_open = args.fail_open,
         "registry-gateway serving"

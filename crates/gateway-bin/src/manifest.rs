@@ -62,7 +62,11 @@ pub async fn read_body(headers: &HeaderMap, mut body: Incoming) -> Result<Bytes,
     let mut bytes = BytesMut::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| {
-            Refusal::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("the manifest body could not be read: {err}"))
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                Code::ManifestInvalid,
+                format!("the manifest body could not be read: {err}"),
+            )
         })?;
         if let Some(data) = frame.data_ref() {
             if bytes.len() + data.len() > MAX_MANIFEST_BYTES {
@@ -108,7 +112,7 @@ impl<U: Upstream> Gateway<U> {
         let manifest = oci_manifest::parse(content_type, bytes).map_err(|err| {
             let reason = if err.is_schema1() { "schema1" } else { "manifest_invalid" };
             self.metrics.refusal(reason);
-            tracing::warn!(repository = %repository, reference, reason, message = %err, verdict = "denied", "decision");
+            tracing::warn!(event = "decision", repository = %repository, reference, reason, verdict = "denied", "{err}");
             Refusal::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, err.to_string())
         })?;
         let applied = self.policy.borrow().limits_for(repository);
@@ -156,7 +160,7 @@ impl<U: Upstream> Gateway<U> {
                         real,
                         ByteSize::new(real),
                     );
-                    tracing::warn!(repository = %repository, message = %message, verdict = "denied", "decision");
+                    tracing::warn!(repository = %repository, event = "decision", verdict = "denied", "{}", message);
                     return Err(Refusal::new(
                         StatusCode::BAD_REQUEST,
                         Code::ManifestInvalid,
@@ -220,7 +224,7 @@ impl<U: Upstream> Gateway<U> {
             }
             Err(err) => {
                 self.metrics.refusal("upstream_unavailable");
-                tracing::warn!(repository = %applied.repository, reference, error = %err, verdict = "denied", "decision");
+                tracing::warn!(event = "decision", repository = %applied.repository, reference, error = %err, verdict = "denied", "tag count unreadable; push refused");
                 return Err(self.tags_unreadable(&err));
             }
         };

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,9 +85,4 @@ pub async fn termination() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// The address a listener is bound to, for the start-up log line.
-pub fn local(listener: &TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
 }

@@ -85,8 +85,21 @@ pub struct GuardedBody {
 
 impl GuardedBody {
     /// Guards `inner`, an upload chunk starting at `offset` bytes of the blob.
-    pub fn new(inner: Incoming, applied: AppliedLimits, limit: u64, offset: u64, trip: Arc<Trip>) -> Self {
-        Self { inner: Some(inner), applied, limit, offset, seen: 0, trip }
+    pub fn new(
+        inner: Incoming,
+        applied: AppliedLimits,
+        limit: u64,
+        offset: u64,
+        trip: Arc<Trip>,
+    ) -> Self {
+        Self {
+            inner: Some(inner),
+            applied,
+            limit,
+            offset,
+            seen: 0,
+            trip,
+        }
     }
 }
 
@@ -94,9 +107,14 @@ impl Body for GuardedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -125,7 +143,9 @@ impl Body for GuardedBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 

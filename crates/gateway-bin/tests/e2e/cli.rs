@@ -1,1 +1,193 @@
-//! `check-config` and `explain`.
+//! `check-config`, `explain`, start-up on an invalid configuration, and every configuration
+//! example in the docs.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::run;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The seed examples of the product this gateway replaces.
+fn seed(name: &str) -> String {
+    repo_root()
+        .join("crates/limits-core/tests/it/seeds")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn check_config_prints_the_effective_limits() {
+    let (ok, out, err) = run(&["check-config", &seed("additional-examples.yaml")]);
+    assert!(ok, "{err}");
+    let expected = [
+        "global limits: max_image_size 100 MB (104857600 bytes), tag_count_limit 100",
+        "rules (first match wins):",
+        "  1. ^project-1/.*  max_image_size 20 MB (20971520 bytes), tag_count_limit 3",
+        "  2. ^project-2/big-image/.*  max_image_size 5 GB (5368709120 bytes), tag_count_limit 200",
+        "  3. ^project-2/.*  max_image_size 50 MB (52428800 bytes), tag_count_limit 10",
+    ];
+    for line in expected {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    for name in ["global-limits.yaml", "path-rules.yaml"] {
+        let (ok, _, err) = run(&["check-config", &seed(name)]);
+        assert!(ok, "{name}: {err}");
+    }
+}
+
+#[test]
+fn explain_names_the_rule() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "project-1/app",
+            "rule: rule 1: ^project-1/.* (first match)",
+            "max_image_size: 20 MB (20971520 bytes)",
+        ),
+        (
+            "project-2/big-image/base",
+            "rule: rule 2: ^project-2/big-image/.* (first match)",
+            "tag_count_limit: 200",
+        ),
+        (
+            "project-2/app",
+            "rule: rule 3: ^project-2/.* (first match)",
+            "tag_count_limit: 10",
+        ),
+        (
+            "other/app",
+            "rule: none matches; the global limits apply",
+            "max_image_size: 100 MB (104857600 bytes)",
+        ),
+    ];
+    for (repository, rule, limit) in cases {
+        let (ok, out, err) = run(&[
+            "explain",
+            "--config",
+            &seed("additional-examples.yaml"),
+            repository,
+        ]);
+        assert!(ok, "{err}");
+        assert!(
+            out.contains(rule) && out.contains(limit),
+            "{repository}:\n{out}"
+        );
+    }
+    let (ok, _, err) = run(&["explain", "--config", &seed("path-rules.yaml"), "Bad/Name"]);
+    assert!(!ok);
+    assert!(
+        err.contains("invalid repository name \"Bad/Name\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_configuration_is_refused_at_start_and_by_check_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "max_image_size: 100MB\nrules:\n- path: ^a/\n  limit: {max_image_size: 1GB}\n",
+    )
+    .expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let message = "missing key \"tag_count_limit\" in rule 1 (^a/): each rule must give both max_image_size and tag_count_limit";
+    let (ok, _, err) = run(&["check-config", &path]);
+    assert!(!ok);
+    assert!(err.contains(message), "{err}");
+    let (ok, _, err) = run(&[
+        "serve",
+        "--config",
+        &path,
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok);
+    assert!(err.contains(message), "{err}");
+}
+
+#[test]
+fn every_flag_has_an_environment_variable() {
+    let (ok, out, _) = run(&["serve", "--help"]);
+    assert!(ok);
+    let flags = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help"))
+        .count();
+    let envs = out.matches("[env: REGISTRY_GATEWAY_").count();
+    assert!(flags > 10, "{out}");
+    assert_eq!(flags, envs, "{out}");
+}
+
+/// Every gateway configuration shown in the README, docs/ and deploy/ loads with
+/// `check-config`, so the documents cannot drift from the code.
+#[test]
+fn documented_configurations_load() {
+    let root = repo_root();
+    let mut files = vec![root.join("README.md")];
+    for dir in ["docs", "deploy/kubernetes"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
+            files.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+        }
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut checked = 0;
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let blocks: Vec<String> = match file.extension().and_then(|e| e.to_str()) {
+            Some("md") => yaml_blocks(&text),
+            Some("yaml" | "yml") => text.split("\n---").map(str::to_owned).collect(),
+            _ => continue,
+        };
+        for block in blocks.iter().filter(|b| is_gateway_config(b)) {
+            let path = scratch.path().join(format!("example-{checked}.yaml"));
+            std::fs::write(&path, block).expect("write example");
+            let (ok, _, err) = run(&["check-config", &path.to_string_lossy()]);
+            assert!(
+                ok,
+                "{} holds a configuration that does not load:\n{block}\n{err}",
+                file.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 1 || !root.join("docs").exists(),
+        "no configuration examples found"
+    );
+}
+
+fn yaml_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match &mut current {
+            None if line.trim_start().starts_with("```yaml") => current = Some(String::new()),
+            Some(_) if line.trim_start().starts_with("```") => blocks.extend(current.take()),
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// A gateway configuration: the data keys, or the `registry-gateway-config` ConfigMap.
+fn is_gateway_config(block: &str) -> bool {
+    let is_configmap = block.contains("kind: ConfigMap");
+    if is_configmap {
+        return block.contains("registry-gateway-config");
+    }
+    !block.contains("kind:")
+        && (block.contains("max_image_size:") || block.contains("tag_count_limit:"))
+}

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use testkit::{ManifestFormat, OciLayout, RawPusher, Registry, SkopeoCopy, TestImage, sha256_digest};
+use testkit::{
+    ManifestFormat, OciLayout, RawPusher, Registry, SkopeoCopy, TestImage, sha256_digest,
+};
 
 use crate::support::{Gateway, upstream_tags};
 
@@ -31,9 +33,18 @@ fn start() -> (Registry, Gateway) {
     (registry, gateway)
 }
 
-async fn skopeo_push(gateway: &Gateway, image: &TestImage, repository: &str, tag: &str, args: &[&str]) -> testkit::CommandOutput {
+async fn skopeo_push(
+    gateway: &Gateway,
+    image: &TestImage,
+    repository: &str,
+    tag: &str,
+    args: &[&str],
+) -> testkit::CommandOutput {
     let layout = OciLayout::with_image(image, tag);
-    SkopeoCopy::to_registry(&layout, &gateway.host(), repository, tag).args(args.iter().copied()).run().await
+    SkopeoCopy::to_registry(&layout, &gateway.host(), repository, tag)
+        .args(args.iter().copied())
+        .run()
+        .await
 }
 
 #[tokio::test]
@@ -43,10 +54,15 @@ async fn allowed_pushes_arrive_byte_identical() {
 
     // Raw HTTP through the gateway: what the registry stores is exactly what was sent.
     let through = RawPusher::new(gateway.base_url());
-    let answer = through.push_image(&image, "project-1/raw", "v1", ManifestFormat::Oci, None).await;
+    let answer = through
+        .push_image(&image, "project-1/raw", "v1", ManifestFormat::Oci, None)
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     let direct = RawPusher::new(registry.base_url());
-    let url = registry.base_url().join("v2/project-1/raw/manifests/v1").expect("url");
+    let url = registry
+        .base_url()
+        .join("v2/project-1/raw/manifests/v1")
+        .expect("url");
     let stored = reqwest::Client::new()
         .get(url)
         .header("accept", ManifestFormat::Oci.media_type())
@@ -56,16 +72,24 @@ async fn allowed_pushes_arrive_byte_identical() {
         .bytes()
         .await
         .expect("manifest body");
-    assert_eq!(stored.as_ref(), image.manifest_as(ManifestFormat::Oci, None).as_slice());
+    assert_eq!(
+        stored.as_ref(),
+        image.manifest_as(ManifestFormat::Oci, None).as_slice()
+    );
     for layer in image.layers() {
-        let url = registry.base_url().join(&format!("v2/project-1/raw/blobs/{}", layer.digest)).expect("url");
+        let url = registry
+            .base_url()
+            .join(&format!("v2/project-1/raw/blobs/{}", layer.digest))
+            .expect("url");
         let blob = direct.send(Method::GET, url, None, Vec::new()).await;
         assert_eq!(sha256_digest(&blob.body), layer.digest);
         assert_eq!(blob.body, layer.data);
     }
 
     // skopeo through the gateway, then pulled back through it: same digests, same bytes.
-    skopeo_push(&gateway, &image, "project-1/app", "v1", &[]).await.assert_success();
+    skopeo_push(&gateway, &image, "project-1/app", "v1", &[])
+        .await
+        .assert_success();
     let out = tempfile::tempdir().expect("tempdir");
     SkopeoCopy::new(
         format!("docker://{}/project-1/app:v1", gateway.host()),
@@ -97,7 +121,9 @@ async fn too_large_image_is_refused_with_the_spec_message() {
     );
     assert!(upstream_tags(&registry, "project-1/app").await.is_empty());
     // The same image is fine where the global 100 MB applies.
-    skopeo_push(&gateway, &image, "other/app", "big", &[]).await.assert_success();
+    skopeo_push(&gateway, &image, "other/app", "big", &[])
+        .await
+        .assert_success();
     assert!(gateway.logs().contains("verdict=\"denied\""));
 }
 
@@ -105,10 +131,26 @@ async fn too_large_image_is_refused_with_the_spec_message() {
 async fn schema1_is_refused_with_how_to_convert() {
     let (registry, gateway) = start();
     let image = TestImage::new(&[10 * KB], 3);
-    let out = skopeo_push(&gateway, &image, "other/legacy", "v1", &["--format", "v2s1"]).await;
+    let out = skopeo_push(
+        &gateway,
+        &image,
+        "other/legacy",
+        "v1",
+        &["--format", "v2s1"],
+    )
+    .await;
     out.assert_failure();
-    assert!(out.stderr.contains("manifest invalid: docker schema 1 manifests are not supported"), "{}", out.stderr);
-    assert!(out.stderr.contains("skopeo copy --format v2s2"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("manifest invalid: docker schema 1 manifests are not supported"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("skopeo copy --format v2s2"),
+        "{}",
+        out.stderr
+    );
     assert!(upstream_tags(&registry, "other/legacy").await.is_empty());
 }
 
@@ -117,7 +159,9 @@ async fn tag_limit_counts_new_tags_and_allows_repushes() {
     let (registry, gateway) = start();
     let image = TestImage::new(&[10 * KB], 4);
     for tag in ["v1", "v2", "v3"] {
-        skopeo_push(&gateway, &image, "project-1/app", tag, &[]).await.assert_success();
+        skopeo_push(&gateway, &image, "project-1/app", tag, &[])
+            .await
+            .assert_success();
     }
     let out = skopeo_push(&gateway, &image, "project-1/app", "v4", &[]).await;
     out.assert_failure();
@@ -130,8 +174,13 @@ async fn tag_limit_counts_new_tags_and_allows_repushes() {
     );
     // Re-pushing an existing tag, even with another image, is allowed.
     let other = TestImage::new(&[12 * KB], 5);
-    skopeo_push(&gateway, &other, "project-1/app", "v2", &[]).await.assert_success();
-    assert_eq!(upstream_tags(&registry, "project-1/app").await, ["v1", "v2", "v3"]);
+    skopeo_push(&gateway, &other, "project-1/app", "v2", &[])
+        .await
+        .assert_success();
+    assert_eq!(
+        upstream_tags(&registry, "project-1/app").await,
+        ["v1", "v2", "v3"]
+    );
 }
 
 #[tokio::test]
@@ -141,20 +190,38 @@ async fn tag_query_parameters_are_counted() {
     let pusher = RawPusher::new(gateway.base_url());
     let digest = image.manifest().digest.clone();
     // By digest alone: no tag, always allowed.
-    let answer = pusher.push_image(&image, "project-1/q", &digest, ManifestFormat::Oci, None).await;
+    let answer = pusher
+        .push_image(&image, "project-1/q", &digest, ManifestFormat::Oci, None)
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
     let manifest = image.manifest_as(ManifestFormat::Oci, None);
     let put = |query: &'static str| {
-        let url = gateway.base_url().join(&format!("v2/project-1/q/manifests/{digest}?{query}")).expect("url");
+        let url = gateway
+            .base_url()
+            .join(&format!("v2/project-1/q/manifests/{digest}?{query}"))
+            .expect("url");
         let pusher = &pusher;
         let manifest = manifest.clone();
-        async move { pusher.send(Method::PUT, url, Some(ManifestFormat::Oci.media_type()), manifest).await }
+        async move {
+            pusher
+                .send(
+                    Method::PUT,
+                    url,
+                    Some(ManifestFormat::Oci.media_type()),
+                    manifest,
+                )
+                .await
+        }
     };
     // Four new tags in one push exceed the limit of 3.
     let answer = put("tag=a&tag=b&tag=c&tag=d").await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
     assert_eq!(answer.error_code().as_deref(), Some("DENIED"));
-    assert!(answer.text().contains("this push adds 4"), "{}", answer.text());
+    assert!(
+        answer.text().contains("this push adds 4"),
+        "{}",
+        answer.text()
+    );
     let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
     assert_eq!(json["errors"][0]["detail"]["new_tags"], 4);
     assert_eq!(json["errors"][0]["detail"]["limit"], 3);
@@ -166,7 +233,13 @@ async fn lying_manifest_is_refused() {
     let image = TestImage::new(&[400 * KB, 20 * KB], 7);
     let pusher = RawPusher::new(gateway.base_url());
     let answer = pusher
-        .push_image(&image, "project-1/liar", "v1", ManifestFormat::DockerV2S2, Some(&[10, 20 * KB]))
+        .push_image(
+            &image,
+            "project-1/liar",
+            "v1",
+            ManifestFormat::DockerV2S2,
+            Some(&[10, 20 * KB]),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
     assert_eq!(answer.error_code().as_deref(), Some("MANIFEST_INVALID"));
@@ -186,7 +259,15 @@ async fn index_is_accepted_when_each_child_is_within_the_limit() {
     for (seed, arch) in [(8u64, "amd64"), (9, "arm64")] {
         let image = TestImage::new(&[300 * KB], seed);
         let digest = image.manifest().digest.clone();
-        let answer = pusher.push_image(&image, "project-1/multi", &digest, ManifestFormat::Oci, None).await;
+        let answer = pusher
+            .push_image(
+                &image,
+                "project-1/multi",
+                &digest,
+                ManifestFormat::Oci,
+                None,
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
         children.push(serde_json::json!({
             "mediaType": ManifestFormat::Oci.media_type(),
@@ -203,10 +284,18 @@ async fn index_is_accepted_when_each_child_is_within_the_limit() {
     .to_string();
     // The children add up to 600 KB, but an index is not measured: each child was checked.
     let answer = pusher
-        .put_manifest("project-1/multi", "latest", "application/vnd.oci.image.index.v1+json", index.as_bytes())
+        .put_manifest(
+            "project-1/multi",
+            "latest",
+            "application/vnd.oci.image.index.v1+json",
+            index.as_bytes(),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
-    assert_eq!(upstream_tags(&registry, "project-1/multi").await, ["latest"]);
+    assert_eq!(
+        upstream_tags(&registry, "project-1/multi").await,
+        ["latest"]
+    );
 }
 
 #[tokio::test]
@@ -215,21 +304,43 @@ async fn oversized_layer_is_refused_while_it_uploads() {
     let image = TestImage::new(&[3 * 1024 * KB], 10);
     let out = skopeo_push(&gateway, &image, "project-1/huge", "v1", &[]).await;
     out.assert_failure();
-    assert!(out.stderr.contains("exceeds the image size limit of 1 MB for repository project-1/huge"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("exceeds the image size limit of 1 MB for repository project-1/huge"),
+        "{}",
+        out.stderr
+    );
     // The registry never completed the blob.
     let direct = RawPusher::new(registry.base_url());
     let url = registry
         .base_url()
-        .join(&format!("v2/project-1/huge/blobs/{}", image.layers()[0].digest))
+        .join(&format!(
+            "v2/project-1/huge/blobs/{}",
+            image.layers()[0].digest
+        ))
         .expect("url");
-    assert_eq!(direct.send(Method::HEAD, url, None, Vec::new()).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        direct
+            .send(Method::HEAD, url, None, Vec::new())
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
     // A monolithic upload whose Content-Length is over the limit is refused before any byte
     // is forwarded.
     let pusher = RawPusher::new(gateway.base_url());
-    let answer = pusher.upload_blob("project-1/huge", &image.layers()[0]).await;
+    let answer = pusher
+        .upload_blob("project-1/huge", &image.layers()[0])
+        .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
-    assert!(answer.text().contains("layer size 3.0 MB (3145728 bytes) exceeds the image size limit of 1 MB"), "{}", answer.text());
+    assert!(
+        answer
+            .text()
+            .contains("layer size 3.0 MB (3145728 bytes) exceeds the image size limit of 1 MB"),
+        "{}",
+        answer.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -239,7 +350,10 @@ async fn concurrent_pushes_never_exceed_the_tag_limit() {
     // The blobs go in once, directly; then 32 manifest pushes race for 5 tags.
     let direct = RawPusher::new(registry.base_url());
     for blob in image.layers().iter().chain([image.config()]) {
-        assert_eq!(direct.upload_blob("race/app", blob).await.status, StatusCode::CREATED);
+        assert_eq!(
+            direct.upload_blob("race/app", blob).await.status,
+            StatusCode::CREATED
+        );
     }
     let manifest = Arc::new(image.manifest_as(ManifestFormat::Oci, None));
     let pusher = Arc::new(RawPusher::new(gateway.base_url()));
@@ -247,7 +361,14 @@ async fn concurrent_pushes_never_exceed_the_tag_limit() {
         .map(|i| {
             let (pusher, manifest) = (Arc::clone(&pusher), Arc::clone(&manifest));
             tokio::spawn(async move {
-                pusher.put_manifest("race/app", &format!("t{i}"), ManifestFormat::Oci.media_type(), &manifest).await
+                pusher
+                    .put_manifest(
+                        "race/app",
+                        &format!("t{i}"),
+                        ManifestFormat::Oci.media_type(),
+                        &manifest,
+                    )
+                    .await
             })
         })
         .collect();
@@ -257,7 +378,12 @@ async fn concurrent_pushes_never_exceed_the_tag_limit() {
         match answer.status {
             StatusCode::CREATED => created += 1,
             StatusCode::FORBIDDEN => {
-                assert_eq!(answer.error_code().as_deref(), Some("DENIED"), "{}", answer.text());
+                assert_eq!(
+                    answer.error_code().as_deref(),
+                    Some("DENIED"),
+                    "{}",
+                    answer.text()
+                );
                 denied += 1;
             }
             other => panic!("unexpected {other}: {}", answer.text()),
@@ -272,22 +398,50 @@ async fn upstream_outage_gives_unavailable_then_recovers() {
     let (mut registry, gateway) = start();
     let pusher = RawPusher::new(gateway.base_url());
     let ping = gateway.base_url().join("v2/").expect("url");
-    assert_eq!(pusher.send(Method::GET, ping.clone(), None, Vec::new()).await.status, StatusCode::OK);
+    assert_eq!(
+        pusher
+            .send(Method::GET, ping.clone(), None, Vec::new())
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     registry.stop();
-    let answer = pusher.send(Method::GET, ping.clone(), None, Vec::new()).await;
+    let answer = pusher
+        .send(Method::GET, ping.clone(), None, Vec::new())
+        .await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.text());
     assert_eq!(answer.error_code().as_deref(), Some("UNAVAILABLE"));
     let image = TestImage::new(&[4 * KB], 12);
     let manifest = image.manifest_as(ManifestFormat::Oci, None);
-    let answer = pusher.put_manifest("project-1/down", "v1", ManifestFormat::Oci.media_type(), &manifest).await;
-    assert!(matches!(answer.status.as_u16(), 502..=504), "{}: {}", answer.status, answer.text());
+    let answer = pusher
+        .put_manifest(
+            "project-1/down",
+            "v1",
+            ManifestFormat::Oci.media_type(),
+            &manifest,
+        )
+        .await;
+    assert!(
+        matches!(answer.status.as_u16(), 502..=504),
+        "{}: {}",
+        answer.status,
+        answer.text()
+    );
     assert_eq!(answer.error_code().as_deref(), Some("UNAVAILABLE"));
     wait_ready(&gateway, 503).await;
 
     registry.start();
-    assert_eq!(pusher.send(Method::GET, ping, None, Vec::new()).await.status, StatusCode::OK);
-    skopeo_push(&gateway, &image, "project-1/down", "v1", &[]).await.assert_success();
+    assert_eq!(
+        pusher
+            .send(Method::GET, ping, None, Vec::new())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    skopeo_push(&gateway, &image, "project-1/down", "v1", &[])
+        .await
+        .assert_success();
     wait_ready(&gateway, 200).await;
 }
 

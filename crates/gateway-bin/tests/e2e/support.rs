@@ -89,13 +89,22 @@ impl GatewayBuilder {
             .stderr(log)
             .spawn()
             .expect("start registry-gateway");
-        let mut gateway = Gateway { child, port, admin_port, dir };
+        let mut gateway = Gateway {
+            child,
+            port,
+            admin_port,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while get(admin_port, "/healthz").map(|(status, _)| status) != Some(200) {
             if let Ok(Some(status)) = gateway.child.try_wait() {
                 panic!("registry-gateway exited with {status}:\n{}", gateway.logs());
             }
-            assert!(Instant::now() < deadline, "registry-gateway did not start:\n{}", gateway.logs());
+            assert!(
+                Instant::now() < deadline,
+                "registry-gateway did not start:\n{}",
+                gateway.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         gateway
@@ -105,7 +114,13 @@ impl GatewayBuilder {
 impl Gateway {
     /// A gateway in front of `upstream`.
     pub fn builder(upstream: Url) -> GatewayBuilder {
-        GatewayBuilder { upstream, config: None, config_path: None, args: Vec::new(), envs: Vec::new() }
+        GatewayBuilder {
+            upstream,
+            config: None,
+            config_path: None,
+            args: Vec::new(),
+            envs: Vec::new(),
+        }
     }
 
     /// `http://127.0.0.1:<port>/`.
@@ -173,18 +188,26 @@ pub fn parse_metric(text: &str, sample: &str) -> f64 {
 /// A plain HTTP/1.0 GET on loopback: (status, body), or `None` when nothing answers.
 pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     Some((status, body))
 }
 
 /// Runs the binary with `args`: (success, stdout, stderr).
 pub fn run(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(BIN).args(args).output().expect("run registry-gateway");
+    let output = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run registry-gateway");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -195,7 +218,10 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
 /// Tags of `repository` as the registry itself lists them.
 pub async fn upstream_tags(registry: &testkit::Registry, repository: &str) -> Vec<String> {
     let pusher = testkit::RawPusher::for_registry(registry, repository);
-    let url = registry.base_url().join(&format!("v2/{repository}/tags/list")).expect("url");
+    let url = registry
+        .base_url()
+        .join(&format!("v2/{repository}/tags/list"))
+        .expect("url");
     let answer = pusher.send(http::Method::GET, url, None, Vec::new()).await;
     if answer.status == 404 {
         return Vec::new();
@@ -203,7 +229,11 @@ pub async fn upstream_tags(registry: &testkit::Registry, repository: &str) -> Ve
     let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("tag list JSON");
     let mut tags: Vec<String> = json["tags"]
         .as_array()
-        .map(|tags| tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     tags.sort();
     tags

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit, integration, end-to-end and
+# doc tests, docs, a quick criterion pass, a short proxy benchmark and a fuzz smoke run.
+# Installs what it needs (Debian packages, cargo-fuzz) itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+step "installing test dependencies"
+scripts/install-deps.sh
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz
+fi
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace (unit, integration, end-to-end against docker-registry, doc tests)"
+cargo test --locked --workspace
+
+step "cargo doc --workspace --no-deps (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
+
+step "criterion benches, quick pass"
+cargo bench --locked -p registry-gateway-benches --bench rule_lookup --bench manifest_parse -- --quick
+
+step "fuzz smoke run"
+# cargo-fuzz needs nightly flags; without a nightly toolchain, stable accepts them with
+# RUSTC_BOOTSTRAP (no sanitizer then).
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz)
+    sanitizer=()
+else
+    fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
+    sanitizer=(--sanitizer none)
+fi
+for target in size_roundtrip config_parse manifest_parse; do
+    mkdir -p "fuzz/corpus/$target"
+    seeds=()
+    [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")
+    "${fuzz[@]}" run "${sanitizer[@]}" "$target" "fuzz/corpus/$target" "${seeds[@]}" -- -max_total_time="${FUZZ_SECONDS:-15}" 2>&1 | tail -n 3
+done
+
+echo
+echo "all checks passed in $(( $(date +%s) - started )) s"
