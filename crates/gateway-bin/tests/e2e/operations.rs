@@ -389,3 +389,64 @@ async fn manifest_body_over_4_mib_is_refused_before_the_upstream() {
     assert_eq!(answer.error_code().as_deref(), Some("SIZE_INVALID"));
     assert!(upstream_tags(&registry, "big/manifest").await.is_empty());
 }
+
+/// The robot account is refused, so the tag count cannot be read: the push is refused with
+/// 503 (fail closed), or allowed with `--fail-open`.
+#[tokio::test]
+async fn unreadable_tag_count_fails_closed_unless_fail_open() {
+    let registry = Registry::builder(RegistryAuth::Token)
+        .user("testuser", "testpassword")
+        .start();
+    let image = TestImage::new(&[8 * KB], 5);
+    let auth = registry.authorization("project-1/app").expect("token");
+    let direct = RawPusher::new(registry.base_url()).authorization(auth.clone());
+    for blob in image.layers().iter().chain([image.config()]) {
+        assert_eq!(
+            direct.upload_blob("project-1/app", blob).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let manifest = image.manifest_as(ManifestFormat::Oci, None);
+    for (fail_open, tag, expected) in [
+        (false, "closed", StatusCode::SERVICE_UNAVAILABLE),
+        (true, "open", StatusCode::CREATED),
+    ] {
+        let mut builder = Gateway::builder(registry.base_url())
+            .config("")
+            .arg("--external-url")
+            .arg(registry.base_url().as_str())
+            .env("REGISTRY_GATEWAY_EXTERNAL_USERNAME", "testuser")
+            .env("REGISTRY_GATEWAY_EXTERNAL_PASSWORD", "wrong-password")
+            .arg("--external-insecure");
+        if fail_open {
+            builder = builder.arg("--fail-open");
+        }
+        let gateway = builder.start();
+        let answer = RawPusher::new(gateway.base_url())
+            .authorization(auth.clone())
+            .put_manifest(
+                "project-1/app",
+                tag,
+                ManifestFormat::Oci.media_type(),
+                &manifest,
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            expected,
+            "fail_open={fail_open}: {}",
+            answer.text()
+        );
+        if !fail_open {
+            assert_eq!(answer.error_code().as_deref(), Some("UNAVAILABLE"));
+            assert!(
+                answer
+                    .text()
+                    .contains("the tag count could not be read from the upstream registry"),
+                "{}",
+                answer.text()
+            );
+        }
+        assert!(!gateway.logs().contains("wrong-password"));
+    }
+}

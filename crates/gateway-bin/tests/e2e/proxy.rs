@@ -472,3 +472,66 @@ async fn only_the_registry_api_is_proxied() {
     stream.read_to_string(&mut text).expect("read");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
 }
+
+#[tokio::test]
+async fn chunked_patches_are_counted_across_requests() {
+    let (_registry, gateway) = start();
+    let pusher = RawPusher::new(gateway.base_url());
+    let start = pusher
+        .send(
+            Method::POST,
+            gateway
+                .base_url()
+                .join("v2/project-1/chunks/blobs/uploads/")
+                .expect("url"),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(start.status, StatusCode::ACCEPTED);
+    let mut location = start.header("location").expect("location").to_owned();
+    // Two PATCHes without Content-Range: the second one takes the upload past 1 MB.
+    let chunk = testkit::pseudo_random_bytes(600 * KB as usize, 13);
+    let first = pusher
+        .send(
+            Method::PATCH,
+            gateway.base_url().join(&location).expect("url"),
+            Some("application/octet-stream"),
+            chunk.clone(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    location = first.header("location").expect("location").to_owned();
+    let second = pusher
+        .send(
+            Method::PATCH,
+            gateway.base_url().join(&location).expect("url"),
+            Some("application/octet-stream"),
+            chunk,
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::FORBIDDEN, "{}", second.text());
+    assert!(
+        second
+            .text()
+            .contains("layer size 1.2 MB (1228800 bytes) exceeds the image size limit of 1 MB"),
+        "{}",
+        second.text()
+    );
+}
+
+#[tokio::test]
+async fn h2c_clients_are_served() {
+    let (_registry, gateway) = start();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let answer = client
+        .get(gateway.base_url().join("v2/").expect("url"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.version(), http::Version::HTTP_2);
+    assert_eq!(answer.status(), StatusCode::OK);
+}
