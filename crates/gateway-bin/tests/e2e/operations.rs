@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use testkit::{
@@ -12,7 +12,7 @@ use testkit::{
     pseudo_random_bytes, sha256_digest,
 };
 
-use crate::support::{Gateway, upstream_tags};
+use crate::support::{Gateway, eventually, upstream_tags};
 
 const KB: u64 = 1024;
 
@@ -41,15 +41,10 @@ fn rules(tags: u32) -> String {
 }
 
 async fn wait_for_metric(gateway: &Gateway, sample: &str, at_least: f64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gateway.metric(sample) < at_least {
-        assert!(
-            Instant::now() < deadline,
-            "{sample} never reached {at_least}:\n{}",
-            gateway.metrics()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(&format!("{sample} reaching {at_least}"), || {
+        gateway.metric(sample) >= at_least
+    })
+    .await;
 }
 
 async fn push(
@@ -58,10 +53,7 @@ async fn push(
     repository: &str,
     tag: &str,
 ) -> testkit::CommandOutput {
-    let layout = OciLayout::with_image(image, tag);
-    SkopeoCopy::to_registry(&layout, &gateway.host(), repository, tag)
-        .run()
-        .await
+    gateway.push(image, repository, tag, &[]).await
 }
 
 #[tokio::test]
@@ -231,20 +223,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
     let data = pseudo_random_bytes(8 << 20, 42);
     let digest = sha256_digest(&data);
     let pusher = RawPusher::new(gateway.base_url());
-    let start = pusher
-        .send(
-            Method::POST,
-            gateway
-                .base_url()
-                .join("v2/slow/app/blobs/uploads/")
-                .expect("url"),
-            None,
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(start.status, StatusCode::ACCEPTED);
-    let location = start.header("location").expect("location").to_owned();
-    let location = gateway.base_url().join(&location).expect("url");
+    let location = gateway.start_upload(&pusher, "slow/app").await;
     let target = format!(
         "{}?{}&digest={digest}",
         location.path(),

@@ -5,11 +5,9 @@
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use testkit::{
-    ManifestFormat, OciLayout, RawPusher, Registry, SkopeoCopy, TestImage, sha256_digest,
-};
+use testkit::{ManifestFormat, RawPusher, Registry, SkopeoCopy, TestImage, sha256_digest};
 
-use crate::support::{Gateway, upstream_tags};
+use crate::support::{Gateway, eventually, upstream_tags};
 
 const CONFIG: &str = r#"
 max_image_size: "100MB"
@@ -40,11 +38,7 @@ async fn skopeo_push(
     tag: &str,
     args: &[&str],
 ) -> testkit::CommandOutput {
-    let layout = OciLayout::with_image(image, tag);
-    SkopeoCopy::to_registry(&layout, &gateway.host(), repository, tag)
-        .args(args.iter().copied())
-        .run()
-        .await
+    gateway.push(image, repository, tag, args).await
 }
 
 #[tokio::test]
@@ -447,13 +441,10 @@ async fn upstream_outage_gives_unavailable_then_recovers() {
 
 /// Waits until `/readyz` answers `status` (probes are reused for a second).
 async fn wait_ready(gateway: &Gateway, status: u16) {
-    for _ in 0..50 {
-        if crate::support::get(gateway.admin_port, "/readyz").map(|r| r.0) == Some(status) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("/readyz never answered {status}");
+    eventually(&format!("/readyz answering {status}"), || {
+        crate::support::get(gateway.admin_port, "/readyz").map(|r| r.0) == Some(status)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -477,19 +468,10 @@ async fn only_the_registry_api_is_proxied() {
 async fn chunked_patches_are_counted_across_requests() {
     let (_registry, gateway) = start();
     let pusher = RawPusher::new(gateway.base_url());
-    let start = pusher
-        .send(
-            Method::POST,
-            gateway
-                .base_url()
-                .join("v2/project-1/chunks/blobs/uploads/")
-                .expect("url"),
-            None,
-            Vec::new(),
-        )
-        .await;
-    assert_eq!(start.status, StatusCode::ACCEPTED);
-    let mut location = start.header("location").expect("location").to_owned();
+    let mut location = gateway
+        .start_upload(&pusher, "project-1/chunks")
+        .await
+        .to_string();
     // Two PATCHes without Content-Range: the second one takes the upload past 1 MB.
     let chunk = testkit::pseudo_random_bytes(600 * KB as usize, 13);
     let first = pusher

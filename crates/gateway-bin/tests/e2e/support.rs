@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use testkit::{CommandOutput, OciLayout, RawPusher, SkopeoCopy, TestImage};
 use url::Url;
 
 /// Path of the binary under test.
@@ -164,6 +165,48 @@ impl Gateway {
     /// `registry_gateway_config_reloads_total{result="failure"}`; 0 when absent.
     pub fn metric(&self, sample: &str) -> f64 {
         parse_metric(&self.metrics(), sample)
+    }
+}
+
+impl Gateway {
+    /// Pushes `image` as `<repository>:<tag>` through the gateway with skopeo, passing `args`
+    /// to `skopeo copy`. Returns what skopeo printed.
+    pub async fn push(
+        &self,
+        image: &TestImage,
+        repository: &str,
+        tag: &str,
+        args: &[&str],
+    ) -> CommandOutput {
+        let layout = OciLayout::with_image(image, tag);
+        SkopeoCopy::to_registry(&layout, &self.host(), repository, tag)
+            .args(args.iter().copied())
+            .run()
+            .await
+    }
+
+    /// Starts a blob upload through the gateway and returns the session's URL.
+    pub async fn start_upload(&self, pusher: &RawPusher, repository: &str) -> Url {
+        let url = self
+            .base_url()
+            .join(&format!("v2/{repository}/blobs/uploads/"))
+            .expect("url");
+        let start = pusher.send(http::Method::POST, url, None, Vec::new()).await;
+        assert_eq!(start.status, http::StatusCode::ACCEPTED, "{}", start.text());
+        let location = start.header("location").expect("upload location");
+        self.base_url().join(location).expect("url")
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most 10 s.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
