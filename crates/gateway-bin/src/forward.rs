@@ -52,6 +52,11 @@ impl Target {
                 ));
             }
         };
+        if url.path() != "/" || url.query().is_some() {
+            return Err(format!(
+                "upstream URL \"{url}\" has a path or query; give the registry's scheme, host and port only (the registry API lives at /v2/)"
+            ));
+        }
         let host = url
             .host_str()
             .ok_or_else(|| format!("upstream URL \"{url}\" has no host"))?;
@@ -151,6 +156,28 @@ mod tests {
 
     fn target() -> Target {
         Target::new(&"http://registry:5000".parse().expect("url")).expect("target")
+    }
+
+    #[test]
+    fn upstream_urls() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("http://registry:5000", Ok("http://registry:5000")),
+            ("https://registry.example/", Ok("https://registry.example")),
+            (
+                "ftp://registry",
+                Err("unsupported upstream scheme \"ftp\" (expected http or https)"),
+            ),
+            (
+                "http://registry:5000/v2/",
+                Err(
+                    "upstream URL \"http://registry:5000/v2/\" has a path or query; give the registry's scheme, host and port only (the registry API lives at /v2/)",
+                ),
+            ),
+        ];
+        for (url, expected) in cases {
+            let got = Target::new(&url.parse().expect("url")).map(|t| t.origin);
+            assert_eq!(got.as_deref().map_err(String::as_str), *expected, "{url}");
+        }
     }
 
     #[test]

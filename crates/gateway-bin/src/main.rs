@@ -44,10 +44,26 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the message already
+/// holds (the libraries' messages name their cause themselves).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn init_logging(format: LogFormat) {
@@ -105,8 +121,12 @@ fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
     let applied = policy.limits_for(&repository);
     println!("repository: {repository}");
     match &applied.source {
-        limits_core::LimitSource::Global => println!("rule: none matches; the global limits apply"),
-        limits_core::LimitSource::Rule { .. } => println!("rule: {} (first match)", applied.source),
+        limits_core::LimitSource::Global => {
+            println!("matched by: no rule; the global limits apply")
+        }
+        limits_core::LimitSource::Rule { .. } => {
+            println!("matched by: {} (first match)", applied.source)
+        }
     }
     println!(
         "max_image_size: {}",

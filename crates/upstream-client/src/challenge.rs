@@ -1,5 +1,7 @@
 //! The `WWW-Authenticate` response header (RFC 9110 section 11.6.1).
 
+use crate::header_tokens::{Cursor, is_ows, is_tchar};
+
 /// One authentication challenge: a scheme and its parameters, or a token68.
 ///
 /// Scheme and parameter names compare case-insensitively; values keep their case.
@@ -90,7 +92,7 @@ pub enum ChallengeError {
 /// # Ok::<(), upstream_client::ChallengeError>(())
 /// ```
 pub fn parse_www_authenticate(header: &str) -> Result<Vec<Challenge>, ChallengeError> {
-    let mut p = Parser { header, pos: 0 };
+    let mut p = Cursor::new(header);
     let mut challenges = Vec::new();
     loop {
         p.skip(|c| c == ',' || is_ows(c));
@@ -99,10 +101,7 @@ pub fn parse_www_authenticate(header: &str) -> Result<Vec<Challenge>, ChallengeE
         }
         let scheme = p.take(is_tchar);
         if scheme.is_empty() {
-            return Err(ChallengeError::ExpectedScheme {
-                header: header.to_owned(),
-                offset: p.pos,
-            });
+            return Err(expected_scheme(&p));
         }
         let mut challenge = Challenge {
             scheme: scheme.to_owned(),
@@ -112,14 +111,9 @@ pub fn parse_www_authenticate(header: &str) -> Result<Vec<Challenge>, ChallengeE
         let spaces = p.take(|c| c == ' ');
         match p.peek() {
             None | Some(',') => {}
-            Some(_) if spaces.is_empty() => {
-                return Err(ChallengeError::ExpectedScheme {
-                    header: header.to_owned(),
-                    offset: p.pos,
-                });
-            }
-            Some(_) if !p.param_ahead() => challenge.token68 = Some(p.token68()?.to_owned()),
-            Some(_) => p.params(&mut challenge.params)?,
+            Some(_) if spaces.is_empty() => return Err(expected_scheme(&p)),
+            Some(_) if !param_ahead(p) => challenge.token68 = Some(token68(&mut p)?.to_owned()),
+            Some(_) => params(&mut p, &mut challenge.params)?,
         }
         challenges.push(challenge);
     }
@@ -131,143 +125,87 @@ pub fn parse_www_authenticate(header: &str) -> Result<Vec<Challenge>, ChallengeE
     Ok(challenges)
 }
 
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
-}
-
-fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-}
-
 fn is_token68_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~+/".contains(c)
 }
 
-struct Parser<'a> {
-    header: &'a str,
-    pos: usize,
+fn expected_scheme(p: &Cursor<'_>) -> ChallengeError {
+    ChallengeError::ExpectedScheme {
+        header: p.header().to_owned(),
+        offset: p.pos(),
+    }
 }
 
-impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        &self.header[self.pos..]
+fn invalid_parameter(p: &Cursor<'_>) -> ChallengeError {
+    ChallengeError::InvalidParameter {
+        header: p.header().to_owned(),
+        offset: p.pos(),
     }
+}
 
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
+/// Whether `token BWS "=" BWS (token / quoted-string)` starts at `look`.
+fn param_ahead(mut look: Cursor<'_>) -> bool {
+    if look.take(is_tchar).is_empty() {
+        return false;
     }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.header.len()
+    look.skip(is_ows);
+    if !look.eat('=') {
+        return false;
     }
+    look.skip(is_ows);
+    look.peek().is_some_and(|c| c == '"' || is_tchar(c))
+}
 
-    fn skip(&mut self, f: impl Fn(char) -> bool) {
-        while let Some(c) = self.peek().filter(|&c| f(c)) {
-            self.pos += c.len_utf8();
+fn token68<'a>(p: &mut Cursor<'a>) -> Result<&'a str, ChallengeError> {
+    let start = p.pos();
+    p.skip(is_token68_char);
+    if p.pos() == start {
+        return Err(invalid_parameter(p));
+    }
+    p.skip(|c| c == '=');
+    let value = &p.header()[start..p.pos()];
+    p.skip(is_ows);
+    match p.peek() {
+        None | Some(',') => Ok(value),
+        Some(_) => Err(invalid_parameter(p)),
+    }
+}
+
+/// `auth-param *( OWS "," OWS auth-param )`, stopping before the next challenge's scheme.
+fn params(p: &mut Cursor<'_>, out: &mut Vec<(String, String)>) -> Result<(), ChallengeError> {
+    loop {
+        let name = p.take(is_tchar);
+        if name.is_empty() {
+            return Err(invalid_parameter(p));
         }
-    }
-
-    fn take(&mut self, f: impl Fn(char) -> bool) -> &'a str {
-        let start = self.pos;
-        self.skip(f);
-        &self.header[start..self.pos]
-    }
-
-    fn invalid_parameter(&self) -> ChallengeError {
-        ChallengeError::InvalidParameter {
-            header: self.header.to_owned(),
-            offset: self.pos,
+        p.skip(is_ows);
+        if !p.eat('=') {
+            return Err(invalid_parameter(p));
         }
-    }
-
-    /// Whether `token BWS "=" BWS (token / quoted-string)` starts here, without consuming it.
-    fn param_ahead(&self) -> bool {
-        let mut look = Parser {
-            header: self.header,
-            pos: self.pos,
+        p.skip(is_ows);
+        let value = if p.peek() == Some('"') {
+            p.quoted()
+                .ok_or_else(|| ChallengeError::UnterminatedQuote {
+                    header: p.header().to_owned(),
+                })?
+        } else {
+            let value = p.take(is_tchar);
+            if value.is_empty() {
+                return Err(invalid_parameter(p));
+            }
+            value.to_owned()
         };
-        if look.take(is_tchar).is_empty() {
-            return false;
+        out.push((name.to_owned(), value));
+        p.skip(is_ows);
+        match p.peek() {
+            None => return Ok(()),
+            Some(',') => {}
+            Some(_) => return Err(invalid_parameter(p)),
         }
-        look.skip(is_ows);
-        if look.peek() != Some('=') {
-            return false;
+        p.skip(|c| c == ',' || is_ows(c));
+        if p.at_end() || !param_ahead(*p) {
+            return Ok(());
         }
-        look.pos += 1;
-        look.skip(is_ows);
-        look.peek().is_some_and(|c| c == '"' || is_tchar(c))
-    }
-
-    fn token68(&mut self) -> Result<&'a str, ChallengeError> {
-        let start = self.pos;
-        self.skip(is_token68_char);
-        if self.pos == start {
-            return Err(self.invalid_parameter());
-        }
-        self.skip(|c| c == '=');
-        let value = &self.header[start..self.pos];
-        self.skip(is_ows);
-        match self.peek() {
-            None | Some(',') => Ok(value),
-            Some(_) => Err(self.invalid_parameter()),
-        }
-    }
-
-    /// `auth-param *( OWS "," OWS auth-param )`, stopping before the next challenge's scheme.
-    fn params(&mut self, out: &mut Vec<(String, String)>) -> Result<(), ChallengeError> {
-        loop {
-            let name = self.take(is_tchar);
-            if name.is_empty() {
-                return Err(self.invalid_parameter());
-            }
-            self.skip(is_ows);
-            if self.peek() != Some('=') {
-                return Err(self.invalid_parameter());
-            }
-            self.pos += 1;
-            self.skip(is_ows);
-            let value = if self.peek() == Some('"') {
-                self.quoted()?
-            } else {
-                let value = self.take(is_tchar);
-                if value.is_empty() {
-                    return Err(self.invalid_parameter());
-                }
-                value.to_owned()
-            };
-            out.push((name.to_owned(), value));
-            self.skip(is_ows);
-            match self.peek() {
-                None => return Ok(()),
-                Some(',') => {}
-                Some(_) => return Err(self.invalid_parameter()),
-            }
-            self.skip(|c| c == ',' || is_ows(c));
-            if self.at_end() || !self.param_ahead() {
-                return Ok(());
-            }
-        }
-    }
-
-    fn quoted(&mut self) -> Result<String, ChallengeError> {
-        let mut out = String::new();
-        let mut chars = self.rest().char_indices().skip(1);
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos += i + 1;
-                    return Ok(out);
-                }
-                '\\' => match chars.next() {
-                    Some((_, escaped)) => out.push(escaped),
-                    None => break,
-                },
-                c => out.push(c),
-            }
-        }
-        Err(ChallengeError::UnterminatedQuote {
-            header: self.header.to_owned(),
-        })
     }
 }
 

@@ -46,6 +46,7 @@ mod auth;
 mod builder;
 mod challenge;
 mod error;
+mod header_tokens;
 mod link;
 mod reqwest_impl;
 mod token;

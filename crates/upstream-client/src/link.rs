@@ -1,5 +1,7 @@
 //! The `Link` response header (RFC 8288), as registries use it to paginate tag lists.
 
+use crate::header_tokens::{Cursor, is_ows, is_tchar};
+
 /// Why a `Link` header could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -49,24 +51,24 @@ pub enum LinkError {
 /// # Ok::<(), upstream_client::LinkError>(())
 /// ```
 pub fn parse_link_next(header: &str) -> Result<Option<String>, LinkError> {
-    let mut p = Parser { header, pos: 0 };
+    let mut p = Cursor::new(header);
     let mut next = None;
     loop {
         p.skip(|c| c == ',' || is_ows(c));
         if p.at_end() {
             return Ok(next);
         }
-        let uri = p.uri()?;
+        let uri = uri(&mut p)?;
         let mut is_next = false;
         loop {
             p.skip(is_ows);
             match p.peek() {
                 None | Some(',') => break,
-                Some(';') => p.pos += 1,
-                Some(_) => return Err(p.invalid_parameter()),
+                Some(';') => p.advance(1),
+                Some(_) => return Err(invalid_parameter(&p)),
             }
             p.skip(is_ows);
-            let (name, value) = p.parameter()?;
+            let (name, value) = parameter(&mut p)?;
             if name.eq_ignore_ascii_case("rel")
                 && value
                     .split_ascii_whitespace()
@@ -81,108 +83,51 @@ pub fn parse_link_next(header: &str) -> Result<Option<String>, LinkError> {
     }
 }
 
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
+fn invalid_parameter(p: &Cursor<'_>) -> LinkError {
+    LinkError::InvalidParameter {
+        header: p.header().to_owned(),
+        offset: p.pos(),
+    }
 }
 
-fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+/// `"<" URI-Reference ">"`, trimmed.
+fn uri<'a>(p: &mut Cursor<'a>) -> Result<&'a str, LinkError> {
+    if p.peek() != Some('<') {
+        return Err(LinkError::ExpectedUri {
+            header: p.header().to_owned(),
+            offset: p.pos(),
+        });
+    }
+    let rest = &p.rest()[1..];
+    let end = rest.find('>').ok_or_else(|| LinkError::UnterminatedUri {
+        header: p.header().to_owned(),
+    })?;
+    p.advance(end + 2);
+    Ok(rest[..end].trim())
 }
 
-struct Parser<'a> {
-    header: &'a str,
-    pos: usize,
-}
-
-impl<'a> Parser<'a> {
-    fn rest(&self) -> &'a str {
-        &self.header[self.pos..]
+/// `name [ BWS "=" BWS ( token / quoted-string ) ]`
+fn parameter<'a>(p: &mut Cursor<'a>) -> Result<(&'a str, String), LinkError> {
+    let name = p.take(is_tchar);
+    if name.is_empty() {
+        return Err(invalid_parameter(p));
     }
-
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
+    p.skip(is_ows);
+    if !p.eat('=') {
+        return Ok((name, String::new()));
     }
-
-    fn at_end(&self) -> bool {
-        self.pos >= self.header.len()
-    }
-
-    fn skip(&mut self, f: impl Fn(char) -> bool) {
-        while let Some(c) = self.peek().filter(|&c| f(c)) {
-            self.pos += c.len_utf8();
-        }
-    }
-
-    fn take(&mut self, f: impl Fn(char) -> bool) -> &'a str {
-        let start = self.pos;
-        self.skip(f);
-        &self.header[start..self.pos]
-    }
-
-    fn invalid_parameter(&self) -> LinkError {
-        LinkError::InvalidParameter {
-            header: self.header.to_owned(),
-            offset: self.pos,
-        }
-    }
-
-    fn uri(&mut self) -> Result<&'a str, LinkError> {
-        if self.peek() != Some('<') {
-            return Err(LinkError::ExpectedUri {
-                header: self.header.to_owned(),
-                offset: self.pos,
-            });
-        }
-        let rest = &self.rest()[1..];
-        let end = rest.find('>').ok_or_else(|| LinkError::UnterminatedUri {
-            header: self.header.to_owned(),
+    p.skip(is_ows);
+    if p.peek() == Some('"') {
+        let value = p.quoted().ok_or_else(|| LinkError::UnterminatedQuote {
+            header: p.header().to_owned(),
         })?;
-        self.pos += end + 2;
-        Ok(rest[..end].trim())
+        return Ok((name, value));
     }
-
-    /// `name [ BWS "=" BWS ( token / quoted-string ) ]`
-    fn parameter(&mut self) -> Result<(&'a str, String), LinkError> {
-        let name = self.take(is_tchar);
-        if name.is_empty() {
-            return Err(self.invalid_parameter());
-        }
-        self.skip(is_ows);
-        if self.peek() != Some('=') {
-            return Ok((name, String::new()));
-        }
-        self.pos += 1;
-        self.skip(is_ows);
-        if self.peek() == Some('"') {
-            return Ok((name, self.quoted()?));
-        }
-        let value = self.take(|c| c != ',' && c != ';' && !is_ows(c) && c != '"');
-        if value.is_empty() {
-            return Err(self.invalid_parameter());
-        }
-        Ok((name, value.to_owned()))
+    let value = p.take(|c| c != ',' && c != ';' && !is_ows(c) && c != '"');
+    if value.is_empty() {
+        return Err(invalid_parameter(p));
     }
-
-    fn quoted(&mut self) -> Result<String, LinkError> {
-        let mut out = String::new();
-        let mut chars = self.rest().char_indices().skip(1);
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.pos += i + 1;
-                    return Ok(out);
-                }
-                '\\' => match chars.next() {
-                    Some((_, escaped)) => out.push(escaped),
-                    None => break,
-                },
-                c => out.push(c),
-            }
-        }
-        Err(LinkError::UnterminatedQuote {
-            header: self.header.to_owned(),
-        })
-    }
+    Ok((name, value.to_owned()))
 }
 
 #[cfg(test)]

@@ -43,22 +43,22 @@ fn explain_names_the_rule() {
     let cases: &[(&str, &str, &str)] = &[
         (
             "project-1/app",
-            "rule: rule 1: ^project-1/.* (first match)",
+            "matched by: rule 1: ^project-1/.* (first match)",
             "max_image_size: 20 MB (20971520 bytes)",
         ),
         (
             "project-2/big-image/base",
-            "rule: rule 2: ^project-2/big-image/.* (first match)",
+            "matched by: rule 2: ^project-2/big-image/.* (first match)",
             "tag_count_limit: 200",
         ),
         (
             "project-2/app",
-            "rule: rule 3: ^project-2/.* (first match)",
+            "matched by: rule 3: ^project-2/.* (first match)",
             "tag_count_limit: 10",
         ),
         (
             "other/app",
-            "rule: none matches; the global limits apply",
+            "matched by: no rule; the global limits apply",
             "max_image_size: 100 MB (104857600 bytes)",
         ),
     ];

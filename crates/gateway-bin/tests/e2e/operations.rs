@@ -204,7 +204,7 @@ async fn metrics_and_json_logs_show_every_decision() {
     assert_eq!(line["reference"], "big");
     assert_eq!(line["check"], "image_size");
     assert_eq!(line["measured"], 1_228_800);
-    assert_eq!(line["limit"], "1048576");
+    assert_eq!(line["limit"], 1_048_576);
     assert_eq!(line["rule"], "rule 1: ^project-1/");
     assert_eq!(
         line["message"],

@@ -83,6 +83,29 @@ fn assert_refused(result: Result<Vec<String>, UpstreamError>, credentials: AuthK
     );
 }
 
+/// On a registry that needs credentials: the `wrong` header forwarded and anonymous access are
+/// refused as the client's fault, the configured account with a wrong password as the
+/// gateway's own.
+async fn check_refusals(registry: &Registry, upstream: &impl Upstream, wrong: &HeaderValue) {
+    assert_refused(
+        upstream.tags(&repo(REPO), Auth::Forward(wrong)).await,
+        AuthKind::Forwarded,
+        Fault::Client,
+    );
+    assert_refused(
+        upstream.tags(&repo(REPO), Auth::Anonymous).await,
+        AuthKind::Anonymous,
+        Fault::Client,
+    );
+
+    let misconfigured = client(registry.base_url(), Some(("testuser", "wrong-password")));
+    assert_refused(
+        misconfigured.tags(&repo(REPO), Auth::Configured).await,
+        AuthKind::Configured,
+        Fault::Internal,
+    );
+}
+
 #[tokio::test]
 async fn anonymous_registry() {
     let registry = Registry::anonymous();
@@ -111,23 +134,7 @@ async fn basic_registry() {
 
     let wrong =
         HeaderValue::from_str(&testkit::basic_authorization("testuser", "wrong-password")).unwrap();
-    assert_refused(
-        upstream.tags(&repo(REPO), Auth::Forward(&wrong)).await,
-        AuthKind::Forwarded,
-        Fault::Client,
-    );
-    assert_refused(
-        upstream.tags(&repo(REPO), Auth::Anonymous).await,
-        AuthKind::Anonymous,
-        Fault::Client,
-    );
-
-    let misconfigured = client(registry.base_url(), Some(("testuser", "wrong-password")));
-    assert_refused(
-        misconfigured.tags(&repo(REPO), Auth::Configured).await,
-        AuthKind::Configured,
-        Fault::Internal,
-    );
+    check_refusals(&registry, &upstream, &wrong).await;
 }
 
 #[tokio::test]
@@ -168,24 +175,9 @@ async fn token_registry() {
     );
 
     let forged = HeaderValue::from_static("Bearer not-a-token");
-    assert_refused(
-        upstream.tags(&repo(REPO), Auth::Forward(&forged)).await,
-        AuthKind::Forwarded,
-        Fault::Client,
-    );
-    // An anonymous token grants nothing on this registry.
-    assert_refused(
-        upstream.tags(&repo(REPO), Auth::Anonymous).await,
-        AuthKind::Anonymous,
-        Fault::Client,
-    );
-
-    let misconfigured = client(registry.base_url(), Some(("testuser", "wrong-password")));
-    assert_refused(
-        misconfigured.tags(&repo(REPO), Auth::Configured).await,
-        AuthKind::Configured,
-        Fault::Internal,
-    );
+    // Refused too: a forged Bearer token, and anonymous access (an anonymous token grants
+    // nothing on this registry).
+    check_refusals(&registry, &upstream, &forged).await;
 }
 
 #[tokio::test]
