@@ -17,6 +17,14 @@ fi
 step "cargo fmt --all --check"
 cargo fmt --all --check
 
+step "the pure crates do no I/O: no async runtime or HTTP stack in their dependencies"
+for crate in limits-core oci-manifest; do
+    if cargo tree --locked -p "$crate" -e normal --prefix none | grep -E '^(tokio|hyper|reqwest|http|mio|socket2) '; then
+        echo "error: $crate depends on an I/O crate" >&2
+        exit 1
+    fi
+done
+
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 

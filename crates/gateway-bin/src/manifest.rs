@@ -252,6 +252,136 @@ impl<U: Upstream> Gateway<U> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use limits_core::Policy;
+    use oci_manifest::Digest;
+    use upstream_client::{Auth, UpstreamError};
+
+    use crate::gateway::{Options, TagSource};
+
+    /// An upstream whose tag listing never shows new tags, as a lagging replica or cache would;
+    /// every blob is as large as declared.
+    #[derive(Debug, Default)]
+    struct LaggingUpstream {
+        listings: AtomicUsize,
+    }
+
+    impl Upstream for LaggingUpstream {
+        async fn tags(
+            &self,
+            _: &RepositoryName,
+            _: Auth<'_>,
+        ) -> Result<Vec<String>, UpstreamError> {
+            self.listings.fetch_add(1, Ordering::SeqCst);
+            Ok(vec!["old".to_owned()])
+        }
+
+        async fn blob_size(
+            &self,
+            _: &RepositoryName,
+            _: &Digest,
+            _: Auth<'_>,
+        ) -> Result<Option<u64>, UpstreamError> {
+            Ok(None)
+        }
+    }
+
+    fn gateway(window: Duration) -> Gateway<LaggingUpstream> {
+        let policy = Policy::from_yaml(
+            "rules:\n- path: ^p/\n  limit: {max_image_size: 1MB, tag_count_limit: 3}\n",
+        )
+        .expect("valid policy");
+        let (_, policy) = tokio::sync::watch::channel(Arc::new(policy));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Gateway {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build(connector),
+            target: crate::forward::Target::new(&"http://127.0.0.1:9".parse().expect("url"))
+                .expect("target"),
+            registry: LaggingUpstream::default(),
+            tag_source: TagSource::Upstream,
+            policy,
+            ledger: crate::tags::TagLedger::default(),
+            blob_sizes: crate::blob_sizes::BlobSizes::new(16),
+            uploads: crate::upload::UploadProgress::new(16),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            options: Options {
+                fail_open: false,
+                upstream_timeout: Duration::from_secs(1),
+                head_concurrency: 4,
+                recent_tag_window: window,
+            },
+        }
+    }
+
+    const INDEX: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+
+    async fn push(
+        gateway: &Gateway<LaggingUpstream>,
+        tag: &str,
+    ) -> Result<Option<TagReservation>, Refusal> {
+        let (parts, ()) = http::Request::put(format!("/v2/p/app/manifests/{tag}"))
+            .header(
+                header::CONTENT_TYPE,
+                "application/vnd.oci.image.index.v1+json",
+            )
+            .body(())
+            .expect("request")
+            .into_parts();
+        let repository: RepositoryName = "p/app".parse().expect("name");
+        gateway
+            .check_manifest(&parts, &repository, tag, &Bytes::from_static(INDEX))
+            .await
+    }
+
+    /// Tags created moments ago count although the upstream's listing does not show them, and
+    /// only once the upstream accepted the push.
+    #[tokio::test]
+    async fn recent_tags_count_while_the_listing_lags() {
+        let gateway = gateway(Duration::from_secs(300));
+        // The upstream refused this push: its tag counts for nothing.
+        drop(push(&gateway, "refused").await.expect("allowed"));
+        for tag in ["a", "b"] {
+            push(&gateway, tag)
+                .await
+                .expect("allowed")
+                .expect("creates a tag")
+                .record();
+        }
+        let refusal = push(&gateway, "c").await.expect_err("limit reached");
+        assert_eq!(refusal.status, StatusCode::FORBIDDEN);
+        assert!(
+            refusal
+                .message
+                .contains("the repository holds 3 tags and this push adds 1"),
+            "{}",
+            refusal.message
+        );
+        // Re-pushing a recent tag creates nothing.
+        assert!(push(&gateway, "a").await.expect("allowed").is_none());
+        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn recent_tags_expire_after_the_window() {
+        let gateway = gateway(Duration::ZERO);
+        for tag in ["a", "b", "c", "d"] {
+            push(&gateway, tag)
+                .await
+                .expect("allowed")
+                .expect("creates a tag")
+                .record();
+        }
+    }
 
     #[test]
     fn tags_of_a_push() {

@@ -429,3 +429,28 @@ async fn unreadable_tag_count_fails_closed_unless_fail_open() {
         assert!(!gateway.logs().contains("wrong-password"));
     }
 }
+
+#[tokio::test]
+async fn sighup_reloads_at_once() {
+    let registry = Registry::anonymous();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.yaml");
+    std::fs::write(&path, "tag_count_limit: \"1\"\n").expect("config");
+    let gateway = Gateway::builder(registry.base_url())
+        .config_path(&path)
+        .arg("--reload-interval")
+        .arg("1h")
+        .start();
+    let success = "registry_gateway_config_reloads_total{result=\"success\"}";
+    std::fs::write(&path, "tag_count_limit: \"2\"\n").expect("config");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gateway.metric(success), 1.0, "reloaded without a signal");
+    let signalled = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(gateway.pid().to_string())
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    wait_for_metric(&gateway, success, 2.0).await;
+    assert!(gateway.logs().contains("SIGHUP"), "{}", gateway.logs());
+}

@@ -70,6 +70,11 @@ impl GatewayBuilder {
         let port = testkit::free_port();
         let admin_port = testkit::free_port();
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let mut args = self.args;
+        if !args.iter().any(|a| a == "--reload-interval") {
+            // Tests watch reloads happen; poll often.
+            args.extend(["--reload-interval".to_owned(), "200ms".to_owned()]);
+        }
         let child = Command::new(BIN)
             .arg("serve")
             .arg("--config")
@@ -80,9 +85,7 @@ impl GatewayBuilder {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--admin-listen")
             .arg(format!("127.0.0.1:{admin_port}"))
-            .arg("--reload-interval")
-            .arg("200ms")
-            .args(&self.args)
+            .args(&args)
             .envs(self.envs)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
