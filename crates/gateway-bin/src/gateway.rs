@@ -12,8 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use limits_core::{Decision, Limit, Policy, RepositoryName};
-use serde_json::json;
+use limits_core::{Decision, Policy, RepositoryName};
 use tokio::sync::watch;
 use upstream_client::{Auth, Upstream, UpstreamError};
 
@@ -91,7 +90,7 @@ pub(crate) fn denied_refusal(decision: &Decision) -> Refusal {
 
 /// The answer when the upstream could not be asked: 504 on a timeout, 502 when unreachable,
 /// `otherwise` for anything else.
-fn upstream_failure(err: &UpstreamError, what: &str, otherwise: StatusCode) -> Refusal {
+pub(crate) fn upstream_failure(err: &UpstreamError, what: &str, otherwise: StatusCode) -> Refusal {
     let status = if err.is_timeout() {
         StatusCode::GATEWAY_TIMEOUT
     } else if err.is_unreachable() {
@@ -412,34 +411,6 @@ impl<U: Upstream> Gateway<U> {
         };
         self.metrics.upstream("tags", started.elapsed());
         result
-    }
-
-    /// The tag check fails with this answer when the tags cannot be read.
-    pub(crate) fn tags_unreadable(&self, err: &UpstreamError) -> Refusal {
-        upstream_failure(
-            err,
-            "the tag count could not be read from the upstream registry",
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-    }
-
-    /// The size check fails with this answer when a layer's size cannot be read.
-    pub(crate) fn layer_unreadable(
-        &self,
-        err: &UpstreamError,
-        digest: &oci_manifest::Digest,
-    ) -> Refusal {
-        upstream_failure(
-            err,
-            &format!("the size of layer {digest} could not be read from the upstream registry"),
-            StatusCode::SERVICE_UNAVAILABLE,
-        )
-        .with_detail(json!({ "digest": digest.as_str() }))
-    }
-
-    /// Whether limits apply to tag counts for this repository at all.
-    pub(crate) fn counts_tags(limit: &Limit<u64>) -> bool {
-        matches!(limit, Limit::Max(_))
     }
 }
 

@@ -9,14 +9,14 @@ use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, RepositoryName};
+use limits_core::{AppliedLimits, ByteSize, Limit, RepositoryName};
 use oci_manifest::{MAX_MANIFEST_BYTES, Manifest};
 use serde_json::json;
 use tokio::sync::OwnedMutexGuard;
 use upstream_client::Upstream;
 
 use crate::answer::{Code, Refusal};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, upstream_failure};
 use crate::tags::RecentTags;
 use crate::upload::drain;
 
@@ -180,7 +180,14 @@ impl<U: Upstream> Gateway<U> {
                 }
                 Err(err) => {
                     self.metrics.refusal("upstream_unavailable");
-                    return Err(self.layer_unreadable(&err, layer.digest()));
+                    let what = format!(
+                        "the size of layer {} could not be read from the upstream registry",
+                        layer.digest()
+                    );
+                    return Err(
+                        upstream_failure(&err, &what, StatusCode::SERVICE_UNAVAILABLE)
+                            .with_detail(json!({ "digest": layer.digest().as_str() })),
+                    );
                 }
             }
         }
@@ -211,7 +218,7 @@ impl<U: Upstream> Gateway<U> {
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<TagReservation>, Refusal> {
         let requested = requested_tags(reference, query);
-        if requested.is_empty() || !Self::counts_tags(&applied.limits.tag_count_limit) {
+        if requested.is_empty() || applied.limits.tag_count_limit == Limit::Unlimited {
             return Ok(None);
         }
         let window = self.options.recent_tag_window;
@@ -225,7 +232,11 @@ impl<U: Upstream> Gateway<U> {
             Err(err) => {
                 self.metrics.refusal("upstream_unavailable");
                 tracing::warn!(event = "decision", repository = %applied.repository, reference, error = %err, verdict = "denied", "tag count unreadable; push refused");
-                return Err(self.tags_unreadable(&err));
+                return Err(upstream_failure(
+                    &err,
+                    "the tag count could not be read from the upstream registry",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                ));
             }
         };
         let (existing, created) = {
