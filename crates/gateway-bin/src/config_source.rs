@@ -161,6 +161,8 @@ impl ConfigSource {
         let mut hangup = hangup_signal();
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick completes at once; the configuration was just loaded.
+        ticker.tick().await;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}

@@ -356,9 +356,8 @@ impl<U: Upstream> Gateway<U> {
     pub(crate) fn log_decision(&self, decision: &Decision, reference: &str) {
         self.metrics.decision(decision);
         let detail = decision.detail();
-        let limit = detail
-            .limit
-            .map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
+        // A number of bytes or tags; absent when unlimited.
+        let limit = detail.limit;
         if decision.is_allowed() {
             tracing::info!(
                 event = "decision", repository = %decision.repository, reference, check = detail.check,
