@@ -117,16 +117,27 @@ impl<U: Upstream> Gateway<U> {
         })?;
         let applied = self.policy.borrow().limits_for(repository);
         let auth = parts.headers.get(header::AUTHORIZATION);
+        // The layer sizes and the tag listing are read from the upstream at the same time.
+        let sizes = async {
+            match &manifest {
+                Manifest::Image(image) => self.verify_layer_sizes(repository, image, auth).await,
+                Manifest::Index(_) => Ok(()),
+            }
+        };
+        let tags = self.read_tags(&applied, reference, parts.uri.query(), auth);
+        let (sizes, tags) = tokio::join!(sizes, tags);
+        sizes?;
         if let Manifest::Image(image) = &manifest {
-            self.verify_layer_sizes(repository, image, auth).await?;
             let decision = applied.check_image_size(ByteSize::new(image.total_size()));
             self.log_decision(&decision, reference);
             if !decision.is_allowed() {
                 return Err(crate::gateway::denied_refusal(&decision));
             }
         }
-        self.check_tags(&applied, reference, parts.uri.query(), auth)
-            .await
+        match tags? {
+            Some(read) => self.decide_tags(&applied, reference, read),
+            None => Ok(None),
+        }
     }
 
     /// Confirms every counted layer's declared size with the upstream (`HEAD` on the blob,
@@ -209,45 +220,67 @@ impl<U: Upstream> Gateway<U> {
         )
     }
 
-    /// The tag count check, under the repository's lock.
-    async fn check_tags(
+    /// Takes the repository's lock and reads its tags, when the push creates tags and a tag
+    /// limit applies.
+    async fn read_tags(
         &self,
         applied: &AppliedLimits,
         reference: &str,
         query: Option<&str>,
         auth: Option<&http::HeaderValue>,
-    ) -> Result<Option<TagReservation>, Refusal> {
+    ) -> Result<Option<TagRead>, Refusal> {
         let requested = requested_tags(reference, query);
         if requested.is_empty() || applied.limits.tag_count_limit == Limit::Unlimited {
             return Ok(None);
         }
-        let window = self.options.recent_tag_window;
-        let mut guard = self.ledger.lock(&applied.repository, window).await;
-        let listed = match self.list_tags(&applied.repository, auth).await {
-            Ok(listed) => listed,
+        let guard = self
+            .ledger
+            .lock(&applied.repository, self.options.recent_tag_window)
+            .await;
+        match self.list_tags(&applied.repository, auth).await {
+            Ok(listed) => Ok(Some(TagRead {
+                guard,
+                listed,
+                requested,
+            })),
             Err(err) if self.options.fail_open => {
                 tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
-                return Ok(None);
+                Ok(None)
             }
             Err(err) => {
                 self.metrics.refusal("upstream_unavailable");
                 tracing::warn!(event = "decision", repository = %applied.repository, reference, error = %err, verdict = "denied", "tag count unreadable; push refused");
-                return Err(upstream_failure(
+                Err(upstream_failure(
                     &err,
                     "the tag count could not be read from the upstream registry",
                     StatusCode::SERVICE_UNAVAILABLE,
-                ));
+                ))
             }
-        };
-        let (existing, created) = {
-            let mut existing: HashSet<&str> = listed.iter().map(String::as_str).collect();
-            existing.extend(guard.current(window));
-            let created: Vec<String> = requested
-                .into_iter()
-                .filter(|tag| !existing.contains(tag.as_str()))
-                .collect();
-            (existing.len() as u64, created)
-        };
+        }
+    }
+
+    /// The tag count decision: the upstream's tags plus those this process created recently
+    /// that the listing does not show yet, against the tags the push creates.
+    fn decide_tags(
+        &self,
+        applied: &AppliedLimits,
+        reference: &str,
+        read: TagRead,
+    ) -> Result<Option<TagReservation>, Refusal> {
+        let TagRead {
+            mut guard,
+            listed,
+            requested,
+        } = read;
+        let recent: Vec<&str> = guard
+            .current(self.options.recent_tag_window)
+            .filter(|tag| !listed.iter().any(|l| l == tag))
+            .collect();
+        let existing = (listed.len() + recent.len()) as u64;
+        let created: Vec<String> = requested
+            .into_iter()
+            .filter(|tag| !listed.contains(tag) && !recent.contains(&tag.as_str()))
+            .collect();
         if created.is_empty() {
             return Ok(None);
         }
@@ -258,6 +291,14 @@ impl<U: Upstream> Gateway<U> {
         }
         Ok(Some(TagReservation { guard, created }))
     }
+}
+
+/// A repository's tags as read under its lock, with the tags a push asks for.
+#[derive(Debug)]
+struct TagRead {
+    guard: OwnedMutexGuard<RecentTags>,
+    listed: Vec<String>,
+    requested: Vec<String>,
 }
 
 #[cfg(test)]

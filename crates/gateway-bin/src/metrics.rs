@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    status: String,
+    method: &'static str,
+    status: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,7 +31,7 @@ struct ReasonLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
-    operation: String,
+    operation: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,12 +166,25 @@ impl Metrics {
 
     /// Counts an answered request.
     pub fn request(&self, method: &http::Method, status: http::StatusCode) {
-        let status = format!("{}xx", status.as_u16() / 100);
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::HEAD => "HEAD",
+            http::Method::PUT => "PUT",
+            http::Method::POST => "POST",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        let status = match status.as_u16() / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        };
         self.requests
-            .get_or_create(&RequestLabels {
-                method: method.to_string(),
-                status,
-            })
+            .get_or_create(&RequestLabels { method, status })
             .inc();
     }
 
@@ -211,11 +224,9 @@ impl Metrics {
     }
 
     /// Records how long the upstream took.
-    pub fn upstream(&self, operation: &str, elapsed: Duration) {
+    pub fn upstream(&self, operation: &'static str, elapsed: Duration) {
         self.upstream_latency
-            .get_or_create(&OperationLabels {
-                operation: operation.to_owned(),
-            })
+            .get_or_create(&OperationLabels { operation })
             .observe(elapsed.as_secs_f64());
     }
 
