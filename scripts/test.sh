@@ -37,6 +37,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
 step "criterion benches, quick pass"
 cargo bench --locked -p registry-gateway-benches --bench rule_lookup --bench manifest_parse -- --quick
 
+step "proxy benchmark, short run (numbers printed, not asserted; fails only on request errors)"
+benches/proxy/run.sh --quick
+
 step "fuzz smoke run"
 # cargo-fuzz needs nightly flags; without a nightly toolchain, stable accepts them with
 # RUSTC_BOOTSTRAP (no sanitizer then).
