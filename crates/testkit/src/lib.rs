@@ -53,5 +53,5 @@ pub use push::{RawPusher, RawResponse};
 pub use registry::{
     Registry, RegistryAuth, RegistryBuilder, TestUser, basic_authorization, free_port,
 };
-pub use skopeo::{CommandOutput, OciLayout, SkopeoCopy};
+pub use skopeo::{CommandOutput, OciLayout, SkopeoCopy, skopeo_push};
 pub use tools::{DOCKER_REGISTRY, HTPASSWD, OPENSSL, SKOPEO, Tool};

@@ -214,6 +214,26 @@ impl SkopeoCopy {
     }
 }
 
+/// Pushes `image` as `<repository>:<tag>` to the registry (or gateway) at `host` with skopeo,
+/// with `creds` as `--dest-creds` and `args` passed to `skopeo copy` (e.g.
+/// `["--format", "v2s2"]`). Returns what skopeo printed.
+pub async fn skopeo_push(
+    host: &str,
+    image: &TestImage,
+    repository: &str,
+    tag: &str,
+    args: &[&str],
+    creds: Option<&crate::TestUser>,
+) -> CommandOutput {
+    let layout = OciLayout::with_image(image, tag);
+    let mut copy =
+        SkopeoCopy::to_registry(&layout, host, repository, tag).args(args.iter().copied());
+    if let Some(user) = creds {
+        copy = copy.dest_creds(&user.username, &user.password);
+    }
+    copy.run().await
+}
+
 impl crate::Registry {
     /// Pushes `image` as `<repository>:<tag>` with skopeo and the default user's credentials,
     /// passing `args` to `skopeo copy` (e.g. `["--format", "v2s2"]`). Returns what skopeo printed.
@@ -224,13 +244,7 @@ impl crate::Registry {
         tag: &str,
         args: &[&str],
     ) -> CommandOutput {
-        let layout = OciLayout::with_image(image, tag);
-        let mut copy = SkopeoCopy::to_registry(&layout, &self.host(), repository, tag)
-            .args(args.iter().copied());
-        if let Some(user) = self.user() {
-            copy = copy.dest_creds(&user.username, &user.password);
-        }
-        copy.run().await
+        skopeo_push(&self.host(), image, repository, tag, args, self.user()).await
     }
 
     /// Pushes `image` as `<repository>:<tag>` with skopeo and the default user's credentials.

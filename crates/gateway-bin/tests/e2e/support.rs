@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::{CommandOutput, OciLayout, RawPusher, SkopeoCopy, TestImage};
+use testkit::{CommandOutput, RawPusher, TestImage};
 use url::Url;
 
 /// Path of the binary under test.
@@ -181,11 +181,7 @@ impl Gateway {
         tag: &str,
         args: &[&str],
     ) -> CommandOutput {
-        let layout = OciLayout::with_image(image, tag);
-        SkopeoCopy::to_registry(&layout, &self.host(), repository, tag)
-            .args(args.iter().copied())
-            .run()
-            .await
+        testkit::skopeo_push(&self.host(), image, repository, tag, args, None).await
     }
 
     /// Starts a blob upload through the gateway and returns the session's URL.
