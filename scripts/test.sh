@@ -18,7 +18,7 @@ step "cargo fmt --all --check"
 cargo fmt --all --check
 
 step "the pure crates do no I/O: no async runtime or HTTP stack in their dependencies"
-for crate in limits-core oci-manifest; do
+for crate in limits-core oci-manifest registry-api; do
     if cargo tree --locked -p "$crate" -e normal --prefix none | grep -E '^(tokio|hyper|reqwest|http|mio|socket2) '; then
         echo "error: $crate depends on an I/O crate" >&2
         exit 1
@@ -50,7 +50,7 @@ else
     fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
     sanitizer=(--sanitizer none)
 fi
-for target in size_roundtrip config_parse manifest_parse; do
+for target in size_roundtrip config_parse manifest_parse request_route; do
     mkdir -p "fuzz/corpus/$target"
     seeds=()
     [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")

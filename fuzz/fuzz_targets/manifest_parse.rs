@@ -1,13 +1,15 @@
 //! Feeds arbitrary bodies to `oci_manifest::parse` under a content type picked by the first byte.
 //!
-//! Asserts, beyond "no panic": every accepted image manifest's total is the sum of its counted
-//! layers, no counted layer is foreign, every foreign layer is foreign, and a body over the
-//! limit is never accepted.
+//! Asserts, beyond "no panic": only the four manifest media types are ever accepted (a missing
+//! or generic content type never is); every accepted image manifest's total is the sum of its
+//! config and every layer; measuring it against a registry that holds every blob at its
+//! declared size gives that total; a foreign layer always carries urls; a body over the limit
+//! is never accepted.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oci_manifest::{MAX_MANIFEST_BYTES, Manifest, parse};
+use oci_manifest::{BlobState, MAX_MANIFEST_BYTES, Manifest, ManifestKind, parse};
 
 const CONTENT_TYPES: [Option<&str>; 10] = [
     None,
@@ -31,23 +33,41 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(body.len() <= MAX_MANIFEST_BYTES);
+    assert_eq!(
+        content_type.and_then(ManifestKind::from_media_type),
+        Some(manifest.kind()),
+        "accepted under a content type that does not name its kind"
+    );
     if let Manifest::Image(image) = &manifest {
         let sum = image
             .layers()
             .iter()
-            .try_fold(0u64, |sum, l| sum.checked_add(l.size()));
+            .try_fold(image.config().size(), |sum, l| sum.checked_add(l.size()));
         assert_eq!(
             sum,
             Some(image.total_size()),
-            "total is the sum of counted layers"
+            "total is the sum of the config and every layer"
         );
+        let sizes: Vec<(&oci_manifest::Digest, u64)> = std::iter::once(image.config())
+            .map(|c| (c.digest(), c.size()))
+            .chain(image.layers().iter().map(|l| (l.digest(), l.size())))
+            .collect();
+        // A registry holding every blob: the first declared size of a digest is its real one.
+        let measured = image.measure(|digest| {
+            let size = sizes.iter().find(|(d, _)| *d == digest).map_or(0, |(_, s)| *s);
+            BlobState::Present(size)
+        });
+        let consistent = sizes
+            .iter()
+            .all(|(d, s)| sizes.iter().find(|(e, _)| e == d).map(|(_, t)| t) == Some(s));
+        if consistent {
+            assert_eq!(measured, Ok(image.total_size()), "measure of a full registry");
+        } else {
+            assert!(measured.is_err(), "one digest with two sizes is a lie");
+        }
         assert!(
-            image.layers().iter().all(|l| !l.is_foreign()),
-            "a counted layer is foreign"
-        );
-        assert!(
-            image.foreign_layers().iter().all(|l| l.is_foreign()),
-            "a foreign layer is not"
+            image.foreign_layers().all(|l| !l.urls().is_empty()),
+            "a foreign layer without urls"
         );
         assert!(!image.kind().is_index());
     } else {

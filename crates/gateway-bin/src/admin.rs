@@ -1,6 +1,5 @@
 //! The admin listener: `/metrics`, `/healthz` and `/readyz`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,10 +7,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use upstream_client::ReqwestUpstream;
 
@@ -52,7 +47,8 @@ impl Admin {
         result
     }
 
-    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// Answers one admin request.
+    pub async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (status, content_type, body) = match request.uri().path() {
             "/metrics" => (
                 StatusCode::OK,
@@ -82,25 +78,5 @@ impl Admin {
             response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
         response
-    }
-}
-
-/// Serves the admin endpoints until the task is dropped.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let admin = Arc::clone(&admin);
-        let service = service_fn(move |request| {
-            let admin = Arc::clone(&admin);
-            async move { Ok::<_, Infallible>(admin.answer(request).await) }
-        });
-        tokio::spawn(async move {
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }

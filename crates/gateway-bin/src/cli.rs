@@ -67,7 +67,9 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_GATEWAY_LISTEN", default_value = "0.0.0.0:5000")]
     pub listen: SocketAddr,
 
-    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    /// Address of `/metrics`, `/healthz` and `/readyz`. It answers anyone who can reach it
+    /// (metrics name repositories and rules): bind it to loopback or a pod network that only
+    /// the scraper reaches.
     #[arg(
         long,
         env = "REGISTRY_GATEWAY_ADMIN_LISTEN",
@@ -141,4 +143,55 @@ pub struct ServeArgs {
     /// Layer size checks sent at once for one manifest.
     #[arg(long, env = "REGISTRY_GATEWAY_HEAD_CONCURRENCY", default_value_t = 8)]
     pub head_concurrency: usize,
+
+    /// Longest time a client may take to send a request's head; also how long an idle
+    /// HTTP/1 connection waits for its next request. Applies to the admin listener too.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_HEADER_READ_TIMEOUT",
+        default_value = "30s"
+    )]
+    pub header_read_timeout: humantime::Duration,
+
+    /// Longest time a manifest body may take to arrive (bodies the gateway buffers).
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_BODY_READ_TIMEOUT",
+        default_value = "30s"
+    )]
+    pub body_read_timeout: humantime::Duration,
+
+    /// A connection over which no byte moved for this long is closed (HTTP/1 and HTTP/2).
+    /// Must be longer than --upstream-timeout.
+    #[arg(long, env = "REGISTRY_GATEWAY_IDLE_TIMEOUT", default_value = "2m")]
+    pub idle_timeout: humantime::Duration,
+
+    /// Most client connections open at once; further ones wait to be accepted.
+    #[arg(long, env = "REGISTRY_GATEWAY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Most concurrent streams on one HTTP/2 connection.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_MAX_CONCURRENT_STREAMS",
+        default_value_t = 128
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// Most bytes of manifest bodies held in memory at once, over all requests (a size string:
+    /// 256MiB). A manifest that would go over it is answered 503 at once.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_MANIFEST_BUFFER_BUDGET",
+        default_value = "256MiB"
+    )]
+    pub manifest_buffer_budget: limits_core::ByteSize,
+
+    /// Most connections open at once on the admin listener.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_ADMIN_MAX_CONNECTIONS",
+        default_value_t = 64
+    )]
+    pub admin_max_connections: usize,
 }

@@ -82,14 +82,20 @@ impl Target {
     }
 
     /// The upstream URI for a client's request target: only its path and query are kept, so
-    /// neither an absolute-form target nor the `Host` header chooses where requests go.
-    pub fn uri(&self, client: &Uri) -> Result<Uri, http::Error> {
-        let path_and_query = client.path_and_query().map_or("/", |pq| pq.as_str());
-        Uri::builder()
+    /// neither an absolute-form target nor the `Host` header chooses where requests go. `path`,
+    /// when given, replaces the client's path: the canonical form the gateway checked.
+    pub fn uri(&self, client: &Uri, path: Option<&str>) -> Result<Uri, http::Error> {
+        let builder = Uri::builder()
             .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+            .authority(self.authority.clone());
+        match (path, client.query()) {
+            (Some(path), Some(query)) => builder.path_and_query(format!("{path}?{query}")),
+            (Some(path), None) => builder.path_and_query(path),
+            (None, _) => {
+                builder.path_and_query(client.path_and_query().map_or("/", |pq| pq.as_str()))
+            }
+        }
+        .build()
     }
 
     /// Prepares a client's headers for the upstream: hop-by-hop headers removed, the client's
@@ -192,8 +198,16 @@ mod tests {
             .parse()
             .expect("uri");
         assert_eq!(
-            target().uri(&uri).expect("uri").to_string(),
+            target().uri(&uri, None).expect("uri").to_string(),
             "http://registry:5000/v2/a/manifests/x?tag=1"
+        );
+        let encoded: Uri = "/v2/a%2Fb/manifests/x?tag=1".parse().expect("uri");
+        assert_eq!(
+            target()
+                .uri(&encoded, Some("/v2/a/b/manifests/x"))
+                .expect("uri")
+                .to_string(),
+            "http://registry:5000/v2/a/b/manifests/x?tag=1"
         );
     }
 

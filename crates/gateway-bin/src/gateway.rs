@@ -1,5 +1,5 @@
-//! The proxy: forwards every registry request, and checks manifest pushes and blob uploads
-//! against the limits.
+//! The proxy: reads every request once into a typed [`ApiRequest`], forwards it, and checks
+//! manifest pushes and blob uploads against the limits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,23 +7,23 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use limits_core::{Decision, Policy, RepositoryName};
-use tokio::sync::watch;
+use registry_api::{ApiRequest, RequestError, Route};
+use tokio::sync::{Semaphore, watch};
 use upstream_client::{Auth, Upstream, UpstreamError};
 
-use crate::answer::{Code, Refusal};
+use crate::answer::{Reason, Refusal, UpstreamRefusal};
 use crate::blob_sizes::BlobSizes;
 use crate::body::{BoxError, ProxyBody};
 use crate::forward::{Target, UPSTREAM_VERSION};
 use crate::metrics::Metrics;
-use crate::route::{Route, route};
 use crate::tags::TagLedger;
-use crate::upload::{GuardedBody, Trip, UploadProgress, content_range, upstream_range_end};
+use crate::upload::{UploadSessions, drain};
 
 /// The pooled client that carries proxied requests to the upstream.
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
@@ -40,6 +40,8 @@ pub struct Options {
     /// How long tags created through this process count even when the upstream's listing
     /// does not show them yet.
     pub recent_tag_window: Duration,
+    /// Longest time a manifest body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 /// Where tag counts are read.
@@ -67,10 +69,12 @@ pub struct Gateway<U> {
     pub policy: watch::Receiver<Arc<Policy>>,
     /// Per-repository locks and recently created tags.
     pub ledger: TagLedger,
-    /// Real layer sizes by digest.
+    /// Real blob sizes by digest.
     pub blob_sizes: BlobSizes,
-    /// Bytes held by upload sessions.
-    pub uploads: UploadProgress,
+    /// Bytes held by upload sessions, from the upstream's answers.
+    pub uploads: UploadSessions,
+    /// Bytes of manifest bodies that may be buffered at once, as permits.
+    pub manifest_buffers: Arc<Semaphore>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Behaviour options.
@@ -78,101 +82,214 @@ pub struct Gateway<U> {
 }
 
 /// The pushing client's credentials for the checks the gateway makes on its behalf.
-fn client_auth(header: Option<&HeaderValue>) -> Auth<'_> {
+pub(crate) fn client_auth(header: Option<&HeaderValue>) -> Auth<'_> {
     header.map_or(Auth::Anonymous, Auth::Forward)
 }
 
 /// A refusal for a denied decision: 403 `DENIED` with the decision's message and numbers.
 pub(crate) fn denied_refusal(decision: &Decision) -> Refusal {
     let detail = serde_json::to_value(decision.detail()).unwrap_or_default();
-    Refusal::new(StatusCode::FORBIDDEN, Code::Denied, decision.to_string()).with_detail(detail)
+    Refusal::new(Reason::Denied, decision.to_string()).with_detail(detail)
 }
 
-/// The answer when the upstream could not be asked: 504 on a timeout, 502 when unreachable,
-/// `otherwise` for anything else.
-pub(crate) fn upstream_failure(err: &UpstreamError, what: &str, otherwise: StatusCode) -> Refusal {
-    let status = if err.is_timeout() {
-        StatusCode::GATEWAY_TIMEOUT
+/// The answer when the upstream could not tell a fact a check needs: the upstream's own 401
+/// (with its challenge) or 403 when it refused the client's credentials, 504 on a timeout, 502
+/// when unreachable, 503 otherwise.
+pub(crate) fn upstream_failure(err: &UpstreamError, what: &str) -> Refusal {
+    if let Some((status, code, challenge)) = err.client_refusal() {
+        let reason = if status == StatusCode::UNAUTHORIZED {
+            Reason::Unauthorized
+        } else {
+            Reason::Forbidden
+        };
+        let mut refusal = Refusal::new(
+            reason,
+            format!("{what}: the registry refused the client's credentials ({status})"),
+        );
+        refusal.upstream = Some(Box::new(UpstreamRefusal {
+            challenge: challenge.cloned(),
+            code: code.map(str::to_owned),
+        }));
+        return refusal;
+    }
+    let reason = if err.is_timeout() {
+        Reason::UpstreamTimeout
     } else if err.is_unreachable() {
-        StatusCode::BAD_GATEWAY
+        Reason::UpstreamUnreachable
     } else {
-        otherwise
+        Reason::FactsUnavailable
     };
-    Refusal::new(status, Code::Unavailable, format!("{what}: {err}"))
+    Refusal::new(reason, format!("{what}: {err}"))
 }
 
-impl<U: Upstream> Gateway<U> {
+/// The end-to-end header a write's `Connection` header names, among those the checks read. A
+/// proxy removes the headers `Connection` names, so the registry would not see what was
+/// checked.
+fn connection_names_checked_header(headers: &http::HeaderMap) -> Option<String> {
+    const CHECKED: [&str; 5] = [
+        "authorization",
+        "content-length",
+        "content-range",
+        "content-type",
+        "host",
+    ];
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .find(|name| CHECKED.contains(&name.as_str()))
+}
+
+/// The refusal of a request that could not be read as the registry would read it.
+fn request_refusal(err: &RequestError) -> Refusal {
+    let reason = match err {
+        RequestError::Method(_) => Reason::MethodNotAllowed,
+        RequestError::Reference(_) => Reason::ReferenceInvalid,
+        _ => Reason::NameInvalid,
+    };
+    Refusal::new(reason, err.to_string())
+}
+
+impl<U: Upstream + 'static> Gateway<U> {
     /// Answers one request.
     pub async fn handle(
-        &self,
+        self: Arc<Self>,
         request: Request<Incoming>,
         remote: SocketAddr,
     ) -> Response<ProxyBody> {
-        self.metrics.in_flight(1);
+        let _in_flight = self.metrics.in_flight();
         let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let response = match route(&method, &path) {
-            Route::Outside => {
-                self.metrics.refusal("not_registry_api");
-                Refusal::new(
-                    StatusCode::NOT_FOUND,
-                    Code::NotFound,
-                    format!("{path} is not part of the registry API (/v2/)"),
-                )
-                .into_response()
+        let uri = request.uri();
+        let response = match ApiRequest::parse(method.as_str(), uri.path(), uri.query()) {
+            Err(err) => {
+                let refusal = request_refusal(&err);
+                self.refuse_request(request, refusal)
             }
-            Route::ManifestPut { name, reference } => {
-                self.manifest_put(request, name, reference, remote).await
-            }
-            Route::BlobUpload { name, session } => {
-                self.blob_upload(request, name, session, remote).await
-            }
-            Route::Other => {
-                let timeout =
-                    (method == Method::GET || method == Method::HEAD || method == Method::DELETE)
-                        .then_some(self.options.upstream_timeout);
-                let (parts, body) = request.into_parts();
-                self.forward(parts, body.map_err(BoxError::from).boxed(), remote, timeout)
-                    .await
-            }
+            Ok(api) => self.dispatch(request, api, remote).await,
         };
         self.metrics.request(&method, response.status());
-        self.metrics.in_flight(-1);
         response
     }
 
-    /// Sends a request to the upstream and its answer back, streamed both ways. `timeout`
-    /// bounds the wait for the answer's head; requests that stream a body have none, as the
-    /// upstream answers only once the body has arrived.
-    async fn forward(
-        &self,
-        parts: Parts,
-        body: ProxyBody,
+    async fn dispatch(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        api: ApiRequest,
         remote: SocketAddr,
-        timeout: Option<Duration>,
     ) -> Response<ProxyBody> {
-        match self.send(parts, body, remote, timeout).await {
-            Ok(response) => response,
-            Err(refusal) => {
-                self.metrics.refusal("upstream_unavailable");
-                refusal.into_response()
+        if api.method.is_write() {
+            if let Some(name) = connection_names_checked_header(request.headers()) {
+                let refusal = Refusal::new(
+                    Reason::AmbiguousHeader,
+                    format!(
+                        "the Connection header names {name}, which the gateway reads for its checks and would have to remove before forwarding"
+                    ),
+                );
+                return self.refuse_request(request, refusal);
+            }
+        }
+        let forward_path = api.forward_path;
+        match api.route {
+            Route::Outside => {
+                let path = request.uri().path().to_owned();
+                let refusal = Refusal::new(
+                    Reason::NotRegistryApi,
+                    format!("{path} is not part of the registry API (/v2/)"),
+                );
+                self.refuse_request(request, refusal)
+            }
+            Route::ManifestPut { name, reference } => {
+                self.manifest_put(request, name, reference, forward_path, remote)
+                    .await
+            }
+            Route::UploadStart { name, mount } => {
+                self.upload_start(request, name, mount, forward_path, remote)
+                    .await
+            }
+            Route::UploadChunk { name, id } => {
+                self.upload_chunk(request, name, id, forward_path, remote)
+                    .await
+            }
+            Route::Read | Route::OtherWrite => {
+                let method = request.method();
+                let timeout = (method == Method::GET
+                    || method == Method::HEAD
+                    || method == Method::OPTIONS
+                    || method == Method::DELETE)
+                    .then_some(self.options.upstream_timeout);
+                self.forward_request(request, forward_path.as_deref(), remote, timeout)
+                    .await
             }
         }
     }
 
-    async fn send(
+    /// Answers a request with a refusal: logged, counted, and the body left unread drained
+    /// so that the client reads the answer instead of a reset.
+    pub(crate) fn refuse_request(
+        &self,
+        request: Request<Incoming>,
+        refusal: Refusal,
+    ) -> Response<ProxyBody> {
+        tracing::warn!(
+            event = "refusal", reason = refusal.reason.label(), method = %request.method(),
+            path = request.uri().path(), "{}", refusal.message
+        );
+        drain(request.into_body());
+        self.refusal(refusal)
+    }
+
+    /// Counts a refusal and turns it into the answer. Limit refusals are counted as
+    /// decisions instead.
+    pub(crate) fn refusal(&self, refusal: Refusal) -> Response<ProxyBody> {
+        if refusal.reason != Reason::Denied {
+            self.metrics.refusal(refusal.reason.label());
+        }
+        refusal.into_response()
+    }
+
+    /// Forwards a client's request with its body streamed; see [`forward`](Self::forward).
+    pub(crate) async fn forward_request(
+        &self,
+        request: Request<Incoming>,
+        path: Option<&str>,
+        remote: SocketAddr,
+        timeout: Option<Duration>,
+    ) -> Response<ProxyBody> {
+        let (parts, body) = request.into_parts();
+        let body = body.map_err(BoxError::from).boxed();
+        self.forward(parts, body, path, remote, timeout).await
+    }
+
+    /// Sends a request to the upstream and its answer back, streamed both ways. `timeout`
+    /// bounds the wait for the answer's head; requests that stream a body have none, as the
+    /// upstream answers only once the body has arrived. `path` replaces the client's path
+    /// with its canonical form.
+    pub(crate) async fn forward(
+        &self,
+        parts: Parts,
+        body: ProxyBody,
+        path: Option<&str>,
+        remote: SocketAddr,
+        timeout: Option<Duration>,
+    ) -> Response<ProxyBody> {
+        match self.send(parts, body, path, remote, timeout).await {
+            Ok(response) => response,
+            Err(refusal) => self.refusal(refusal),
+        }
+    }
+
+    pub(crate) async fn send(
         &self,
         mut parts: Parts,
         body: ProxyBody,
+        path: Option<&str>,
         remote: SocketAddr,
         timeout: Option<Duration>,
     ) -> Result<Response<ProxyBody>, Refusal> {
-        let uri = self.target.uri(&parts.uri).map_err(|e| {
-            Refusal::new(
-                StatusCode::BAD_REQUEST,
-                Code::NotFound,
-                format!("invalid request target: {e}"),
-            )
+        let uri = self.target.uri(&parts.uri, path).map_err(|e| {
+            Refusal::new(Reason::NameInvalid, format!("invalid request target: {e}"))
         })?;
         self.target
             .request_headers(&mut parts.headers, &parts.uri, remote);
@@ -184,8 +301,7 @@ impl<U: Upstream> Gateway<U> {
         let result = match timeout {
             Some(limit) => tokio::time::timeout(limit, pending).await.map_err(|_| {
                 Refusal::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    Code::Unavailable,
+                    Reason::UpstreamTimeout,
                     format!(
                         "the upstream registry did not answer within {}",
                         humantime::format_duration(limit)
@@ -201,7 +317,7 @@ impl<U: Upstream> Gateway<U> {
                 None => format!("the upstream registry is unavailable: {e}"),
             };
             tracing::warn!(error = %message, "proxy: upstream request failed");
-            Refusal::new(StatusCode::BAD_GATEWAY, Code::Unavailable, message)
+            Refusal::new(Reason::UpstreamUnreachable, message)
         })?;
         let (mut parts, body) = response.into_parts();
         self.target.response_headers(&mut parts.headers);
@@ -210,148 +326,9 @@ impl<U: Upstream> Gateway<U> {
             body.map_err(BoxError::from).boxed(),
         ))
     }
+}
 
-    /// `PUT /v2/<name>/manifests/<reference>`: size, schema and tag checks, then forwarded with
-    /// the very bytes the client sent.
-    async fn manifest_put(
-        &self,
-        request: Request<Incoming>,
-        name: &str,
-        reference: &str,
-        remote: SocketAddr,
-    ) -> Response<ProxyBody> {
-        let Ok(repository) = name.parse::<RepositoryName>() else {
-            // Not a name the registry accepts either: it answers NAME_INVALID itself.
-            let (parts, body) = request.into_parts();
-            return self
-                .forward(parts, body.map_err(BoxError::from).boxed(), remote, None)
-                .await;
-        };
-        let (parts, body) = request.into_parts();
-        let bytes = match crate::manifest::read_body(&parts.headers, body).await {
-            Ok(bytes) => bytes,
-            Err(refusal) => {
-                self.metrics.refusal("manifest_too_large");
-                tracing::warn!(repository = %repository, reference, event = "decision", verdict = "denied", "{}", refusal.message);
-                return refusal.into_response();
-            }
-        };
-        match self
-            .check_manifest(&parts, &repository, reference, &bytes)
-            .await
-        {
-            Ok(Some(mut tags)) => {
-                let response = self
-                    .forward(
-                        parts,
-                        full(bytes),
-                        remote,
-                        Some(self.options.upstream_timeout),
-                    )
-                    .await;
-                if response.status().is_success() {
-                    tags.record();
-                }
-                response
-            }
-            Ok(None) => {
-                self.forward(
-                    parts,
-                    full(bytes),
-                    remote,
-                    Some(self.options.upstream_timeout),
-                )
-                .await
-            }
-            Err(refusal) => refusal.into_response(),
-        }
-    }
-
-    /// `POST`/`PATCH`/`PUT` of a blob upload: refused as soon as its known size exceeds the
-    /// repository's image size limit; otherwise streamed through.
-    async fn blob_upload(
-        &self,
-        request: Request<Incoming>,
-        name: &str,
-        session: &str,
-        remote: SocketAddr,
-    ) -> Response<ProxyBody> {
-        let limit = name
-            .parse::<RepositoryName>()
-            .ok()
-            .map(|repository| self.policy.borrow().limits_for(&repository))
-            .and_then(|applied| {
-                applied
-                    .limits
-                    .max_image_size
-                    .max()
-                    .map(|max| (applied, max.bytes()))
-            });
-        let session = session.to_owned();
-        let (parts, body) = request.into_parts();
-        let Some((applied, limit)) = limit else {
-            let response = self
-                .forward(parts, body.map_err(BoxError::from).boxed(), remote, None)
-                .await;
-            self.track_upload(&session, &response);
-            return response;
-        };
-        let range = content_range(&parts.headers);
-        let offset = match range {
-            Some((start, _)) => start,
-            None if session.is_empty() => 0,
-            None => self.uploads.get(&session),
-        };
-        let announced = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|len| offset.saturating_add(len));
-        let known = announced.max(range.map(|(_, end)| end.saturating_add(1)));
-        if let Some(known) = known.filter(|known| *known > limit) {
-            let decision = applied.check_blob(limits_core::ByteSize::new(known));
-            self.log_decision(&decision, &session);
-            crate::upload::drain(body);
-            return denied_refusal(&decision).into_response();
-        }
-        let trip = Arc::new(Trip::default());
-        let guarded = GuardedBody::new(body, applied, limit, offset, Arc::clone(&trip));
-        let response = self.forward(parts, guarded.boxed(), remote, None).await;
-        if let Some(decision) = trip.decision() {
-            self.log_decision(decision, &session);
-            self.uploads.remove(&session);
-            trip.drain_rest();
-            return denied_refusal(decision).into_response();
-        }
-        self.track_upload(&session, &response);
-        response
-    }
-
-    /// Remembers how many bytes an upload session holds, from the upstream's `Range` answer.
-    fn track_upload(&self, session: &str, response: &Response<ProxyBody>) {
-        if response.status() == StatusCode::CREATED {
-            self.uploads.remove(session);
-            return;
-        }
-        let Some(end) = upstream_range_end(response.headers()) else {
-            return;
-        };
-        let key = if session.is_empty() {
-            match response
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(location) => location.split('?').next().unwrap_or(location).to_owned(),
-                None => return,
-            }
-        } else {
-            session.to_owned()
-        };
-        self.uploads.set(&key, end);
-    }
-
+impl<U: Upstream> Gateway<U> {
     /// One structured log line and one metric per decision.
     pub(crate) fn log_decision(&self, decision: &Decision, reference: &str) {
         self.metrics.decision(decision);
@@ -413,6 +390,35 @@ impl<U: Upstream> Gateway<U> {
     }
 }
 
-fn full(bytes: Bytes) -> ProxyBody {
+/// A body of bytes already in memory.
+pub(crate) fn full(bytes: Bytes) -> ProxyBody {
     Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_naming_checked_headers() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("keep-alive", None),
+            ("close", None),
+            ("keep-alive, Content-Type", Some("content-type")),
+            ("AUTHORIZATION", Some("authorization")),
+            ("x-private, content-range", Some("content-range")),
+        ];
+        for (value, want) in cases {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_str(value).expect("header"),
+            );
+            assert_eq!(
+                connection_names_checked_header(&headers).as_deref(),
+                *want,
+                "{value}"
+            );
+        }
+    }
 }

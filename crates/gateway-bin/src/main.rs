@@ -11,7 +11,6 @@ mod forward;
 mod gateway;
 mod manifest;
 mod metrics;
-mod route;
 mod server;
 mod tags;
 mod upload;
@@ -223,6 +222,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let target = forward::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
+    if *args.idle_timeout <= *args.upstream_timeout {
+        bail!(
+            "--idle-timeout ({}) must be longer than --upstream-timeout ({}): a connection waits without traffic while the upstream answers",
+            args.idle_timeout,
+            args.upstream_timeout
+        );
+    }
+    let budget = usize::try_from(args.manifest_buffer_budget.bytes())
+        .unwrap_or(usize::MAX)
+        .min(tokio::sync::Semaphore::MAX_PERMITS);
+    if budget < oci_manifest::MAX_MANIFEST_BYTES {
+        bail!(
+            "--manifest-buffer-budget ({}) must hold at least one manifest of 4 MiB",
+            args.manifest_buffer_budget
+        );
+    }
     let gateway = Arc::new(Gateway {
         client: http_client(&args)?,
         target,
@@ -231,13 +246,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy,
         ledger: tags::TagLedger::default(),
         blob_sizes: blob_sizes::BlobSizes::new(args.blob_size_cache),
-        uploads: upload::UploadProgress::new(10_000),
+        uploads: upload::UploadSessions::new(10_000),
+        manifest_buffers: Arc::new(tokio::sync::Semaphore::new(budget)),
         metrics: Arc::clone(&metrics),
         options: Options {
             fail_open: args.fail_open,
             upstream_timeout: *args.upstream_timeout,
             head_concurrency: args.head_concurrency,
             recent_tag_window: *args.recent_tag_window,
+            body_read_timeout: *args.body_read_timeout,
         },
     });
     let listener = TcpListener::bind(args.listen)
@@ -253,16 +270,49 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fail_open = args.fail_open,
         "registry-gateway serving"
     );
+    let limits = server::Limits {
+        header_read_timeout: *args.header_read_timeout,
+        idle_timeout: *args.idle_timeout,
+        max_connections: args.max_connections,
+        max_concurrent_streams: args.max_concurrent_streams,
+    };
+    let admin_limits = server::Limits {
+        max_connections: args.admin_max_connections,
+        max_concurrent_streams: 16,
+        ..limits.clone()
+    };
     let admin = Arc::new(admin::Admin::new(Arc::clone(&metrics), registry));
-    let admin_task = tokio::spawn(admin::serve(admin_listener, admin));
+    let admin_task = tokio::spawn(server::serve(
+        admin_listener,
+        admin_limits,
+        move |_| {
+            let admin = Arc::clone(&admin);
+            hyper::service::service_fn(move |request| {
+                let admin = Arc::clone(&admin);
+                async move { Ok::<_, std::convert::Infallible>(admin.answer(request).await) }
+            })
+        },
+        std::future::pending(),
+        std::time::Duration::ZERO,
+    ));
     let watch_task = tokio::spawn(source.watch(*args.reload_interval));
-    let finished = server::serve(
-        listener,
-        gateway,
-        server::termination(),
-        *args.shutdown_timeout,
-    )
-    .await;
+    let finished =
+        server::serve(
+            listener,
+            limits,
+            move |remote| {
+                let gateway = Arc::clone(&gateway);
+                hyper::service::service_fn(move |request| {
+                    let gateway = Arc::clone(&gateway);
+                    async move {
+                        Ok::<_, std::convert::Infallible>(gateway.handle(request, remote).await)
+                    }
+                })
+            },
+            server::termination(),
+            *args.shutdown_timeout,
+        )
+        .await;
     if finished {
         tracing::info!("all requests finished; exiting");
     } else {

@@ -1,22 +1,26 @@
-//! The checks of a manifest push: body size, schema, verified layer sizes, image size and tag
-//! count.
+//! The checks of a manifest push: body size, schema, verified blob sizes, image size and tag
+//! count; then the forward, in a task of its own that no client hang-up can cut short.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::request::Parts;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, Limit, RepositoryName};
-use oci_manifest::{MAX_MANIFEST_BYTES, Manifest};
+use limits_core::{AppliedLimits, ByteSize, Limit, RepositoryName, TagTally};
+use oci_manifest::{BlobState, MAX_MANIFEST_BYTES, Manifest, MeasureError};
+use registry_api::Reference;
 use serde_json::json;
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use upstream_client::Upstream;
 
-use crate::answer::{Code, Refusal};
-use crate::gateway::{Gateway, upstream_failure};
+use crate::answer::{Reason, Refusal};
+use crate::body::ProxyBody;
+use crate::gateway::{Gateway, denied_refusal, full, upstream_failure};
 use crate::tags::RecentTags;
 use crate::upload::drain;
 
@@ -41,183 +45,311 @@ fn too_large(size: Option<u64>) -> Refusal {
         |s| s.to_string(),
     );
     Refusal::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        Code::SizeInvalid,
+        Reason::ManifestTooLarge,
         format!("manifest body of {measured} bytes exceeds the limit of {MAX_MANIFEST_BYTES} bytes (4 MiB)"),
     )
     .with_detail(json!({ "limit": MAX_MANIFEST_BYTES }))
 }
 
-/// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`]; a larger one is refused before
-/// any of it reaches the upstream.
-pub async fn read_body(headers: &HeaderMap, mut body: Incoming) -> Result<Bytes, Refusal> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES as u64) {
-        drain(body);
-        return Err(too_large(Some(len)));
+/// Bytes of the manifest buffer budget held by one body while it is in memory.
+#[derive(Debug)]
+pub struct BufferPermit {
+    budget: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl BufferPermit {
+    fn new(budget: Arc<Semaphore>) -> Self {
+        Self {
+            budget,
+            held: None,
+            bytes: 0,
+        }
     }
-    let mut bytes = BytesMut::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| {
-            Refusal::new(
-                StatusCode::BAD_REQUEST,
-                Code::ManifestInvalid,
-                format!("the manifest body could not be read: {err}"),
-            )
-        })?;
-        if let Some(data) = frame.data_ref() {
-            if bytes.len() + data.len() > MAX_MANIFEST_BYTES {
+
+    /// Takes `bytes` more from the budget, or refuses at once when it is spent: a body never
+    /// waits for memory, so stalled uploads cannot queue up behind each other.
+    fn grow(&mut self, bytes: usize) -> Result<(), Refusal> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let more = Arc::clone(&self.budget)
+            .try_acquire_many_owned(permits)
+            .map_err(|_| {
+                Refusal::new(
+                    Reason::Busy,
+                    "the gateway is receiving too many manifests at once; retry shortly",
+                )
+            })?;
+        match &mut self.held {
+            Some(held) => held.merge(more),
+            None => self.held = Some(more),
+        }
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
+impl<U: Upstream + 'static> Gateway<U> {
+    /// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`] within the body read timeout,
+    /// holding its bytes against the buffer budget. A larger body is refused before any of it
+    /// reaches the upstream.
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        mut body: Incoming,
+    ) -> Result<(Bytes, BufferPermit), Refusal> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES as u64) {
+            drain(body);
+            return Err(too_large(Some(len)));
+        }
+        let mut permit = BufferPermit::new(Arc::clone(&self.manifest_buffers));
+        if let Some(len) = declared {
+            if let Err(refusal) = permit.grow(len as usize) {
                 drain(body);
-                return Err(too_large(None));
+                return Err(refusal);
             }
-            bytes.extend_from_slice(data);
+        }
+        let mut bytes = BytesMut::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
+        let read = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|err| {
+                    Refusal::new(
+                        Reason::ManifestInvalid,
+                        format!("the manifest body could not be read: {err}"),
+                    )
+                })?;
+                if let Some(data) = frame.data_ref() {
+                    if bytes.len() + data.len() > MAX_MANIFEST_BYTES {
+                        return Err(too_large(None));
+                    }
+                    let beyond = (bytes.len() + data.len()).saturating_sub(permit.bytes);
+                    permit.grow(beyond)?;
+                    bytes.extend_from_slice(data);
+                }
+            }
+            Ok(())
+        };
+        let timeout = self.options.body_read_timeout;
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(())) => Ok((bytes.freeze(), permit)),
+            Ok(Err(refusal)) => {
+                drain(body);
+                Err(refusal)
+            }
+            Err(_) => Err(Refusal::new(
+                Reason::BodyTimeout,
+                format!(
+                    "the manifest body did not arrive within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )),
         }
     }
-    Ok(bytes.freeze())
-}
 
-/// The tags a push creates: the reference when it is a tag, and every `?tag=` parameter
-/// (OCI distribution 1.1), without duplicates.
-pub fn requested_tags(reference: &str, query: Option<&str>) -> Vec<String> {
-    let mut tags = Vec::new();
-    // A digest reference is `algorithm:hex`; a tag never holds a colon.
-    if !reference.contains(':') {
-        tags.push(reference.to_owned());
-    }
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if key == "tag" && !value.is_empty() && !tags.iter().any(|t| *t == value) {
-            tags.push(value.into_owned());
+    /// `PUT /v2/<name>/manifests/<reference>`: size, schema and tag checks, then forwarded with
+    /// the very bytes the client sent.
+    pub(crate) async fn manifest_put(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        repository: RepositoryName,
+        reference: Reference,
+        forward_path: Option<String>,
+        remote: SocketAddr,
+    ) -> Response<ProxyBody> {
+        if request
+            .headers()
+            .get_all(header::CONTENT_TYPE)
+            .iter()
+            .count()
+            > 1
+        {
+            let refusal = Refusal::new(
+                Reason::AmbiguousHeader,
+                "a manifest push must carry exactly one Content-Type header",
+            );
+            return self.refuse_request(request, refusal);
+        }
+        let (parts, body) = request.into_parts();
+        let reference_text = reference.to_string();
+        let (bytes, permit) = match self.read_body(&parts.headers, body).await {
+            Ok(read) => read,
+            Err(refusal) => {
+                tracing::warn!(repository = %repository, reference = reference_text, event = "decision", verdict = "denied", "{}", refusal.message);
+                return self.refusal(refusal);
+            }
+        };
+        let reservation = match self
+            .check_manifest(&parts, &repository, &reference, &bytes)
+            .await
+        {
+            Ok(reservation) => reservation,
+            Err(refusal) => return self.refusal(refusal),
+        };
+        // From here the push is admitted: the forward, and recording the tags it creates, run
+        // in a task of their own, so that a client hanging up cannot release the repository's
+        // lock before the registry has answered.
+        let gateway = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let timeout = Some(gateway.options.upstream_timeout);
+            let response = gateway
+                .forward(parts, full(bytes), forward_path.as_deref(), remote, timeout)
+                .await;
+            drop(permit);
+            if let Some(mut reservation) = reservation {
+                if response.status().is_success() {
+                    reservation.record();
+                }
+            }
+            response
+        });
+        match task.await {
+            Ok(response) => response,
+            Err(err) => self.refusal(Refusal::new(
+                Reason::UpstreamUnreachable,
+                format!("the manifest push did not complete: {err}"),
+            )),
         }
     }
-    tags
-}
 
-impl<U: Upstream> Gateway<U> {
     /// Every check of a manifest push. `Ok(Some(_))` holds the repository's tag lock until the
     /// upstream has answered.
     pub(crate) async fn check_manifest(
         &self,
         parts: &Parts,
         repository: &RepositoryName,
-        reference: &str,
+        reference: &Reference,
         bytes: &Bytes,
     ) -> Result<Option<TagReservation>, Refusal> {
+        let reference_text = reference.to_string();
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let manifest = oci_manifest::parse(content_type, bytes).map_err(|err| {
-            let reason = if err.is_schema1() { "schema1" } else { "manifest_invalid" };
-            self.metrics.refusal(reason);
-            tracing::warn!(event = "decision", repository = %repository, reference, reason, verdict = "denied", "{err}");
-            Refusal::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, err.to_string())
+            let reason = if err.is_schema1() {
+                Reason::Schema1
+            } else {
+                Reason::ManifestInvalid
+            };
+            tracing::warn!(event = "decision", repository = %repository, reference = reference_text, reason = reason.label(), verdict = "denied", "{err}");
+            Refusal::new(reason, err.to_string())
         })?;
         let applied = self.policy.borrow().limits_for(repository);
         let auth = parts.headers.get(header::AUTHORIZATION);
-        // The layer sizes and the tag listing are read from the upstream at the same time.
+        // The blob sizes and the tag listing are read from the upstream at the same time.
         let sizes = async {
             match &manifest {
-                Manifest::Image(image) => self.verify_layer_sizes(repository, image, auth).await,
-                Manifest::Index(_) => Ok(()),
+                Manifest::Image(image) => self.image_size(repository, image, auth).await.map(Some),
+                Manifest::Index(_) => Ok(None),
             }
         };
         let tags = self.read_tags(&applied, reference, parts.uri.query(), auth);
-        let (sizes, tags) = tokio::join!(sizes, tags);
-        sizes?;
-        if let Manifest::Image(image) = &manifest {
-            let decision = applied.check_image_size(ByteSize::new(image.total_size()));
-            self.log_decision(&decision, reference);
+        let (size, tags) = tokio::join!(sizes, tags);
+        if let Some(size) = size? {
+            let decision = applied.check_image_size(ByteSize::new(size));
+            self.log_decision(&decision, &reference_text);
             if !decision.is_allowed() {
-                return Err(crate::gateway::denied_refusal(&decision));
+                return Err(denied_refusal(&decision));
             }
         }
         match tags? {
-            Some(read) => self.decide_tags(&applied, reference, read),
+            Some(read) => self.decide_tags(&applied, &reference_text, read),
             None => Ok(None),
         }
     }
 
-    /// Confirms every counted layer's declared size with the upstream (`HEAD` on the blob,
-    /// with the client's own credentials, a bounded number at once, cached by digest).
-    async fn verify_layer_sizes(
+    /// The image's size as the registry holds it: the config and every layer, each confirmed
+    /// with the upstream (`HEAD` on the blob, with the client's own credentials, a bounded
+    /// number at once, cached by digest); see [`oci_manifest::ImageManifest::measure`].
+    async fn image_size(
         &self,
         repository: &RepositoryName,
         image: &oci_manifest::ImageManifest,
         auth: Option<&http::HeaderValue>,
-    ) -> Result<(), Refusal> {
-        let mut seen = HashSet::new();
-        let layers: Vec<_> = image
-            .layers()
-            .iter()
-            .filter(|l| seen.insert(l.digest().clone()))
+    ) -> Result<u64, Refusal> {
+        let mut digests: Vec<&oci_manifest::Digest> = std::iter::once(image.config().digest())
+            .chain(image.layers().iter().map(|l| l.digest()))
             .collect();
-        let checks: Vec<_> = layers
+        digests.sort();
+        digests.dedup();
+        let lookups: Vec<_> = digests
             .into_iter()
-            .map(|layer| self.layer_size(repository, layer, auth))
+            .map(|digest| self.lookup(repository, digest, auth))
             .collect();
-        let mut checks = futures_util::stream::iter(checks)
+        let mut lookups = futures_util::stream::iter(lookups)
             .buffer_unordered(self.options.head_concurrency.max(1));
-        while let Some((layer, result)) = checks.next().await {
-            match result {
-                Ok(Some(real)) if real != layer.size() => {
-                    self.metrics.refusal("layer_size_mismatch");
-                    let message = format!(
-                        "layer {} declares {} bytes but the registry holds {} bytes ({}); the manifest's layer sizes must be true",
-                        layer.digest(),
-                        layer.size(),
-                        real,
-                        ByteSize::new(real),
-                    );
-                    tracing::warn!(repository = %repository, event = "decision", verdict = "denied", "{}", message);
-                    return Err(Refusal::new(
-                        StatusCode::BAD_REQUEST,
-                        Code::ManifestInvalid,
-                        message,
-                    )
-                    .with_detail(json!({
-                        "digest": layer.digest().as_str(),
-                        "declared": layer.size(),
-                        "actual": real,
-                    })));
-                }
-                // Present and true, or absent: the upstream answers MANIFEST_BLOB_UNKNOWN itself.
-                Ok(_) => {}
-                Err(err) if self.options.fail_open => {
-                    tracing::warn!(repository = %repository, digest = %layer.digest(), error = %err,
-                        "layer size unverified; allowed by --fail-open");
+        let mut states: HashMap<&oci_manifest::Digest, BlobState> = HashMap::new();
+        while let Some((digest, result)) = lookups.next().await {
+            let state = match result {
+                Ok(Some(size)) => BlobState::Present(size),
+                Ok(None) => BlobState::Absent,
+                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                    tracing::warn!(repository = %repository, digest = %digest, error = %err,
+                        "blob size unverified; the declared size counts (--fail-open)");
+                    let declared =
+                        std::iter::once((image.config().digest(), image.config().size()))
+                            .chain(image.layers().iter().map(|l| (l.digest(), l.size())))
+                            .find(|(d, _)| *d == digest)
+                            .map_or(0, |(_, size)| size);
+                    BlobState::Present(declared)
                 }
                 Err(err) => {
-                    self.metrics.refusal("upstream_unavailable");
                     let what = format!(
-                        "the size of layer {} could not be read from the upstream registry",
-                        layer.digest()
+                        "the size of blob {digest} could not be read from the upstream registry"
                     );
-                    return Err(
-                        upstream_failure(&err, &what, StatusCode::SERVICE_UNAVAILABLE)
-                            .with_detail(json!({ "digest": layer.digest().as_str() })),
-                    );
+                    return Err(upstream_failure(&err, &what)
+                        .with_detail(json!({ "digest": digest.as_str() })));
                 }
-            }
+            };
+            states.insert(digest, state);
         }
-        Ok(())
+        image
+            .measure(|digest| states.get(digest).copied().unwrap_or(BlobState::Absent))
+            .map_err(|err| {
+                let (reason, detail) = match &err {
+                    MeasureError::SizeMismatch {
+                        field,
+                        digest,
+                        declared,
+                        actual,
+                    } => (
+                        Reason::BlobSizeMismatch,
+                        json!({"blob": field, "digest": digest.as_str(), "declared": declared, "actual": actual}),
+                    ),
+                    MeasureError::BlobUnknown { field, digest } => (
+                        Reason::BlobUnknown,
+                        json!({"blob": field, "digest": digest.as_str()}),
+                    ),
+                    _ => (Reason::ManifestInvalid, json!({"digest": err.digest().as_str()})),
+                };
+                let message = match &err {
+                    MeasureError::SizeMismatch { actual, .. } => {
+                        format!("{err} ({})", ByteSize::new(*actual))
+                    }
+                    _ => err.to_string(),
+                };
+                tracing::warn!(repository = %repository, event = "decision", verdict = "denied", reason = reason.label(), "{message}");
+                Refusal::new(reason, message).with_detail(detail)
+            })
     }
 
-    async fn layer_size<'a>(
+    async fn lookup<'a>(
         &self,
         repository: &RepositoryName,
-        layer: &'a oci_manifest::Layer,
+        digest: &'a oci_manifest::Digest,
         auth: Option<&http::HeaderValue>,
     ) -> (
-        &'a oci_manifest::Layer,
+        &'a oci_manifest::Digest,
         Result<Option<u64>, upstream_client::UpstreamError>,
     ) {
-        (
-            layer,
-            self.blob_size(repository, layer.digest(), auth).await,
-        )
+        (digest, self.blob_size(repository, digest, auth).await)
     }
 
     /// Takes the repository's lock and reads its tags, when the push creates tags and a tag
@@ -225,7 +357,7 @@ impl<U: Upstream> Gateway<U> {
     async fn read_tags(
         &self,
         applied: &AppliedLimits,
-        reference: &str,
+        reference: &Reference,
         query: Option<&str>,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<TagRead>, Refusal> {
@@ -243,17 +375,15 @@ impl<U: Upstream> Gateway<U> {
                 listed,
                 requested,
             })),
-            Err(err) if self.options.fail_open => {
+            Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
                 tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
                 Ok(None)
             }
             Err(err) => {
-                self.metrics.refusal("upstream_unavailable");
-                tracing::warn!(event = "decision", repository = %applied.repository, reference, error = %err, verdict = "denied", "tag count unreadable; push refused");
+                tracing::warn!(event = "decision", repository = %applied.repository, reference = %reference, error = %err, verdict = "denied", "tag count unreadable; push refused");
                 Err(upstream_failure(
                     &err,
                     "the tag count could not be read from the upstream registry",
-                    StatusCode::SERVICE_UNAVAILABLE,
                 ))
             }
         }
@@ -272,25 +402,39 @@ impl<U: Upstream> Gateway<U> {
             listed,
             requested,
         } = read;
-        let recent: Vec<&str> = guard
+        let recent: Vec<String> = guard
             .current(self.options.recent_tag_window)
-            .filter(|tag| !listed.iter().any(|l| l == tag))
+            .map(str::to_owned)
             .collect();
-        let existing = (listed.len() + recent.len()) as u64;
-        let created: Vec<String> = requested
-            .into_iter()
-            .filter(|tag| !listed.contains(tag) && !recent.contains(&tag.as_str()))
-            .collect();
-        if created.is_empty() {
+        let tally = TagTally::new(&listed, &recent, &requested);
+        if tally.created.is_empty() {
             return Ok(None);
         }
-        let decision = applied.check_tags(existing, created.len() as u64);
+        let decision = applied.check_tags(tally.existing, tally.created.len() as u64);
         self.log_decision(&decision, reference);
         if !decision.is_allowed() {
-            return Err(crate::gateway::denied_refusal(&decision));
+            return Err(denied_refusal(&decision));
         }
-        Ok(Some(TagReservation { guard, created }))
+        Ok(Some(TagReservation {
+            guard,
+            created: tally.created,
+        }))
     }
+}
+
+/// The tags a push creates: the reference when the registry reads it as a tag, and every
+/// `?tag=` parameter (OCI distribution 1.1), without duplicates.
+pub fn requested_tags(reference: &Reference, query: Option<&str>) -> Vec<String> {
+    let mut tags = Vec::new();
+    if let Some(tag) = reference.tag() {
+        tags.push(tag.to_owned());
+    }
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "tag" && !value.is_empty() && !tags.iter().any(|t| *t == value) {
+            tags.push(value.into_owned());
+        }
+    }
+    tags
 }
 
 /// A repository's tags as read under its lock, with the tags a push asks for.
@@ -364,13 +508,15 @@ mod tests {
             policy,
             ledger: crate::tags::TagLedger::default(),
             blob_sizes: crate::blob_sizes::BlobSizes::new(16),
-            uploads: crate::upload::UploadProgress::new(16),
+            uploads: crate::upload::UploadSessions::new(16),
+            manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             options: Options {
                 fail_open: false,
                 upstream_timeout: Duration::from_secs(1),
                 head_concurrency: 4,
                 recent_tag_window: window,
+                body_read_timeout: Duration::from_secs(1),
             },
         }
     }
@@ -390,8 +536,9 @@ mod tests {
             .expect("request")
             .into_parts();
         let repository: RepositoryName = "p/app".parse().expect("name");
+        let reference = Reference::parse(tag).expect("reference");
         gateway
-            .check_manifest(&parts, &repository, tag, &Bytes::from_static(INDEX))
+            .check_manifest(&parts, &repository, &reference, &Bytes::from_static(INDEX))
             .await
     }
 
@@ -410,7 +557,7 @@ mod tests {
                 .record();
         }
         let refusal = push(&gateway, "c").await.expect_err("limit reached");
-        assert_eq!(refusal.status, StatusCode::FORBIDDEN);
+        assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
         assert!(
             refusal
                 .message
@@ -444,10 +591,12 @@ mod tests {
             (digest, Some("tag=a&tag=b"), &["a", "b"]),
             ("v1", Some("tag=v1&tag=v2&x=1"), &["v1", "v2"]),
             (digest, Some("tag=&tag=a%2Bb"), &["a+b"]),
+            // Digest-shaped but not a digest: the registry stores a tag.
+            ("sha256:abc", None, &["sha256:abc"]),
         ];
         for (reference, query, expected) in cases {
             assert_eq!(
-                requested_tags(reference, *query),
+                requested_tags(&Reference::parse(reference).expect("reference"), *query),
                 *expected,
                 "{reference} {query:?}"
             );

@@ -46,6 +46,16 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// A request in flight: counted while alive.
+#[derive(Debug)]
+pub struct InFlight(Gauge<i64, std::sync::atomic::AtomicI64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Every metric the gateway exports, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -188,9 +198,11 @@ impl Metrics {
             .inc();
     }
 
-    /// Tracks requests in flight.
-    pub fn in_flight(&self, delta: i64) {
-        self.in_flight.inc_by(delta);
+    /// Counts a request in flight until the guard is dropped, however the request ends (a
+    /// client that hangs up drops the request's future at any await).
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     /// Counts a limit decision.

@@ -1,30 +1,89 @@
-//! Serving connections: HTTP/1.1 and h2c on one port, with a graceful stop.
+//! Serving connections: HTTP/1.1 and h2c on one port, with bounded resources and a graceful
+//! stop.
+//!
+//! Every listener (the proxy and the admin endpoints) gets the same protections, because a
+//! client that holds connections open costs memory whatever it asks for:
+//!
+//! * a cap on open connections (further ones wait in the kernel's accept queue);
+//! * a header read timeout, which hyper also applies while an HTTP/1 connection waits idle for
+//!   its next request;
+//! * an idle timeout: a connection over which no byte moved in either direction for that long
+//!   is closed, HTTP/2 included;
+//! * a cap on concurrent HTTP/2 streams per connection.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::{Request, Response};
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use upstream_client::Upstream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
-use crate::gateway::Gateway;
+/// The resource bounds of one listener.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest time to receive a request's head, and to wait for the next request on an idle
+    /// HTTP/1 connection.
+    pub header_read_timeout: Duration,
+    /// Longest time a connection may stay open with no byte moving either way.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most concurrent streams on one HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+}
 
-/// Serves the proxy on `listener` until `stop` resolves, then lets requests in flight finish
-/// for at most `grace`. Returns whether they all finished in time.
-pub async fn serve<U: Upstream + 'static>(
+/// Serves `listener` until `stop` resolves, then lets requests in flight finish for at most
+/// `grace`. `service` makes the service of one connection from the client's address. Returns
+/// whether every request finished in time.
+pub async fn serve<S, B, F>(
     listener: TcpListener,
-    gateway: Arc<Gateway<U>>,
+    limits: Limits,
+    service: F,
     stop: impl Future<Output = ()>,
     grace: Duration,
-) -> bool {
+) -> bool
+where
+    F: Fn(SocketAddr) -> S,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams);
     tokio::pin!(stop);
     loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut stop => break,
+        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -38,19 +97,24 @@ pub async fn serve<U: Upstream + 'static>(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let gateway = Arc::clone(&gateway);
-        let service = service_fn(move |request| {
-            let gateway = Arc::clone(&gateway);
-            async move { Ok::<_, Infallible>(gateway.handle(request, remote).await) }
-        });
-        let connection = auto::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(stream), service)
+        let (io, activity) = Watched::new(stream);
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service(remote))
             .into_owned();
         let connection = graceful.watch(connection);
+        let idle = limits.idle_timeout;
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, %remote, "connection ended with an error");
+            tokio::select! {
+                result = connection => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, %remote, "connection ended with an error");
+                    }
+                }
+                () = activity.idle_for(idle) => {
+                    tracing::debug!(%remote, idle = %humantime::format_duration(idle), "idle connection closed");
+                }
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -58,6 +122,108 @@ pub async fn serve<U: Upstream + 'static>(
     tokio::select! {
         () = graceful.shutdown() => true,
         () = tokio::time::sleep(grace) => false,
+    }
+}
+
+/// When a connection last moved a byte, in milliseconds since it opened.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// Resolves once no byte has moved for `limit`.
+    async fn idle_for(self: Arc<Self>, limit: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let quiet = self.opened.elapsed().saturating_sub(last);
+            if quiet >= limit {
+                return;
+            }
+            tokio::time::sleep(limit - quiet).await;
+        }
+    }
+}
+
+/// A TCP stream that records when it last read or wrote a byte.
+#[derive(Debug)]
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl Watched {
+    fn new(stream: TcpStream) -> (Self, Arc<Activity>) {
+        let activity = Arc::new(Activity {
+            opened: Instant::now(),
+            last: AtomicU64::new(0),
+        });
+        (
+            Self {
+                stream,
+                activity: Arc::clone(&activity),
+            },
+            activity,
+        )
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -84,5 +250,37 @@ pub async fn termination() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_for_waits_for_quiet() {
+        let activity = Arc::new(Activity {
+            opened: Instant::now(),
+            last: AtomicU64::new(0),
+        });
+        let limit = Duration::from_millis(200);
+        let started = Instant::now();
+        let touching = {
+            let activity = Arc::clone(&activity);
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    activity.touch();
+                }
+            })
+        };
+        Arc::clone(&activity).idle_for(limit).await;
+        // Activity at 100, 200 and 300 ms: quiet from 300 ms on, idle at 500 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(450),
+            "{:?}",
+            started.elapsed()
+        );
+        touching.await.expect("toucher");
     }
 }

@@ -1,20 +1,29 @@
-//! Refusing blob uploads early: a request body that stops once the upload is known to exceed
-//! the repository's image size limit.
+//! Blob uploads: refused as soon as they are known to exceed the repository's image size limit,
+//! counted from the bytes the registry says each session holds; cross-repository mounts of
+//! blobs over the limit refused.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::request::Parts;
+use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, Decision};
+use limits_core::{AppliedLimits, ByteSize, Decision, RepositoryName};
+use registry_api::{ApiRequest, Mount, Route, upload};
+use serde_json::json;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use upstream_client::Upstream;
 
-use crate::body::BoxError;
+use crate::answer::{Reason, Refusal};
+use crate::body::{BoxError, ProxyBody};
+use crate::gateway::{Gateway, denied_refusal, upstream_failure};
 
 /// Bytes of a refused upload still read and discarded after the refusal, so the client reads
 /// the 403 instead of a connection reset.
@@ -149,37 +158,24 @@ impl Body for GuardedBody {
     }
 }
 
-/// The start offset of a chunk from `Content-Range: <start>-<end>`, and the end it announces.
-pub fn content_range(headers: &HeaderMap) -> Option<(u64, u64)> {
-    let value = headers.get(http::header::CONTENT_RANGE)?.to_str().ok()?;
-    let value = value
-        .trim()
-        .trim_start_matches("bytes")
-        .trim_start_matches([' ', '=']);
-    let (start, end) = value.split_once('-')?;
-    let end = end.split('/').next()?;
-    Some((start.trim().parse().ok()?, end.trim().parse().ok()?))
-}
+/// What the gateway knows of one upload session: the bytes the registry said it holds, or
+/// nothing (never seen, or a request to it did not finish), in which case the registry is asked.
+type Held = Option<u64>;
 
-/// The bytes an upload session holds, from the `Range: 0-<end>` the upstream answers with.
-pub fn upstream_range_end(headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(http::header::RANGE)?.to_str().ok()?;
-    let (_, end) = value.trim().trim_start_matches("bytes=").split_once('-')?;
-    end.trim()
-        .parse::<u64>()
-        .ok()
-        .map(|end| end.saturating_add(1))
-}
+/// The sessions by key, and their keys oldest first.
+type SessionMap = (HashMap<String, Arc<AsyncMutex<Held>>>, VecDeque<String>);
 
-/// How many bytes each upload session holds upstream, so a chunk without `Content-Range`
-/// is still counted from the right offset. Bounded; oldest sessions go first.
+/// The upload sessions the gateway has seen, by repository and upload id (both decoded), each
+/// behind a lock so that chunks of one session are counted one at a time. Bounded: the oldest
+/// sessions are forgotten first, which costs only a status request to the registry when they
+/// go on.
 #[derive(Debug)]
-pub struct UploadProgress {
+pub struct UploadSessions {
     capacity: usize,
-    inner: Mutex<(HashMap<String, u64>, VecDeque<String>)>,
+    inner: Mutex<SessionMap>,
 }
 
-impl UploadProgress {
+impl UploadSessions {
     /// Remembers at most `capacity` sessions.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -188,40 +184,359 @@ impl UploadProgress {
         }
     }
 
-    fn inner(&self) -> std::sync::MutexGuard<'_, (HashMap<String, u64>, VecDeque<String>)> {
-        match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    fn key(repository: &RepositoryName, id: &str) -> String {
+        format!("{repository}/blobs/uploads/{id}")
     }
 
-    /// Bytes the session holds, as last reported by the upstream.
-    pub fn get(&self, session: &str) -> u64 {
-        self.inner().0.get(session).copied().unwrap_or(0)
-    }
-
-    /// Records the bytes the session holds.
-    pub fn set(&self, session: &str, bytes: u64) {
-        let mut inner = self.inner();
-        let (map, order) = &mut *inner;
-        if map.insert(session.to_owned(), bytes).is_none() {
-            order.push_back(session.to_owned());
-            while order.len() > self.capacity {
-                if let Some(oldest) = order.pop_front() {
-                    map.remove(&oldest);
+    /// Waits for the session's lock.
+    pub async fn lock(&self, repository: &RepositoryName, id: &str) -> OwnedMutexGuard<Held> {
+        let key = Self::key(repository, id);
+        let entry = {
+            let mut inner = match self.inner.lock() {
+                Ok(inner) => inner,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let (map, order) = &mut *inner;
+            match map.get(&key) {
+                Some(entry) => Arc::clone(entry),
+                None => {
+                    let entry = Arc::new(AsyncMutex::new(None));
+                    map.insert(key.clone(), Arc::clone(&entry));
+                    order.push_back(key);
+                    while order.len() > self.capacity {
+                        if let Some(oldest) = order.pop_front() {
+                            map.remove(&oldest);
+                        }
+                    }
+                    entry
                 }
             }
-        }
+        };
+        entry.lock_owned().await
     }
 
     /// Forgets a finished session.
-    pub fn remove(&self, session: &str) {
-        let mut inner = self.inner();
+    pub fn remove(&self, repository: &RepositoryName, id: &str) {
+        let key = Self::key(repository, id);
+        let mut inner = match self.inner.lock() {
+            Ok(inner) => inner,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         let (map, order) = &mut *inner;
-        if map.remove(session).is_some() {
-            order.retain(|s| s != session);
+        if map.remove(&key).is_some() {
+            order.retain(|k| *k != key);
         }
     }
+
+    /// Number of sessions remembered.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.inner.lock().map_or(0, |inner| inner.0.len())
+    }
+}
+
+/// The bytes an upload session holds according to an upload answer's `Range`.
+fn answered_range(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?;
+    upload::held_bytes(value)
+}
+
+/// Whether a request carries a form body, whose parameters (`mount`, `from`, `_state`,
+/// `digest`) Go's `Request.FormValue` reads for the registry as if they were in the query.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONTENT_TYPE).iter().any(|value| {
+        let essence = value
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/x-www-form-urlencoded" || essence == "multipart/form-data"
+    })
+}
+
+fn form_refusal() -> Refusal {
+    Refusal::new(
+        Reason::FormBody,
+        "blob upload requests with a form body (application/x-www-form-urlencoded, \
+         multipart/form-data) are not accepted: the registry would read their parameters from \
+         the body; send them in the query",
+    )
+}
+
+impl<U: Upstream + 'static> Gateway<U> {
+    /// The repository's image size limit in bytes, with the limits that set it; `None` when
+    /// unlimited.
+    fn upload_limit(&self, repository: &RepositoryName) -> Option<(AppliedLimits, u64)> {
+        let applied = self.policy.borrow().limits_for(repository);
+        let max = applied.limits.max_image_size.max()?.bytes();
+        Some((applied, max))
+    }
+
+    /// `POST /v2/<name>/blobs/uploads/`: a mount of a blob larger than the repository's image
+    /// size limit is refused (its size comes from the upstream, with the client's credentials);
+    /// the session the registry opens is remembered with the bytes it holds.
+    pub(crate) async fn upload_start(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        repository: RepositoryName,
+        mount: Option<Mount>,
+        forward_path: Option<String>,
+        remote: SocketAddr,
+    ) -> Response<ProxyBody> {
+        if is_form(request.headers()) {
+            return self.refuse_request(request, form_refusal());
+        }
+        if let (Some(mount), Some((applied, limit))) = (&mount, self.upload_limit(&repository)) {
+            let auth = request.headers().get(header::AUTHORIZATION).cloned();
+            match self
+                .blob_size(&mount.from, &mount.digest, auth.as_ref())
+                .await
+            {
+                Ok(Some(size)) if size > limit => {
+                    let decision = applied.check_blob(ByteSize::new(size));
+                    self.log_decision(&decision, mount.digest.as_str());
+                    return self.refuse_request(request, denied_refusal(&decision));
+                }
+                // Within the limit, or absent from `from`: the registry then opens a plain
+                // upload, whose bytes are counted as they arrive.
+                Ok(_) => {}
+                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                    tracing::warn!(repository = %repository, digest = %mount.digest, error = %err,
+                        "mounted blob size unverified; allowed by --fail-open");
+                }
+                Err(err) => {
+                    let what = format!(
+                        "the size of blob {} in {} could not be read from the upstream registry",
+                        mount.digest, mount.from
+                    );
+                    return self.refuse_request(
+                        request,
+                        upstream_failure(&err, &what)
+                            .with_detail(json!({ "digest": mount.digest.as_str() })),
+                    );
+                }
+            }
+        }
+        // distribution 2.8 ignores an upload start's body, but registries that take a
+        // monolithic upload in the POST (distribution 3, zot) store it: count it as a chunk
+        // from 0.
+        let response = match self.upload_limit(&repository) {
+            None => {
+                let timeout = Some(self.options.upstream_timeout);
+                self.forward_request(request, forward_path.as_deref(), remote, timeout)
+                    .await
+            }
+            Some(limit) => {
+                let (parts, body) = request.into_parts();
+                match self
+                    .guarded_forward(parts, body, limit, 0, &forward_path, remote)
+                    .await
+                {
+                    Ok(response) => response,
+                    Err(refused) => return refused,
+                }
+            }
+        };
+        if response.status() == StatusCode::ACCEPTED {
+            self.remember_new_session(&repository, &response).await;
+        }
+        response
+    }
+
+    /// Forwards an upload body that already holds `held` bytes upstream: refused at once when
+    /// its announced size is over `limit`, stopped before a byte over it is forwarded.
+    async fn guarded_forward(
+        &self,
+        parts: Parts,
+        body: Incoming,
+        (applied, limit): (AppliedLimits, u64),
+        held: u64,
+        forward_path: &Option<String>,
+        remote: SocketAddr,
+    ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+        let content_length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let content_range = parts
+            .headers
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(upload::content_range);
+        if let Some(known) = upload::announced_size(held, content_length, content_range)
+            .filter(|known| *known > limit)
+        {
+            let decision = applied.check_blob(ByteSize::new(known));
+            self.log_decision(&decision, parts.uri.path());
+            drain(body);
+            return Err(self.refusal(denied_refusal(&decision)));
+        }
+        let trip = Arc::new(Trip::default());
+        let guarded = GuardedBody::new(body, applied, limit, held, Arc::clone(&trip));
+        let response = self
+            .forward(
+                parts,
+                guarded.boxed(),
+                forward_path.as_deref(),
+                remote,
+                None,
+            )
+            .await;
+        if let Some(decision) = trip.decision() {
+            self.log_decision(decision, "upload");
+            trip.drain_rest();
+            return Err(self.refusal(denied_refusal(decision)));
+        }
+        Ok(response)
+    }
+
+    /// Remembers the session an upload start opened, keyed by the decoded id of its
+    /// `Location`, with the bytes its `Range` says it holds.
+    async fn remember_new_session(
+        &self,
+        repository: &RepositoryName,
+        response: &Response<ProxyBody>,
+    ) {
+        let Some(location) = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        let path = location.find("/v2/").map_or(location, |at| &location[at..]);
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        let Ok(ApiRequest {
+            route: Route::UploadChunk { name, id },
+            ..
+        }) = ApiRequest::parse("PATCH", path, None)
+        else {
+            return;
+        };
+        if name != *repository {
+            return;
+        }
+        if let Some(held) = answered_range(response.headers()) {
+            *self.uploads.lock(&name, &id).await = Some(held);
+        }
+    }
+
+    /// `PATCH`/`PUT` of an upload session: counted from the bytes the registry holds for it
+    /// (asked of the registry when the gateway does not know), refused at once when its
+    /// announced size is over the limit, stopped as soon as the bytes streamed pass it.
+    pub(crate) async fn upload_chunk(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        repository: RepositoryName,
+        id: String,
+        forward_path: Option<String>,
+        remote: SocketAddr,
+    ) -> Response<ProxyBody> {
+        if is_form(request.headers()) {
+            return self.refuse_request(request, form_refusal());
+        }
+        let Some(limit) = self.upload_limit(&repository) else {
+            let response = self
+                .forward_request(request, forward_path.as_deref(), remote, None)
+                .await;
+            if response.status() == StatusCode::CREATED {
+                self.uploads.remove(&repository, &id);
+            }
+            return response;
+        };
+        let mut session = self.uploads.lock(&repository, &id).await;
+        let (parts, body) = request.into_parts();
+        let held = match *session {
+            Some(held) => held,
+            None => match self.ask_held(&parts, forward_path.as_deref(), remote).await {
+                Ok(held) => held,
+                Err(answer) => {
+                    drain(body);
+                    return answer;
+                }
+            },
+        };
+        // Until the registry answers, the session's size is unknown: if this request is cut
+        // short, or refused part way, the next one asks the registry.
+        *session = None;
+        let response = match self
+            .guarded_forward(parts, body, limit, held, &forward_path, remote)
+            .await
+        {
+            Ok(response) => response,
+            Err(refused) => return refused,
+        };
+        if response.status() == StatusCode::CREATED {
+            drop(session);
+            self.uploads.remove(&repository, &id);
+        } else if response.status().is_success() {
+            *session = answered_range(response.headers());
+        }
+        response
+    }
+
+    /// The bytes an upload session holds, asked of the registry: `GET` on the session with the
+    /// client's credentials and query (distribution 2.8 needs its `_state`), read from the
+    /// answer's `Range`. A refusal of that request is the answer to the chunk too.
+    async fn ask_held(
+        &self,
+        parts: &Parts,
+        path: Option<&str>,
+        remote: SocketAddr,
+    ) -> Result<u64, Response<ProxyBody>> {
+        let mut status = Request::get(parts.uri.clone()).body(()).map_err(|e| {
+            self.refusal(Refusal::new(
+                Reason::NameInvalid,
+                format!("invalid request target: {e}"),
+            ))
+        })?;
+        for name in [header::AUTHORIZATION, header::HOST] {
+            if let Some(value) = parts.headers.get(&name) {
+                status.headers_mut().insert(name, value.clone());
+            }
+        }
+        let (status_parts, ()) = status.into_parts();
+        let empty = Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed();
+        let answer = self
+            .send(
+                status_parts,
+                empty,
+                path,
+                remote,
+                Some(self.options.upstream_timeout),
+            )
+            .await
+            .map_err(|refusal| self.refusal(refusal))?;
+        if !answer.status().is_success() {
+            return Err(answer);
+        }
+        match answered_range(answer.headers()) {
+            Some(held) => Ok(held),
+            None if self.options.fail_open => {
+                tracing::warn!(
+                    path = parts.uri.path(),
+                    "upload progress unread; counted from 0 (--fail-open)"
+                );
+                Ok(0)
+            }
+            None => Err(self.refusal(upstream_failure_text(
+                "the upstream registry's upload status has no Range header",
+            ))),
+        }
+    }
+}
+
+fn upstream_failure_text(message: &str) -> Refusal {
+    Refusal::new(
+        Reason::FactsUnavailable,
+        format!("the upload's progress could not be read from the upstream registry: {message}"),
+    )
 }
 
 #[cfg(test)]
@@ -230,36 +545,39 @@ mod tests {
     use http::HeaderValue;
 
     #[test]
-    fn ranges() {
-        let cases: &[(&str, Option<(u64, u64)>)] = &[
-            ("0-99", Some((0, 99))),
-            ("100-199", Some((100, 199))),
-            ("bytes 100-199/*", Some((100, 199))),
-            ("bytes=5-9", Some((5, 9))),
-            ("x-1", None),
-            ("", None),
+    fn forms() {
+        let cases = [
+            ("application/x-www-form-urlencoded", true),
+            ("Application/X-WWW-Form-Urlencoded; charset=utf-8", true),
+            ("multipart/form-data; boundary=x", true),
+            ("application/octet-stream", false),
+            ("", false),
         ];
-        for (value, expected) in cases {
+        for (value, want) in cases {
             let mut headers = HeaderMap::new();
-            headers.insert(
-                http::header::CONTENT_RANGE,
-                HeaderValue::from_str(value).expect("header"),
-            );
-            assert_eq!(content_range(&headers), *expected, "{value}");
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(is_form(&headers), want, "{value}");
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::RANGE, HeaderValue::from_static("0-1023"));
-        assert_eq!(upstream_range_end(&headers), Some(1024));
     }
 
-    #[test]
-    fn progress_is_bounded() {
-        let progress = UploadProgress::new(1);
-        progress.set("a", 5);
-        progress.set("b", 7);
-        assert_eq!(progress.get("a"), 0);
-        assert_eq!(progress.get("b"), 7);
-        progress.remove("b");
-        assert_eq!(progress.get("b"), 0);
+    #[tokio::test]
+    async fn sessions_are_bounded_and_locked_one_at_a_time() {
+        let sessions = UploadSessions::new(2);
+        let repository: RepositoryName = "a".parse().expect("name");
+        *sessions.lock(&repository, "1").await = Some(5);
+        *sessions.lock(&repository, "2").await = Some(7);
+        {
+            let _held = sessions.lock(&repository, "2").await;
+            let again =
+                tokio::time::timeout(Duration::from_millis(50), sessions.lock(&repository, "2"))
+                    .await;
+            assert!(again.is_err(), "one request per session at a time");
+        }
+        *sessions.lock(&repository, "3").await = Some(9);
+        assert_eq!(sessions.len(), 2);
+        // The oldest session is forgotten: unknown again.
+        assert_eq!(*sessions.lock(&repository, "1").await, None);
+        sessions.remove(&repository, "1");
+        assert_eq!(*sessions.lock(&repository, "3").await, Some(9));
     }
 }

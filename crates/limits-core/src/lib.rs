@@ -64,6 +64,7 @@ mod limit;
 mod policy;
 mod repository;
 mod size;
+mod tags;
 
 pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
@@ -72,3 +73,4 @@ pub use limit::{Limit, Limits};
 pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use size::{ByteSize, SizeError};
+pub use tags::TagTally;

@@ -1,9 +1,11 @@
 //! Decoding of one kind of manifest, once [`parse`](crate::parse) has told which kind it is.
 
 use crate::json::{At, Json, Number, Object};
-use crate::{Descriptor, ImageManifest, IndexManifest, Layer, ManifestError, ManifestKind};
+use crate::{
+    Descriptor, ImageManifest, IndexManifest, Layer, ManifestError, ManifestKind, media_types,
+};
 
-/// Decodes an image manifest (OCI or Docker schema 2) and sums its counted layers.
+/// Decodes an image manifest (OCI or Docker schema 2) and sums its blobs' declared sizes.
 pub(crate) fn image(object: &Object, kind: ManifestKind) -> Result<ImageManifest, ManifestError> {
     let root = At::Root;
     if object.has("manifests", &root)? {
@@ -13,19 +15,14 @@ pub(crate) fn image(object: &Object, kind: ManifestKind) -> Result<ImageManifest
         });
     }
     let config = descriptor(object.required("config", &root)?, &root.key("config"))?;
+    let mut total_size = config.size;
 
     let layers_at = root.key("layers");
     let items = object.required("layers", &root)?.as_array(&layers_at)?;
     let mut layers = Vec::with_capacity(items.len());
-    let mut foreign_layers = Vec::new();
-    let mut total_size = 0u64;
     for (index, item) in items.iter().enumerate() {
         let at = layers_at.index(index);
-        let layer = layer(item, &at)?;
-        if layer.is_foreign() {
-            foreign_layers.push(layer);
-            continue;
-        }
+        let layer = layer(item, &at, kind)?;
         total_size =
             total_size
                 .checked_add(layer.size)
@@ -43,7 +40,6 @@ pub(crate) fn image(object: &Object, kind: ManifestKind) -> Result<ImageManifest
         artifact_type,
         config,
         layers,
-        foreign_layers,
         total_size,
         subject,
     })
@@ -106,27 +102,47 @@ fn descriptor(value: &Json, at: &At<'_>) -> Result<Descriptor, ManifestError> {
         .optional("artifactType", at)?
         .map(|value| value.as_str(&at.key("artifactType")).map(str::to_owned))
         .transpose()?;
+    let urls = urls(object, at)?;
     Ok(Descriptor {
         media_type: media_type.to_owned(),
         digest,
         size,
         artifact_type,
+        urls,
     })
 }
 
-/// A layer descriptor: `mediaType`, `digest`, `size`, all required.
-fn layer(value: &Json, at: &At<'_>) -> Result<Layer, ManifestError> {
+/// A layer descriptor: `mediaType`, `digest`, `size` required, `urls` optional.
+fn layer(value: &Json, at: &At<'_>, kind: ManifestKind) -> Result<Layer, ManifestError> {
     let object = value.as_object(at)?;
     let media_type = object
         .required("mediaType", at)?
         .as_str(&at.key("mediaType"))?;
     let digest = digest(object.required("digest", at)?, &at.key("digest"))?;
     let size = size(object.required("size", at)?, &at.key("size"))?;
+    let urls = urls(object, at)?;
+    let foreign = !urls.is_empty() && media_types::is_foreign_layer(kind, media_type);
     Ok(Layer {
         media_type: media_type.to_owned(),
         digest,
         size,
+        urls,
+        foreign,
     })
+}
+
+/// A descriptor's optional `urls`: an array of strings.
+fn urls(object: &Object, at: &At<'_>) -> Result<Vec<String>, ManifestError> {
+    let Some(value) = object.optional("urls", at)? else {
+        return Ok(Vec::new());
+    };
+    let urls_at = at.key("urls");
+    value
+        .as_array(&urls_at)?
+        .iter()
+        .enumerate()
+        .map(|(index, url)| url.as_str(&urls_at.index(index)).map(str::to_owned))
+        .collect()
 }
 
 fn digest(value: &Json, at: &At<'_>) -> Result<crate::Digest, ManifestError> {

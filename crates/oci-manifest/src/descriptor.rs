@@ -11,6 +11,7 @@ pub struct Descriptor {
     pub(crate) digest: Digest,
     pub(crate) size: u64,
     pub(crate) artifact_type: Option<String>,
+    pub(crate) urls: Vec<String>,
 }
 
 impl Descriptor {
@@ -27,6 +28,11 @@ impl Descriptor {
     /// The declared size of the referenced content in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The descriptor's `urls`: where clients may fetch the content instead of the registry.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// The descriptor's `artifactType`, when it has one (OCI 1.1).
@@ -49,6 +55,8 @@ pub struct Layer {
     pub(crate) media_type: String,
     pub(crate) digest: Digest,
     pub(crate) size: u64,
+    pub(crate) urls: Vec<String>,
+    pub(crate) foreign: bool,
 }
 
 impl Layer {
@@ -67,11 +75,24 @@ impl Layer {
         self.size
     }
 
-    /// Whether the layer is foreign / non-distributable: Docker's
-    /// `application/vnd.docker.image.rootfs.foreign.diff.tar.gzip` or OCI's
-    /// `application/vnd.oci.image.layer.nondistributable.v1.tar` (plain, `+gzip`, `+zstd`).
-    /// Registries do not store such layers, so they do not count towards the image size.
+    /// The layer's `urls`: where clients fetch a foreign layer from.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// Whether the registry may accept this layer without holding it: a foreign /
+    /// non-distributable layer, by the registry's own rule. That rule is the CNCF distribution
+    /// registry's, which compares media types exactly (case-sensitive) and per manifest format:
+    ///
+    /// * in a Docker schema 2 manifest, `application/vnd.docker.image.rootfs.foreign.diff.tar.gzip`;
+    /// * in an OCI image manifest, `application/vnd.oci.image.layer.nondistributable.v1.tar` and
+    ///   its `+gzip` variant (not `+zstd`, which distribution 2.8 stores like any blob);
+    ///
+    /// and the layer must carry `urls` (without them distribution requires the blob).
+    ///
+    /// A foreign layer is still counted when the registry holds its blob: see
+    /// [`ImageManifest::measure`](crate::ImageManifest::measure).
     pub fn is_foreign(&self) -> bool {
-        media_types::is_foreign_layer(&self.media_type)
+        self.foreign
     }
 }

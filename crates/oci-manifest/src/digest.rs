@@ -1,12 +1,13 @@
-//! Content digests (`sha256:<64 hex>`, `sha512:<128 hex>`).
+//! Content digests (`sha256:<64 hex>`, `sha384:<96 hex>`, `sha512:<128 hex>`): the algorithms
+//! the CNCF distribution registry accepts (Go's go-digest).
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::text::truncate;
 
-/// A validated content digest: `sha256:` followed by 64 lowercase hex digits, or `sha512:`
-/// followed by 128.
+/// A validated content digest: `sha256:` followed by 64 lowercase hex digits, `sha384:` by 96,
+/// or `sha512:` by 128.
 ///
 /// ```
 /// use oci_manifest::Digest;
@@ -26,8 +27,9 @@ pub enum DigestError {
     /// No `algorithm:` prefix.
     #[error("invalid digest \"{0}\": missing algorithm prefix")]
     MissingAlgorithm(String),
-    /// An algorithm other than sha256 or sha512.
-    #[error("invalid digest \"{0}\": unsupported algorithm (expected sha256 or sha512)")]
+    /// An algorithm other than sha256, sha384 or sha512 (the ones Go's go-digest, and so the
+    /// registry, accepts).
+    #[error("invalid digest \"{0}\": unsupported algorithm (expected sha256, sha384 or sha512)")]
     UnsupportedAlgorithm(String),
     /// The hex part has the wrong length or characters.
     #[error("invalid digest \"{value}\": expected {expected} lowercase hex digits")]
@@ -45,7 +47,7 @@ impl Digest {
         &self.0
     }
 
-    /// The algorithm part (`sha256` or `sha512`).
+    /// The algorithm part (`sha256`, `sha384` or `sha512`).
     pub fn algorithm(&self) -> &str {
         self.0.split_once(':').map_or("", |(a, _)| a)
     }
@@ -77,6 +79,7 @@ impl FromStr for Digest {
             .ok_or_else(|| DigestError::MissingAlgorithm(truncate(value)))?;
         let expected = match algorithm {
             "sha256" => 64,
+            "sha384" => 96,
             "sha512" => 128,
             _ => return Err(DigestError::UnsupportedAlgorithm(truncate(value))),
         };
@@ -108,6 +111,8 @@ mod tests {
             (format!("sha256:{}", "A".repeat(64)), false),
             (format!("sha256:{}", "a".repeat(63)), false),
             (format!("sha512:{h64}"), false),
+            (format!("sha384:{}", "b".repeat(96)), true),
+            (format!("sha384:{h64}"), false),
             (format!("md5:{h64}"), false),
             (h64.clone(), false),
             (String::new(), false),

@@ -4,6 +4,11 @@ use std::fmt;
 
 use crate::{DigestError, ManifestKind};
 
+/// The media types a manifest `PUT` may carry, for messages.
+const EXPECTED_CONTENT_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
 /// Why [`parse`](crate::parse) refused a manifest. Every message is meant to be shown to the
 /// pushing client as is; offending values are quoted and cut to 150 characters.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +32,19 @@ pub enum ManifestError {
         /// Whether the body carries JWS `signatures`.
         signed: bool,
     },
-    /// The `Content-Type` is neither a manifest media type nor generic JSON.
-    #[error("unsupported manifest content type \"{content_type}\"")]
+    /// The request has no `Content-Type`. Distribution would decode the body as signed
+    /// Docker schema 1.
+    #[error(
+        "manifest content type is missing: send the manifest's media type as Content-Type \
+         ({EXPECTED_CONTENT_TYPES})"
+    )]
+    MissingContentType,
+    /// The `Content-Type` is not one of the four manifest media types (generic JSON included:
+    /// distribution would decode such a body as signed Docker schema 1).
+    #[error(
+        "unsupported manifest content type \"{content_type}\": expected one of \
+         {EXPECTED_CONTENT_TYPES}"
+    )]
     UnsupportedContentType {
         /// The content type, parameters dropped.
         content_type: String,
@@ -90,12 +106,6 @@ pub enum ManifestError {
         /// The value as found.
         found: String,
     },
-    /// The manifest's own `mediaType` is not one this crate knows.
-    #[error("unsupported manifest mediaType \"{media_type}\"")]
-    UnsupportedMediaType {
-        /// The `mediaType` value.
-        media_type: String,
-    },
     /// The `Content-Type` names one kind of manifest, the body's `mediaType` another.
     #[error(
         "content type \"{content_type}\" does not match the manifest's mediaType \"{media_type}\""
@@ -106,20 +116,6 @@ pub enum ManifestError {
         /// The body's `mediaType`.
         media_type: String,
     },
-    /// Neither `Content-Type` nor `mediaType` tell the kind, and the body has no `layers`,
-    /// `config` or `manifests` to tell it by.
-    #[error(
-        "cannot tell the kind of manifest: it has no mediaType and neither \"layers\" nor \
-         \"manifests\""
-    )]
-    UnknownKind,
-    /// Neither `Content-Type` nor `mediaType` tell the kind, and the body has both image
-    /// fields (`layers`, `config`) and `manifests`.
-    #[error(
-        "cannot tell the kind of manifest: it has no mediaType and both \"layers\" or \"config\" \
-         and \"manifests\""
-    )]
-    AmbiguousKind,
     /// An image manifest with `manifests`, or an index with `layers` or `config`: such a
     /// manifest could be read as the other kind (the OCI type confusion advisory of 2021).
     #[error("{kind} must not have field \"{field}\"")]
@@ -129,7 +125,7 @@ pub enum ManifestError {
         /// The field that belongs to the other kind.
         field: &'static str,
     },
-    /// A digest is not `sha256:` + 64 or `sha512:` + 128 lowercase hex digits.
+    /// A digest is not `sha256:` + 64, `sha384:` + 96 or `sha512:` + 128 lowercase hex digits.
     #[error("field \"{field}\": {reason}")]
     InvalidDigest {
         /// Path of the field, e.g. `layers[1].digest`.
@@ -145,12 +141,12 @@ pub enum ManifestError {
         /// The number as found.
         found: String,
     },
-    /// The sum of the counted layer sizes does not fit in 64 bits.
-    #[error("sum of layer sizes overflows 64 bits at field \"{field}\" ({sum} + {size})")]
+    /// The sum of the config and layer sizes does not fit in 64 bits.
+    #[error("sum of blob sizes overflows 64 bits at field \"{field}\" ({sum} + {size})")]
     SizeOverflow {
         /// Path of the size that overflowed the sum, e.g. `layers[3].size`.
         field: String,
-        /// The sum of the counted layers before it.
+        /// The sum of the blobs before it.
         sum: u64,
         /// Its size.
         size: u64,

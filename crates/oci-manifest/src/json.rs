@@ -166,6 +166,11 @@ impl Object {
         Ok(found)
     }
 
+    /// Whether any key is one Go would take for `name` (itself or a letter-case variant).
+    pub(crate) fn has_key_like(&self, name: &str) -> bool {
+        self.entries.iter().any(|(key, _)| go_folds_to(key, name))
+    }
+
     /// Like [`get`](Self::get), with `null` read as absent, as Go reads it.
     pub(crate) fn optional(&self, name: &str, at: &At<'_>) -> Result<Option<&Json>, ManifestError> {
         Ok(self

@@ -4,9 +4,10 @@
 //! [`parse`] takes the request's `Content-Type` and body and returns a typed [`Manifest`]:
 //!
 //! * an [`ImageManifest`] (OCI image manifest, OCI artifact with any `artifactType`, or Docker
-//!   schema 2), whose [`total_size`](ImageManifest::total_size) is the checked sum of its
-//!   layers' declared sizes, leaving out foreign / non-distributable layers (which the registry
-//!   does not store) and the config blob;
+//!   schema 2), measured by [`measure`](ImageManifest::measure) against what the registry
+//!   holds: the config and every layer count, at sizes that must be true; only a foreign /
+//!   non-distributable layer (by the registry's exact rule, [`Layer::is_foreign`]) that the
+//!   registry does not hold is left out;
 //! * an [`IndexManifest`] (OCI image index or Docker manifest list), which is not measured;
 //!
 //! or a [`ManifestError`] whose message can be shown to the pushing client as is. Docker schema
@@ -35,7 +36,8 @@
 //!     {
 //!       "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
 //!       "digest": "sha256:f3fde3016eb36aeb24dda32a57541f11b0d08851dafe9ce089fac8857ab920ef",
-//!       "size": 5000000
+//!       "size": 5000000,
+//!       "urls": ["https://example.com/base-layer.tar.gz"]
 //!     }
 //!   ]
 //! }"#;
@@ -43,11 +45,17 @@
 //! let manifest = oci_manifest::parse(Some("application/vnd.oci.image.manifest.v1+json"), body)?;
 //! assert_eq!(manifest.kind(), ManifestKind::OciImage);
 //! let Manifest::Image(image) = manifest else { panic!("an image manifest") };
-//! assert_eq!(image.layers().len(), 1);
-//! assert_eq!(image.foreign_layers().len(), 1);
-//! assert_eq!(image.total_size(), 105);
+//! assert_eq!(image.layers().len(), 2);
+//! assert_eq!(image.foreign_layers().count(), 1);
+//! assert_eq!(image.total_size(), 439 + 105 + 5000000);
+//! // The registry holds the config and the first layer, not the foreign one.
+//! let size = image.measure(|digest| match digest.hex().as_bytes()[0] {
+//!     b'6' => oci_manifest::BlobState::Present(if digest.hex().starts_with("605b") { 439 } else { 105 }),
+//!     _ => oci_manifest::BlobState::Absent,
+//! });
+//! assert_eq!(size, Ok(439 + 105));
 //!
-//! let error = oci_manifest::parse(None, br#"{"schemaVersion": 1, "fsLayers": []}"#).unwrap_err();
+//! let error = oci_manifest::parse(Some("application/json"), br#"{"schemaVersion": 1, "fsLayers": []}"#).unwrap_err();
 //! assert!(error.is_schema1());
 //! # Ok::<(), oci_manifest::ManifestError>(())
 //! ```
@@ -56,17 +64,22 @@
 //!
 //! This crate does no I/O: no network, files, environment, clock or async runtime. Bytes and a
 //! content type go in, a value comes out. It never checks that a declared size or digest is
-//! true; the caller learns real blob sizes from the registry and compares them with
-//! [`Layer::size`].
+//! true; the caller learns what the registry holds (`HEAD` on each blob) and hands it to
+//! [`ImageManifest::measure`], which compares.
 //!
 //! # How a body is read
 //!
-//! The kind is probed first (`Content-Type`, then the body's `schemaVersion` and `mediaType`,
-//! then, for OCI manifests without `mediaType`, the presence of `layers`/`config` or
-//! `manifests`), then the body is decoded as that one kind; nothing is guessed by trying shapes in
-//! turn. Media types are compared case-insensitively and `Content-Type` parameters are ignored.
-//! An image manifest with `manifests`, or an index with `layers` or `config`, is refused, since
-//! some client could read it as the other kind.
+//! The `Content-Type` decides the kind, as it does for the CNCF distribution registry, and it
+//! must be one of the four manifest media types: distribution decodes a body sent without one,
+//! or with a generic one (`application/json`, `application/octet-stream`), as a signed Docker
+//! schema 1 manifest, so such a body is refused rather than measured as something else. The
+//! body's own `mediaType`, when present, must be exactly that media type (distribution compares
+//! it exactly); `Content-Type` is compared ASCII case-insensitively with its parameters
+//! dropped, as Go's `mime.ParseMediaType` reads it. A body with `schemaVersion: 1`, a schema 1
+//! `mediaType` or a top-level `signatures` key is schema 1. Then the body is decoded as that one
+//! kind; nothing is guessed by trying shapes in turn. An image manifest with `manifests`, or an
+//! index with `layers` or `config`, is refused, since some client could read it as the other
+//! kind.
 //!
 //! Docker, containerd and the CNCF distribution registry decode JSON with Go's
 //! `encoding/json`, which matches keys case-insensitively and keeps the last of duplicate keys.
@@ -84,7 +97,7 @@
 //! * its errors are serde strings, where every refusal here needs its own variant naming the
 //!   field (`layers[2].size`) and the offending value;
 //! * its `Digest` accepts any registered algorithm and encoding, where a registry accepts
-//!   `sha256` and `sha512` only ([`Digest`]);
+//!   `sha256`, `sha384` and `sha512` only ([`Digest`]);
 //! * it has no Docker manifest list and no Docker media types;
 //! * serde derive cannot refuse the case-variant keys described above.
 //!
@@ -97,6 +110,7 @@ mod error;
 mod json;
 mod kind;
 mod manifest;
+mod measure;
 pub mod media_types;
 mod parse;
 mod text;
@@ -106,4 +120,5 @@ pub use digest::{Digest, DigestError};
 pub use error::{JsonError, ManifestError};
 pub use kind::ManifestKind;
 pub use manifest::{ImageManifest, IndexManifest, Manifest};
+pub use measure::{BlobState, MeasureError};
 pub use parse::{MAX_MANIFEST_BYTES, parse};

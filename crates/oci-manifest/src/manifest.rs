@@ -53,14 +53,14 @@ impl Manifest {
     }
 }
 
-/// An image manifest: a config and layers. Its size is the sum of its counted layers.
+/// An image manifest: a config and layers. Its size is the sum of the blobs the registry holds
+/// for it: the config and every layer, foreign layers only when the registry holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageManifest {
     pub(crate) kind: ManifestKind,
     pub(crate) artifact_type: Option<String>,
     pub(crate) config: Descriptor,
     pub(crate) layers: Vec<Layer>,
-    pub(crate) foreign_layers: Vec<Layer>,
     pub(crate) total_size: u64,
     pub(crate) subject: Option<Descriptor>,
 }
@@ -85,23 +85,24 @@ impl ImageManifest {
                 || config.eq_ignore_ascii_case(media_types::DOCKER_IMAGE_CONFIG))
     }
 
-    /// The config descriptor. Not counted in [`total_size`](Self::total_size).
+    /// The config descriptor. Counted: the registry stores it like a layer.
     pub fn config(&self) -> &Descriptor {
         &self.config
     }
 
-    /// The counted layers, in manifest order, foreign layers left out.
+    /// Every layer, in manifest order, foreign ones included ([`Layer::is_foreign`]).
     pub fn layers(&self) -> &[Layer] {
         &self.layers
     }
 
-    /// The foreign / non-distributable layers, in manifest order. Not counted.
-    pub fn foreign_layers(&self) -> &[Layer] {
-        &self.foreign_layers
+    /// The foreign / non-distributable layers ([`Layer::is_foreign`]), in manifest order.
+    pub fn foreign_layers(&self) -> impl Iterator<Item = &Layer> {
+        self.layers.iter().filter(|layer| layer.is_foreign())
     }
 
-    /// The sum of the declared sizes of the counted [`layers`](Self::layers), in bytes. Parsing
-    /// fails rather than let this overflow.
+    /// The sum of the declared sizes of the config and every layer, in bytes: the most the
+    /// image can measure ([`measure`](Self::measure) leaves out foreign layers the registry
+    /// does not hold). Parsing fails rather than let this overflow.
     pub fn total_size(&self) -> u64 {
         self.total_size
     }

@@ -2,8 +2,12 @@
 //!
 //! The OCI ones are the strings of [`oci_spec::image::MediaType`] (a unit test keeps them equal);
 //! they are repeated here because oci-spec only hands them out through a borrowed `as_ref()`, and
-//! it has no Docker ones at all. Media types are compared ASCII case-insensitively, as RFC 6838
-//! says, and `Content-Type` parameters such as `; charset=utf-8` are ignored.
+//! it has no Docker ones at all. A `Content-Type` is compared ASCII case-insensitively with its
+//! parameters (`; charset=utf-8`) ignored, as Go's `mime.ParseMediaType` reads it for the
+//! registry; a manifest's own `mediaType` and its layers' media types are compared exactly, as
+//! the registry compares them.
+
+use crate::ManifestKind;
 
 /// OCI image manifest.
 pub const OCI_IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -28,15 +32,16 @@ pub const OCI_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_IMAGE_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// The OCI empty config (`{}`) that artifacts without a config use.
 pub const OCI_EMPTY_JSON: &str = "application/vnd.oci.empty.v1+json";
-/// Docker foreign layer (Windows base layers): not stored by the registry, not counted.
+/// Docker foreign layer (Windows base layers), fetched by clients from its `urls`.
 pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
-/// OCI non-distributable layer, uncompressed: not stored by the registry, not counted.
+/// OCI non-distributable layer, uncompressed, fetched by clients from its `urls`.
 pub const OCI_NONDISTRIBUTABLE_LAYER: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar";
-/// OCI non-distributable layer, gzip: not stored by the registry, not counted.
+/// OCI non-distributable layer, gzip, fetched by clients from its `urls`.
 pub const OCI_NONDISTRIBUTABLE_LAYER_GZIP: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
-/// OCI non-distributable layer, zstd: not stored by the registry, not counted.
+/// OCI non-distributable layer, zstd. Distribution 2.8 does not know it and stores it like any
+/// other blob, so it is counted.
 pub const OCI_NONDISTRIBUTABLE_LAYER_ZSTD: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 
@@ -48,19 +53,19 @@ pub(crate) fn essence(content_type: &str) -> &str {
         .trim()
 }
 
-/// Whether a layer of this media type is foreign / non-distributable: the registry does not
-/// store it, so it does not count towards the image size.
-pub(crate) fn is_foreign_layer(media_type: &str) -> bool {
-    use oci_spec::image::MediaType;
-    if media_type.eq_ignore_ascii_case(DOCKER_FOREIGN_LAYER) {
-        return true;
+/// Whether a layer of this media type is foreign / non-distributable in a manifest of `kind`,
+/// by the CNCF distribution registry's rule: an exact, case-sensitive comparison, per format.
+/// Docker schema 2 knows only Docker's foreign layer; OCI only the non-distributable `tar` and
+/// `tar+gzip` layers (distribution 2.8 predates `tar+zstd` and stores it like any blob).
+pub(crate) fn is_foreign_layer(kind: ManifestKind, media_type: &str) -> bool {
+    match kind {
+        ManifestKind::DockerV2 => media_type == DOCKER_FOREIGN_LAYER,
+        ManifestKind::OciImage => {
+            media_type == OCI_NONDISTRIBUTABLE_LAYER
+                || media_type == OCI_NONDISTRIBUTABLE_LAYER_GZIP
+        }
+        ManifestKind::OciIndex | ManifestKind::DockerManifestList => false,
     }
-    matches!(
-        MediaType::from(media_type.to_ascii_lowercase().as_str()),
-        MediaType::ImageLayerNonDistributable
-            | MediaType::ImageLayerNonDistributableGzip
-            | MediaType::ImageLayerNonDistributableZstd
-    )
 }
 
 /// Whether this (manifest or content) media type is one of Docker schema 1.
@@ -115,25 +120,47 @@ mod tests {
 
     #[test]
     fn foreign_table() {
+        use ManifestKind::{DockerV2, OciImage};
         let cases = [
-            (DOCKER_FOREIGN_LAYER, true),
+            (DockerV2, DOCKER_FOREIGN_LAYER, true),
+            (OciImage, DOCKER_FOREIGN_LAYER, false),
             (
+                DockerV2,
                 "application/vnd.docker.image.rootfs.FOREIGN.diff.tar.gzip",
-                true,
+                false,
             ),
-            (OCI_NONDISTRIBUTABLE_LAYER, true),
-            (OCI_NONDISTRIBUTABLE_LAYER_GZIP, true),
-            (OCI_NONDISTRIBUTABLE_LAYER_ZSTD, true),
-            ("application/vnd.oci.image.layer.v1.tar+gzip", false),
-            ("application/vnd.docker.image.rootfs.diff.tar.gzip", false),
+            (OciImage, OCI_NONDISTRIBUTABLE_LAYER, true),
+            (OciImage, OCI_NONDISTRIBUTABLE_LAYER_GZIP, true),
+            (OciImage, OCI_NONDISTRIBUTABLE_LAYER_ZSTD, false),
+            (DockerV2, OCI_NONDISTRIBUTABLE_LAYER_GZIP, false),
             (
+                OciImage,
+                "application/vnd.oci.image.layer.NONDISTRIBUTABLE.v1.tar+gzip",
+                false,
+            ),
+            (
+                OciImage,
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                false,
+            ),
+            (
+                DockerV2,
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                false,
+            ),
+            (
+                OciImage,
                 "application/vnd.oci.image.layer.nondistributable.v1.tar+xz",
                 false,
             ),
-            ("", false),
+            (OciImage, "", false),
         ];
-        for (media_type, want) in cases {
-            assert_eq!(is_foreign_layer(media_type), want, "{media_type}");
+        for (kind, media_type, want) in cases {
+            assert_eq!(
+                is_foreign_layer(kind, media_type),
+                want,
+                "{kind} {media_type}"
+            );
         }
     }
 }

@@ -10,16 +10,21 @@ pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Parses a pushed manifest body, given the request's `Content-Type` (`None` when absent).
 ///
-/// The kind is decided before anything is decoded: a `Content-Type` naming a manifest kind wins
-/// (and must agree with the body's own `mediaType` if it has one); an absent, `application/json`
-/// or `application/octet-stream` one defers to the body's `mediaType`; a body without either is
-/// an OCI index if it has `manifests`, an OCI image manifest if it has `layers` or `config`.
-/// Docker schema 1, in every form, is refused with [`ManifestError::Schema1`].
+/// The `Content-Type` decides the kind, as it does for the CNCF distribution registry: it must
+/// name one of the four manifest kinds (ASCII case and parameters ignored, as Go's
+/// `mime.ParseMediaType` does), and the body's own `mediaType`, when present, must be exactly
+/// that media type. A missing or generic type (`application/json`, `application/octet-stream`)
+/// is refused: distribution decodes such bodies as signed Docker schema 1, so a body accepted
+/// here could be stored as something that was never measured. Docker schema 1, in every form
+/// (by `Content-Type`, `mediaType`, `schemaVersion: 1` or a top-level `signatures` key), is
+/// refused with [`ManifestError::Schema1`].
 ///
 /// ```
 /// let body = br#"{"schemaVersion": 1, "name": "app", "tag": "v1", "fsLayers": []}"#;
 /// let error = oci_manifest::parse(Some("application/json"), body).unwrap_err();
 /// assert!(error.is_schema1());
+/// let error = oci_manifest::parse(None, br#"{"schemaVersion": 2, "manifests": []}"#).unwrap_err();
+/// assert!(error.to_string().starts_with("manifest content type is missing"));
 /// ```
 pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, ManifestError> {
     if body.len() > MAX_MANIFEST_BYTES {
@@ -28,7 +33,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
             limit: MAX_MANIFEST_BYTES,
         });
     }
-    let declared = declared(content_type)?;
+    let declared = declared(content_type);
     if declared == Declared::Schema1 {
         let signed = Json::from_slice(body).is_ok_and(|json| is_signed(&json));
         return Err(ManifestError::Schema1 { signed });
@@ -40,7 +45,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
         });
     };
     let media_type = probe(object, &json)?;
-    let kind = resolve(declared, content_type, media_type, object)?;
+    let kind = resolve(declared, content_type, media_type)?;
     if kind.is_index() {
         decode::index(object, kind).map(Manifest::Index)
     } else {
@@ -51,40 +56,39 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
 /// What the `Content-Type` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Declared {
-    /// Absent, empty, `application/json` or `application/octet-stream`: the body decides.
-    Generic,
+    /// Absent or empty.
+    Missing,
     /// A Docker schema 1 media type.
     Schema1,
     /// One of the four manifest kinds.
     Kind(ManifestKind),
+    /// Anything else, generic JSON included.
+    Other,
 }
 
-fn declared(content_type: Option<&str>) -> Result<Declared, ManifestError> {
+fn declared(content_type: Option<&str>) -> Declared {
     let essence = content_type.map(essence).unwrap_or_default();
-    if essence.is_empty()
-        || essence.eq_ignore_ascii_case(media_types::APPLICATION_JSON)
-        || essence.eq_ignore_ascii_case(media_types::APPLICATION_OCTET_STREAM)
-    {
-        return Ok(Declared::Generic);
+    if essence.is_empty() {
+        return Declared::Missing;
     }
     if media_types::is_schema1(essence) {
-        return Ok(Declared::Schema1);
+        return Declared::Schema1;
     }
-    ManifestKind::from_media_type(essence)
-        .map(Declared::Kind)
-        .ok_or_else(|| ManifestError::UnsupportedContentType {
-            content_type: truncate(essence),
-        })
+    ManifestKind::from_media_type(essence).map_or(Declared::Other, Declared::Kind)
 }
 
-/// Checks `schemaVersion` (refusing schema 1) and returns the body's `mediaType`, if any.
+/// Checks `schemaVersion` and `signatures` (refusing schema 1) and returns the body's
+/// `mediaType`, if any.
 fn probe<'a>(object: &'a Object, json: &Json) -> Result<Option<&'a str>, ManifestError> {
     let root = At::Root;
     let version = object.optional("schemaVersion", &root)?;
     let media_type = object.optional("mediaType", &root)?;
     let schema1_version = matches!(version, Some(Json::Number(Number::Unsigned(1))));
     let schema1_type = matches!(media_type, Some(Json::String(m)) if media_types::is_schema1(m));
-    if schema1_version || schema1_type {
+    // Distribution reads a body with `signatures` as a signed schema 1 manifest whatever else
+    // it holds; such a body is never measured as an image here.
+    let signed = object.has_key_like("signatures");
+    if schema1_version || schema1_type || signed {
         return Err(ManifestError::Schema1 {
             signed: is_signed(json),
         });
@@ -110,63 +114,41 @@ fn probe<'a>(object: &'a Object, json: &Json) -> Result<Option<&'a str>, Manifes
         .filter(|media_type| !media_type.is_empty()))
 }
 
-/// Decides the kind from the `Content-Type`, the body's `mediaType` and, failing both, its shape.
+/// Decides the kind from the `Content-Type`, checked against the body's `mediaType`.
 fn resolve(
     declared: Declared,
     content_type: Option<&str>,
     media_type: Option<&str>,
-    object: &Object,
 ) -> Result<ManifestKind, ManifestError> {
-    // The body's own mediaType must be exactly a media type: no parameters.
-    let body_kind = media_type.and_then(|media_type| {
-        ManifestKind::ALL
-            .into_iter()
-            .find(|kind| kind.media_type().eq_ignore_ascii_case(media_type))
-    });
-    let mismatch = |media_type: &str| ManifestError::MediaTypeMismatch {
-        content_type: truncate(content_type.map(essence).unwrap_or_default()),
-        media_type: truncate(media_type),
+    let content_type = content_type.map(essence).unwrap_or_default();
+    let declared = match declared {
+        Declared::Kind(kind) => kind,
+        Declared::Missing => return Err(ManifestError::MissingContentType),
+        Declared::Schema1 | Declared::Other => {
+            return Err(ManifestError::UnsupportedContentType {
+                content_type: truncate(content_type),
+            });
+        }
     };
-    match (declared, media_type, body_kind) {
-        (Declared::Kind(declared), Some(media_type), found) => {
-            if found == Some(declared) {
-                Ok(declared)
-            } else {
-                Err(mismatch(media_type))
-            }
-        }
-        (Declared::Kind(declared), None, _) if !declared.is_oci() => {
-            // Docker schema 2 requires the mediaType; OCI only recommends it.
-            Err(ManifestError::MissingField {
-                field: "mediaType".to_owned(),
-            })
-        }
-        (Declared::Kind(declared), None, _) => Ok(declared),
-        (_, Some(_), Some(found)) => Ok(found),
-        (_, Some(media_type), _) => Err(ManifestError::UnsupportedMediaType {
+    match media_type {
+        // Distribution compares the body's mediaType exactly: no case folding, no parameters.
+        Some(media_type) if media_type == declared.media_type() => Ok(declared),
+        Some(media_type) => Err(ManifestError::MediaTypeMismatch {
+            content_type: truncate(content_type),
             media_type: truncate(media_type),
         }),
-        (_, None, _) => kind_by_shape(object),
+        // Docker schema 2 requires the mediaType; OCI only recommends it.
+        None if !declared.is_oci() => Err(ManifestError::MissingField {
+            field: "mediaType".to_owned(),
+        }),
+        None => Ok(declared),
     }
 }
 
-/// The kind of an OCI manifest without `mediaType`, by its fields.
-fn kind_by_shape(object: &Object) -> Result<ManifestKind, ManifestError> {
-    let root = At::Root;
-    let image = object.has("layers", &root)? || object.has("config", &root)?;
-    let index = object.has("manifests", &root)?;
-    match (image, index) {
-        (true, true) => Err(ManifestError::AmbiguousKind),
-        (true, false) => Ok(ManifestKind::OciImage),
-        (false, true) => Ok(ManifestKind::OciIndex),
-        (false, false) => Err(ManifestError::UnknownKind),
-    }
-}
-
-/// Whether a schema 1 body carries JWS `signatures`.
+/// Whether a body carries JWS `signatures` (at the top level, in any letter case).
 fn is_signed(json: &Json) -> bool {
     match json {
-        Json::Object(object) => matches!(object.get("signatures", &At::Root), Ok(Some(_))),
+        Json::Object(object) => object.has_key_like("signatures"),
         _ => false,
     }
 }
@@ -177,6 +159,8 @@ mod tests {
 
     const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
     const DOCKER: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    const LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     /// A descriptor with the given raw JSON `size`.
@@ -200,8 +184,23 @@ mod tests {
         obj(&fields)
     }
 
+    const EXPECTED: &str = "expected one of application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+    const MISSING: &str = "manifest content type is missing: send the manifest's media type as Content-Type (application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json)";
+    const SCHEMA1: &str = "docker schema 1 manifests are not supported (deprecated by Docker since 2019); convert the image with a current client (pull and push it again) or with \"skopeo copy --format v2s2 SRC DST\"";
+
+    /// The content type a table case means by `None`: the body's own kind, else an OCI image
+    /// manifest (the refusal of a missing content type has its own test).
+    fn content_type_for(body: &[u8]) -> &'static str {
+        let text = String::from_utf8_lossy(body);
+        [INDEX, LIST, DOCKER]
+            .into_iter()
+            .find(|kind| text.contains(&format!(r#""mediaType":"{kind}""#)))
+            .unwrap_or(OCI)
+    }
+
     fn err(content_type: Option<&str>, body: &[u8]) -> String {
-        match parse(content_type, body) {
+        let content_type = content_type.unwrap_or_else(|| content_type_for(body));
+        match parse(Some(content_type), body) {
             Ok(manifest) => format!("accepted {manifest:?}"),
             Err(error) => error.to_string(),
         }
@@ -222,9 +221,12 @@ mod tests {
              "docker schema 1 manifests are not supported (deprecated by Docker since 2019); convert the image with a current client (pull and push it again) or with \"skopeo copy --format v2s2 SRC DST\"".into()),
             // UnsupportedContentType
             (Some("text/plain; charset=utf-8"), image(&[], &[]),
-             r#"unsupported manifest content type "text/plain""#.into()),
+             format!(r#"unsupported manifest content type "text/plain": {EXPECTED}"#)),
             (Some(&long), image(&[], &[]),
-             format!(r#"unsupported manifest content type "{}""#, cut(&long))),
+             format!(r#"unsupported manifest content type "{}": {EXPECTED}"#, cut(&long))),
+            (Some("application/json"), image(&[], &[]),
+             format!(r#"unsupported manifest content type "application/json": {EXPECTED}"#)),
+            (Some(""), image(&[], &[]), MISSING.into()),
             // InvalidJson
             (None, "".into(), "manifest is not valid json at line 1 column 0".into()),
             (None, r#"{"schemaVersion":2,"#.into(), "manifest is not valid json at line 1 column 19".into()),
@@ -290,22 +292,20 @@ mod tests {
             (None, r#"{"schemaVersion":0}"#.into(), "unsupported schemaVersion 0 (expected 2)".into()),
             (None, r#"{"schemaVersion":-1}"#.into(), "unsupported schemaVersion -1 (expected 2)".into()),
             (None, r#"{"schemaVersion":2.0}"#.into(), "unsupported schemaVersion 2.0 (expected 2)".into()),
-            // UnsupportedMediaType
-            (Some("application/json"), r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.artifact.manifest.v1+json"}"#.into(),
-             r#"unsupported manifest mediaType "application/vnd.oci.artifact.manifest.v1+json""#.into()),
+            // MediaTypeMismatch: the body's mediaType is compared exactly
             (None, format!(r#"{{"schemaVersion":2,"mediaType":"{OCI}; charset=utf-8"}}"#),
-             r#"unsupported manifest mediaType "application/vnd.oci.image.manifest.v1+json; charset=utf-8""#.into()),
+             r#"content type "application/vnd.oci.image.manifest.v1+json" does not match the manifest's mediaType "application/vnd.oci.image.manifest.v1+json; charset=utf-8""#.into()),
+            (Some(OCI), image(&[], &[]).replace(OCI, &OCI.to_ascii_uppercase()),
+             r#"content type "application/vnd.oci.image.manifest.v1+json" does not match the manifest's mediaType "APPLICATION/VND.OCI.IMAGE.MANIFEST.V1+JSON""#.into()),
             // MediaTypeMismatch
             (Some(&docker_with_charset), image(&[], &[]),
              r#"content type "application/vnd.docker.distribution.manifest.v2+json" does not match the manifest's mediaType "application/vnd.oci.image.manifest.v1+json""#.into()),
             (Some(OCI), r#"{"schemaVersion":2,"mediaType":"text/plain"}"#.into(),
              r#"content type "application/vnd.oci.image.manifest.v1+json" does not match the manifest's mediaType "text/plain""#.into()),
-            // UnknownKind
-            (None, r#"{"schemaVersion":2,"mediaType":""}"#.into(),
-             r#"cannot tell the kind of manifest: it has no mediaType and neither "layers" nor "manifests""#.into()),
-            // AmbiguousKind
-            (Some("application/octet-stream"), r#"{"schemaVersion":2,"config":{},"manifests":[]}"#.into(),
-             r#"cannot tell the kind of manifest: it has no mediaType and both "layers" or "config" and "manifests""#.into()),
+            // An empty mediaType is no mediaType.
+            (None, r#"{"schemaVersion":2,"mediaType":""}"#.into(), r#"missing field "config""#.into()),
+            // Schema 1 by a top-level signatures key
+            (Some(OCI), image(&[], &[r#""signatures":[]"#]), SCHEMA1.into()),
             // UnexpectedField
             (None, image(&[], &[r#""manifests":[]"#]), r#"oci image manifest must not have field "manifests""#.into()),
             (None, format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[],"config":{}}}"#, desc("1")),
@@ -314,7 +314,7 @@ mod tests {
             (None, image(&[r#"{"mediaType":"a/b","digest":"sha256:abc","size":1}"#.into()], &[]),
              r#"field "layers[0].digest": invalid digest "sha256:abc": expected 64 lowercase hex digits"#.into()),
             (None, image(&[], &[&format!(r#""subject":{{"mediaType":"a/b","digest":"md5:{}","size":1}}"#, &A[7..])]),
-             format!(r#"field "subject.digest": invalid digest "md5:{}": unsupported algorithm (expected sha256 or sha512)"#, &A[7..])),
+             format!(r#"field "subject.digest": invalid digest "md5:{}": unsupported algorithm (expected sha256, sha384 or sha512)"#, &A[7..])),
             (None, image(&[r#"{"mediaType":"a/b","digest":"","size":1}"#.into()], &[]),
              r#"field "layers[0].digest": invalid digest "": missing algorithm prefix"#.into()),
             (None, image(&[format!(r#"{{"mediaType":"a/b","digest":"{long_digest}","size":1}}"#)], &[]),
@@ -333,8 +333,8 @@ mod tests {
             (None, format!(r#"{{"schemaVersion":2,"config":{},"layers":[]}}"#, desc("-2")),
              r#"invalid size -2 in field "config.size": expected a non-negative integer"#.into()),
             // SizeOverflow
-            (None, image(&[desc("18446744073709551615"), desc("0"), desc("1")], &[]),
-             r#"sum of layer sizes overflows 64 bits at field "layers[2].size" (18446744073709551615 + 1)"#.into()),
+            (None, image(&[desc("18446744073709551613"), desc("0"), desc("1")], &[]),
+             r#"sum of blob sizes overflows 64 bits at field "layers[2].size" (18446744073709551615 + 1)"#.into()),
         ];
         let failures: Vec<String> = cases
             .into_iter()
@@ -367,23 +367,24 @@ mod tests {
             &[r#""subject":null"#, r#""artifactType":null"#],
         );
         let cases: Vec<(Option<&str>, String, ManifestKind, Option<u64>)> = vec![
-            (None, image(&[], &[]), ManifestKind::OciImage, Some(0)),
+            // The config (2 bytes here) counts.
+            (None, image(&[], &[]), ManifestKind::OciImage, Some(2)),
             (
                 None,
                 image(&[desc("3"), desc("4")], &[]),
                 ManifestKind::OciImage,
-                Some(7),
+                Some(9),
             ),
             (
                 None,
                 image(&[desc("3"), foreign, desc("4")], &[]),
                 ManifestKind::OciImage,
-                Some(7),
+                Some(18),
             ),
-            (None, null_subject, ManifestKind::OciImage, Some(3)),
+            (None, null_subject, ManifestKind::OciImage, Some(5)),
             (
                 None,
-                image(&[desc("18446744073709551615"), desc("0")], &[]),
+                image(&[desc("18446744073709551613"), desc("0")], &[]),
                 ManifestKind::OciImage,
                 Some(u64::MAX),
             ),
@@ -398,22 +399,16 @@ mod tests {
                     ],
                 ),
                 ManifestKind::OciImage,
-                Some(0),
+                Some(2),
             ),
             (
                 Some(&upper),
                 image(&[], &[]),
                 ManifestKind::OciImage,
-                Some(0),
+                Some(2),
             ),
             (
-                None,
-                image(&[], &[]).replace(OCI, &OCI.to_ascii_uppercase()),
-                ManifestKind::OciImage,
-                Some(0),
-            ),
-            (
-                None,
+                Some(INDEX),
                 r#"{"schemaVersion":2,"manifests":[]}"#.into(),
                 ManifestKind::OciIndex,
                 None,
@@ -426,8 +421,9 @@ mod tests {
             ),
         ];
         for (content_type, body, kind, total) in cases {
-            let manifest =
-                parse(content_type, body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
+            let content_type = content_type.unwrap_or(OCI);
+            let manifest = parse(Some(content_type), body.as_bytes())
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
             assert_eq!(manifest.kind(), kind, "{body}");
             assert_eq!(manifest.as_image().map(|i| i.total_size()), total, "{body}");
         }

@@ -66,6 +66,9 @@ pub enum UpstreamError {
         url: String,
         /// The distribution error code from the body, if any (`UNAUTHORIZED`, `DENIED`).
         code: Option<String>,
+        /// The upstream's `WWW-Authenticate` challenge, when it sent one: a client whose own
+        /// credentials were refused needs it to authenticate again.
+        challenge: Option<http::HeaderValue>,
     },
     /// An answer with a status the call does not expect.
     #[error("upstream answered {status} for {url}{}", code_suffix(code.as_deref()))]
@@ -226,6 +229,22 @@ pub enum ResponseProblem {
 }
 
 impl UpstreamError {
+    /// When the upstream refused the pushing client's own credentials (forwarded, or none):
+    /// the status (401 or 403), the distribution error code, and the `WWW-Authenticate`
+    /// challenge to hand back so that the client authenticates again.
+    pub fn client_refusal(&self) -> Option<(StatusCode, Option<&str>, Option<&http::HeaderValue>)> {
+        match self {
+            Self::Unauthorized {
+                status,
+                credentials: AuthKind::Forwarded | AuthKind::Anonymous,
+                code,
+                challenge,
+                ..
+            } => Some((*status, code.as_deref(), challenge.as_ref())),
+            _ => None,
+        }
+    }
+
     /// Whose fault the failure was.
     ///
     /// Refused credentials are the client's fault when they are the client's own (forwarded or
@@ -384,6 +403,7 @@ mod tests {
                 credentials,
                 url: "http://u/v2/".into(),
                 code: Some("UNAUTHORIZED".into()),
+                challenge: None,
             };
             assert_eq!(e.fault(), fault);
             assert!(!e.is_retryable());
@@ -397,6 +417,7 @@ mod tests {
             credentials: AuthKind::Forwarded,
             url: "http://u/v2/a/tags/list".into(),
             code: Some("UNAUTHORIZED".into()),
+            challenge: None,
         };
         assert_eq!(
             e.to_string(),

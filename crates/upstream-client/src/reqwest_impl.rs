@@ -283,6 +283,10 @@ impl ReqwestUpstream {
         auth: Auth<'_>,
     ) -> UpstreamError {
         let status = response.status();
+        let challenge = response
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .cloned();
         let body = self
             .read_body(response, MAX_ERROR_BYTES, shown_url)
             .await
@@ -297,6 +301,7 @@ impl ReqwestUpstream {
                 credentials: auth.kind(),
                 url: shown_url.to_owned(),
                 code,
+                challenge,
             }
         } else {
             UpstreamError::Status {

@@ -2,6 +2,8 @@
 //! (CNCF distribution 2.8), driven by `skopeo` and raw HTTP clients.
 
 mod cli;
+mod integrity;
 mod operations;
 mod proxy;
+mod rawhttp;
 mod support;

@@ -157,14 +157,12 @@ async fn metrics_and_json_logs_show_every_decision() {
     )
     .await
     .assert_success();
-    push(
-        &gateway,
-        &TestImage::new(&[600 * KB, 600 * KB], 3),
-        "project-1/app",
-        "big",
-    )
-    .await
-    .assert_failure();
+    let big = TestImage::new(&[600 * KB, 600 * KB], 3);
+    push(&gateway, &big, "project-1/app", "big")
+        .await
+        .assert_failure();
+    // The config blob counts with the layers.
+    let measured = big.layer_total() + big.config().size();
 
     let text = gateway.metrics();
     // Every sample line is `name{labels} value` with a numeric value.
@@ -203,12 +201,14 @@ async fn metrics_and_json_logs_show_every_decision() {
     assert_eq!(line["repository"], "project-1/app");
     assert_eq!(line["reference"], "big");
     assert_eq!(line["check"], "image_size");
-    assert_eq!(line["measured"], 1_228_800);
+    assert_eq!(line["measured"], measured);
     assert_eq!(line["limit"], 1_048_576);
     assert_eq!(line["rule"], "rule 1: ^project-1/");
     assert_eq!(
         line["message"],
-        "image size 1.2 MB (1228800 bytes) exceeds the limit of 1 MB for repository project-1/app (rule 1: ^project-1/)"
+        format!(
+            "image size 1.2 MB ({measured} bytes) exceeds the limit of 1 MB for repository project-1/app (rule 1: ^project-1/)"
+        )
     );
 }
 

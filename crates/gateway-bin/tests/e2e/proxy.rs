@@ -106,10 +106,12 @@ async fn too_large_image_is_refused_with_the_spec_message() {
     let image = TestImage::new(&[600 * KB, 600 * KB], 2);
     let out = skopeo_push(&gateway, &image, "project-1/app", "big", &[]).await;
     out.assert_failure();
+    // The config blob counts with the layers.
+    let measured = image.layer_total() + image.config().size();
     assert!(
-        out.stderr.contains(
-            "denied: image size 1.2 MB (1228800 bytes) exceeds the limit of 1 MB for repository project-1/app (rule 1: ^project-1/.*)"
-        ),
+        out.stderr.contains(&format!(
+            "denied: image size 1.2 MB ({measured} bytes) exceeds the limit of 1 MB for repository project-1/app (rule 1: ^project-1/.*)"
+        )),
         "{}",
         out.stderr
     );
@@ -238,7 +240,7 @@ async fn lying_manifest_is_refused() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
     assert_eq!(answer.error_code().as_deref(), Some("MANIFEST_INVALID"));
     let expected = format!(
-        "layer {} declares 10 bytes but the registry holds 409600 bytes",
+        "layers[0] {} declares 10 bytes but the registry holds 409600 bytes; the manifest's sizes must be true (400.0 KB)",
         image.layers()[0].digest
     );
     assert!(answer.text().contains(&expected), "{}", answer.text());

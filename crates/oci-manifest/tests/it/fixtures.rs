@@ -56,13 +56,16 @@ fn umoci_layers() -> Vec<(String, u64)> {
 
 #[test]
 fn skopeo_oci_image() {
-    // skopeo writes no mediaType into OCI manifests: the content type or the shape decides.
-    for content_type in [Some(OCI_IMAGE), Some("application/json"), None] {
+    // skopeo writes no mediaType into OCI manifests: the content type decides.
+    for content_type in [
+        Some(OCI_IMAGE),
+        Some("application/vnd.oci.image.manifest.v1+json; charset=utf-8"),
+    ] {
         let image = image(content_type, fixture!("oci-image.json"));
         assert_eq!(image.kind(), ManifestKind::OciImage);
         assert_eq!(layer_facts(&image), umoci_layers());
-        assert_eq!(image.total_size(), 209);
-        assert!(image.foreign_layers().is_empty());
+        assert_eq!(image.total_size(), 439 + 209);
+        assert_eq!(image.foreign_layers().count(), 0);
         assert_eq!(image.config().digest().as_str(), UMOCI_CONFIG);
         assert_eq!(image.config().size(), 439);
         assert_eq!(
@@ -85,13 +88,12 @@ fn skopeo_oci_image() {
 fn skopeo_docker_v2s2() {
     for content_type in [
         Some(DOCKER_V2),
-        Some("application/json; charset=utf-8"),
-        None,
+        Some("Application/Vnd.Docker.Distribution.Manifest.V2+JSON"),
     ] {
         let image = image(content_type, fixture!("docker-v2s2.json"));
         assert_eq!(image.kind(), ManifestKind::DockerV2);
         assert_eq!(layer_facts(&image), umoci_layers());
-        assert_eq!(image.total_size(), 209);
+        assert_eq!(image.total_size(), image.config().size() + 209);
         assert_eq!(image.config().digest().as_str(), UMOCI_CONFIG);
         assert_eq!(
             image.config().media_type(),
@@ -154,20 +156,39 @@ fn skopeo_docker_v2s1_is_refused_in_every_form() {
 }
 
 #[test]
-fn foreign_layers_are_listed_but_not_counted() {
+fn foreign_layers_by_the_registrys_rule() {
     let image = image(Some(DOCKER_V2), fixture!("docker-v2s2-foreign.json"));
     assert_eq!(image.kind(), ManifestKind::DockerV2);
-    let counted: Vec<u64> = image.layers().iter().map(|l| l.size()).collect();
-    let foreign: Vec<u64> = image.foreign_layers().iter().map(|l| l.size()).collect();
-    assert_eq!(counted, [1_234_567, 2048]);
-    assert_eq!(foreign, [1_718_332_879, 99_999]);
-    assert_eq!(image.total_size(), 1_234_567 + 2048);
-    assert!(image.foreign_layers().iter().all(|l| l.is_foreign()));
-    assert!(image.layers().iter().all(|l| !l.is_foreign()));
+    let sizes: Vec<u64> = image.layers().iter().map(|l| l.size()).collect();
+    assert_eq!(sizes, [1_718_332_879, 1_234_567, 99_999, 2048]);
+    // Only Docker's own foreign type, with urls, is foreign in a Docker manifest; the OCI
+    // non-distributable zstd layer is stored by distribution like any other blob.
+    let foreign: Vec<&str> = image
+        .foreign_layers()
+        .map(|l| l.digest().as_str())
+        .collect();
     assert_eq!(
-        image.foreign_layers()[0].digest().as_str(),
-        "sha256:4612f6d0b889cad0ed0292fae3a0b0c8a9e49aff6dea8eb049b2386d9b07986f"
+        foreign,
+        ["sha256:4612f6d0b889cad0ed0292fae3a0b0c8a9e49aff6dea8eb049b2386d9b07986f"]
     );
+    assert_eq!(image.layers()[0].urls().len(), 1);
+    assert_eq!(
+        image.total_size(),
+        1872 + 1_718_332_879 + 1_234_567 + 99_999 + 2048
+    );
+    // The registry holds everything but the foreign layer.
+    let holds = |digest: &oci_manifest::Digest| {
+        image
+            .layers()
+            .iter()
+            .map(|l| (l.digest(), l.size()))
+            .chain([(image.config().digest(), image.config().size())])
+            .find(|(d, _)| *d == digest && !d.as_str().starts_with("sha256:4612"))
+            .map_or(oci_manifest::BlobState::Absent, |(_, size)| {
+                oci_manifest::BlobState::Present(size)
+            })
+    };
+    assert_eq!(image.measure(holds), Ok(1872 + 1_234_567 + 99_999 + 2048));
 }
 
 #[test]
@@ -200,12 +221,15 @@ fn artifact_with_empty_config_and_subject() {
         ]
     );
     assert_eq!(image.layers()[1].digest().algorithm(), "sha512");
-    assert_eq!(image.total_size(), 18432 + 256);
+    assert_eq!(image.total_size(), 2 + 18432 + 256);
 }
 
 #[test]
 fn oci_index() {
-    for content_type in [Some(OCI_INDEX), Some("Application/JSON"), None] {
+    for content_type in [
+        Some(OCI_INDEX),
+        Some("Application/Vnd.OCI.Image.Index.V1+JSON"),
+    ] {
         let index = index(content_type, fixture!("oci-index.json"));
         assert_eq!(index.kind(), ManifestKind::OciIndex);
         let facts: Vec<(&str, u64)> = index
@@ -280,12 +304,12 @@ fn docker_manifest_list() {
 #[test]
 fn index_references_match_the_tool_made_fixtures() {
     // The hand-written index and list point at the real manifests by their true digest and size.
-    let oci = index(None, fixture!("oci-index.json"));
+    let oci = index(Some(OCI_INDEX), fixture!("oci-index.json"));
     assert_eq!(
         oci.manifests()[0].size(),
         fixture!("oci-image.json").len() as u64
     );
-    let list = index(None, fixture!("docker-manifest-list.json"));
+    let list = index(Some(DOCKER_LIST), fixture!("docker-manifest-list.json"));
     assert_eq!(
         list.manifests()[0].size(),
         fixture!("docker-v2s2.json").len() as u64
