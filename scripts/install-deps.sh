@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, when any is missing:
 # docker-registry (CNCF distribution 2.8), skopeo, umoci, nginx, apache2-utils (htpasswd),
-# openssl, wrk. Needs root (or sudo); on a machine without either it says what to install.
+# openssl, wrk, redis-server. Needs root (or sudo); on a machine without either it says what to install.
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci nginx-light apache2-utils openssl wrk curl)
-commands=(docker-registry skopeo umoci nginx htpasswd openssl wrk curl)
+packages=(docker-registry skopeo umoci nginx-light apache2-utils openssl wrk curl redis-server)
+commands=(docker-registry skopeo umoci nginx htpasswd openssl wrk curl redis-server)
 
 missing=()
 for i in "${!commands[@]}"; do
@@ -26,4 +26,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The package starts a system registry and nginx; the tests start their own on free ports.
-"${sudo[@]}" systemctl disable --now docker-registry nginx >/dev/null 2>&1 || true
+"${sudo[@]}" systemctl disable --now docker-registry nginx redis-server >/dev/null 2>&1 || true

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use tokio::sync::Mutex;
 use upstream_client::ReqwestUpstream;
 
+use crate::coordination::RedisCoordination;
 use crate::metrics::Metrics;
 
 /// How long one readiness probe of the upstream is reused.
@@ -22,15 +23,22 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// The upstream, asked by `/readyz`.
     pub upstream: Arc<ReqwestUpstream>,
+    /// The coordination store, asked by `/readyz` in Redis mode.
+    pub coordination: Option<RedisCoordination>,
     last_probe: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 impl Admin {
     /// Admin state over the gateway's metrics and upstream.
-    pub fn new(metrics: Arc<Metrics>, upstream: Arc<ReqwestUpstream>) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        upstream: Arc<ReqwestUpstream>,
+        coordination: Option<RedisCoordination>,
+    ) -> Self {
         Self {
             metrics,
             upstream,
+            coordination,
             last_probe: Mutex::new(None),
         }
     }
@@ -42,7 +50,17 @@ impl Admin {
                 return result.clone();
             }
         }
-        let result = self.upstream.ping().await.map_err(|e| e.to_string());
+        let mut result = self
+            .upstream
+            .ping()
+            .await
+            .map_err(|e| format!("upstream not ready: {e}"));
+        if let (Ok(()), Some(coordination)) = (&result, &self.coordination) {
+            result = coordination
+                .ping()
+                .await
+                .map_err(|e| format!("coordination store not ready: {e}"));
+        }
         *last = Some((Instant::now(), result.clone()));
         result
     }
@@ -57,13 +75,14 @@ impl Admin {
             ),
             "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
             // The configuration was loaded before this listener started; a failed reload keeps
-            // the last good one, so only the upstream decides readiness.
+            // the last good one, so only the upstream (and Redis, when coordinating through
+            // it) decides readiness.
             "/readyz" => match self.upstream_ready().await {
                 Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
                 Err(err) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
-                    format!("upstream not ready: {err}\n"),
+                    format!("{err}\n"),
                 ),
             },
             _ => (

@@ -179,13 +179,51 @@ pub struct ServeArgs {
     pub max_concurrent_streams: u32,
 
     /// Most bytes of manifest bodies held in memory at once, over all requests (a size string:
-    /// 256MiB). A manifest that would go over it is answered 503 at once.
+    /// 64MiB). A manifest that would go over it is answered 503 at once.
     #[arg(
         long,
         env = "REGISTRY_GATEWAY_MANIFEST_BUFFER_BUDGET",
-        default_value = "256MiB"
+        default_value = "64MiB"
     )]
     pub manifest_buffer_budget: limits_core::ByteSize,
+
+    /// Coordinate tag counts with other replicas through Redis (or any server speaking its
+    /// protocol): `redis://[user:password@]host:port/db`, or `rediss://` for TLS. Without it,
+    /// tag counts are exact within this process only. Prefer the environment variable (or
+    /// --coordination-password-file) to keep the password out of process listings.
+    #[arg(long, env = "REGISTRY_GATEWAY_COORDINATION", hide_env_values = true)]
+    pub coordination: Option<String>,
+
+    /// A file holding the Redis password (a mounted Secret); replaces any password in
+    /// --coordination.
+    #[arg(long, env = "REGISTRY_GATEWAY_COORDINATION_PASSWORD_FILE")]
+    pub coordination_password_file: Option<PathBuf>,
+
+    /// Prefix of the gateway's Redis keys; give gateways of different registries sharing one
+    /// Redis different prefixes.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_COORDINATION_PREFIX",
+        default_value = "registry-gateway"
+    )]
+    pub coordination_prefix: String,
+
+    /// Time to live of a repository's lease in Redis; renewed every third of it while held, so
+    /// it bounds only how long a replica that died holding it blocks the repository.
+    #[arg(long, env = "REGISTRY_GATEWAY_LEASE_TTL", default_value = "10s")]
+    pub lease_ttl: humantime::Duration,
+
+    /// Longest wait for a repository's lease held by another push; past it, 503.
+    #[arg(long, env = "REGISTRY_GATEWAY_LEASE_WAIT", default_value = "30s")]
+    pub lease_wait: humantime::Duration,
+
+    /// Longest wait for one answer from Redis.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_COORDINATION_TIMEOUT",
+        default_value = "1s"
+    )]
+    pub coordination_timeout: humantime::Duration,
 
     /// Most connections open at once on the admin listener.
     #[arg(

@@ -20,9 +20,9 @@ use upstream_client::{Auth, Upstream, UpstreamError};
 use crate::answer::{Reason, Refusal, UpstreamRefusal};
 use crate::blob_sizes::BlobSizes;
 use crate::body::{BoxError, ProxyBody};
+use crate::coordination::Coordination;
 use crate::forward::{Target, UPSTREAM_VERSION};
 use crate::metrics::Metrics;
-use crate::tags::TagLedger;
 use crate::upload::{UploadSessions, drain};
 
 /// The pooled client that carries proxied requests to the upstream.
@@ -67,8 +67,8 @@ pub struct Gateway<U> {
     pub tag_source: TagSource<U>,
     /// The limits in force.
     pub policy: watch::Receiver<Arc<Policy>>,
-    /// Per-repository locks and recently created tags.
-    pub ledger: TagLedger,
+    /// Per-repository leases and recently created tags, in process or shared.
+    pub coordination: Coordination,
     /// Real blob sizes by digest.
     pub blob_sizes: BlobSizes,
     /// Bytes held by upload sessions, from the upstream's answers.

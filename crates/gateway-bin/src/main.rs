@@ -7,6 +7,7 @@ mod blob_sizes;
 mod body;
 mod cli;
 mod config_source;
+mod coordination;
 mod forward;
 mod gateway;
 mod manifest;
@@ -174,6 +175,31 @@ fn external_credentials(args: &ServeArgs) -> anyhow::Result<(Credentials, bool)>
     }
 }
 
+/// The Redis URL, with the password from `password_file` when given.
+fn coordination_url(url: &str, password_file: Option<&Path>) -> anyhow::Result<String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid --coordination URL {}: {e}",
+            coordination::redacted(url)
+        )
+    })?;
+    if !matches!(parsed.scheme(), "redis" | "rediss") {
+        bail!(
+            "invalid --coordination URL {}: expected redis:// or rediss://",
+            coordination::redacted(url)
+        );
+    }
+    if let Some(path) = password_file {
+        let password = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        parsed
+            .set_password(Some(password))
+            .map_err(|()| anyhow::anyhow!("--coordination URL cannot take a password"))?;
+    }
+    Ok(parsed.to_string())
+}
+
 fn http_client(args: &ServeArgs) -> anyhow::Result<gateway::HttpClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -238,13 +264,41 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.manifest_buffer_budget
         );
     }
+    let coordination = match &args.coordination {
+        None => coordination::Coordination::Local(tags::TagLedger::default()),
+        Some(url) => {
+            let url = coordination_url(url, args.coordination_password_file.as_deref())?;
+            if *args.lease_ttl < std::time::Duration::from_millis(300) {
+                bail!("--lease-ttl ({}) must be at least 300ms", args.lease_ttl);
+            }
+            tracing::info!(coordination = %coordination::redacted(&url), lease_ttl = %args.lease_ttl, lease_wait = %args.lease_wait, "tag counts coordinated through Redis");
+            coordination::Coordination::Redis(
+                coordination::RedisCoordination::new(
+                    coordination::RedisSettings {
+                        url,
+                        prefix: args.coordination_prefix.clone(),
+                        ttl: *args.lease_ttl,
+                        wait: *args.lease_wait,
+                        window: *args.recent_tag_window,
+                        timeout: *args.coordination_timeout,
+                    },
+                    Arc::clone(&metrics),
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    let shared_store = match &coordination {
+        coordination::Coordination::Redis(redis) => Some(redis.clone()),
+        coordination::Coordination::Local(_) => None,
+    };
     let gateway = Arc::new(Gateway {
         client: http_client(&args)?,
         target,
         registry: Arc::clone(&registry),
         tag_source,
         policy,
-        ledger: tags::TagLedger::default(),
+        coordination,
         blob_sizes: blob_sizes::BlobSizes::new(args.blob_size_cache),
         uploads: upload::UploadSessions::new(10_000),
         manifest_buffers: Arc::new(tokio::sync::Semaphore::new(budget)),
@@ -281,7 +335,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_concurrent_streams: 16,
         ..limits.clone()
     };
-    let admin = Arc::new(admin::Admin::new(Arc::clone(&metrics), registry));
+    let admin = Arc::new(admin::Admin::new(
+        Arc::clone(&metrics),
+        registry,
+        shared_store,
+    ));
     let admin_task = tokio::spawn(server::serve(
         admin_listener,
         admin_limits,

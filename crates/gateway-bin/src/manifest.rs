@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -15,27 +16,29 @@ use limits_core::{AppliedLimits, ByteSize, Limit, RepositoryName, TagTally};
 use oci_manifest::{BlobState, MAX_MANIFEST_BYTES, Manifest, MeasureError};
 use registry_api::Reference;
 use serde_json::json;
-use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use upstream_client::Upstream;
 
 use crate::answer::{Reason, Refusal};
 use crate::body::ProxyBody;
+use crate::coordination::{CoordinationError, Lease};
 use crate::gateway::{Gateway, denied_refusal, full, upstream_failure};
-use crate::tags::RecentTags;
 use crate::upload::drain;
 
-/// The repository's lock, held from the tag count until the upstream answered, with the tags
+/// The repository's lease, held from the tag count until the upstream answered, with the tags
 /// the push creates.
 #[derive(Debug)]
 pub struct TagReservation {
-    guard: OwnedMutexGuard<RecentTags>,
+    lease: Lease,
     created: Vec<String>,
+    window: Duration,
 }
 
 impl TagReservation {
     /// The upstream accepted the push: its new tags count from now on.
-    pub fn record(&mut self) {
-        self.guard.record(std::mem::take(&mut self.created));
+    pub async fn record(&mut self) {
+        let created = std::mem::take(&mut self.created);
+        self.lease.record(created, self.window).await;
     }
 }
 
@@ -204,7 +207,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             drop(permit);
             if let Some(mut reservation) = reservation {
                 if response.status().is_success() {
-                    reservation.record();
+                    reservation.record().await;
                 }
             }
             response
@@ -352,8 +355,9 @@ impl<U: Upstream + 'static> Gateway<U> {
         (digest, self.blob_size(repository, digest, auth).await)
     }
 
-    /// Takes the repository's lock and reads its tags, when the push creates tags and a tag
-    /// limit applies.
+    /// Takes the repository's lease and reads its tags, when the push creates tags and a tag
+    /// limit applies. With a shared coordination store, the tags are listed first, so that a
+    /// push that creates no tag takes no lease (and works while the store is down).
     async fn read_tags(
         &self,
         applied: &AppliedLimits,
@@ -365,16 +369,43 @@ impl<U: Upstream + 'static> Gateway<U> {
         if requested.is_empty() || applied.limits.tag_count_limit == Limit::Unlimited {
             return Ok(None);
         }
-        let guard = self
-            .ledger
-            .lock(&applied.repository, self.options.recent_tag_window)
-            .await;
+        if self.coordination.is_shared() {
+            let Some(listed) = self.listing(applied, reference, auth).await? else {
+                return Ok(None);
+            };
+            if requested.iter().all(|tag| listed.contains(tag)) {
+                return Ok(None);
+            }
+        }
+        let window = self.options.recent_tag_window;
+        let mut lease = match self.coordination.lease(&applied.repository, window).await {
+            Ok(lease) => lease,
+            Err(err) => return self.coordination_failure(applied, reference, &err),
+        };
+        let recent = match lease.recent(window).await {
+            Ok(recent) => recent,
+            Err(err) => return self.coordination_failure(applied, reference, &err),
+        };
+        let Some(listed) = self.listing(applied, reference, auth).await? else {
+            return Ok(None);
+        };
+        Ok(Some(TagRead {
+            lease,
+            listed,
+            recent,
+            requested,
+        }))
+    }
+
+    /// The repository's tags; `Ok(None)` when they cannot be read and `--fail-open` allows.
+    async fn listing(
+        &self,
+        applied: &AppliedLimits,
+        reference: &Reference,
+        auth: Option<&http::HeaderValue>,
+    ) -> Result<Option<Vec<String>>, Refusal> {
         match self.list_tags(&applied.repository, auth).await {
-            Ok(listed) => Ok(Some(TagRead {
-                guard,
-                listed,
-                requested,
-            })),
+            Ok(listed) => Ok(Some(listed)),
             Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
                 tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
                 Ok(None)
@@ -389,8 +420,23 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
     }
 
-    /// The tag count decision: the upstream's tags plus those this process created recently
-    /// that the listing does not show yet, against the tags the push creates.
+    /// A lease or recent tags that could not be had: 503, or allowed by `--fail-open`.
+    fn coordination_failure(
+        &self,
+        applied: &AppliedLimits,
+        reference: &Reference,
+        err: &CoordinationError,
+    ) -> Result<Option<TagRead>, Refusal> {
+        if self.options.fail_open {
+            tracing::warn!(repository = %applied.repository, error = %err, "tag count not coordinated; allowed by --fail-open");
+            return Ok(None);
+        }
+        tracing::warn!(event = "decision", repository = %applied.repository, reference = %reference, error = %err, verdict = "denied", "push refused");
+        Err(Refusal::new(Reason::FactsUnavailable, err.to_string()))
+    }
+
+    /// The tag count decision: the upstream's tags plus those created recently that the
+    /// listing does not show yet, against the tags the push creates.
     fn decide_tags(
         &self,
         applied: &AppliedLimits,
@@ -398,14 +444,11 @@ impl<U: Upstream + 'static> Gateway<U> {
         read: TagRead,
     ) -> Result<Option<TagReservation>, Refusal> {
         let TagRead {
-            mut guard,
+            lease,
             listed,
+            recent,
             requested,
         } = read;
-        let recent: Vec<String> = guard
-            .current(self.options.recent_tag_window)
-            .map(str::to_owned)
-            .collect();
         let tally = TagTally::new(&listed, &recent, &requested);
         if tally.created.is_empty() {
             return Ok(None);
@@ -416,8 +459,9 @@ impl<U: Upstream + 'static> Gateway<U> {
             return Err(denied_refusal(&decision));
         }
         Ok(Some(TagReservation {
-            guard,
+            lease,
             created: tally.created,
+            window: self.options.recent_tag_window,
         }))
     }
 }
@@ -437,11 +481,12 @@ pub fn requested_tags(reference: &Reference, query: Option<&str>) -> Vec<String>
     tags
 }
 
-/// A repository's tags as read under its lock, with the tags a push asks for.
+/// A repository's tags as read under its lease, with the tags a push asks for.
 #[derive(Debug)]
 struct TagRead {
-    guard: OwnedMutexGuard<RecentTags>,
+    lease: Lease,
     listed: Vec<String>,
+    recent: Vec<String>,
     requested: Vec<String>,
 }
 
@@ -506,7 +551,9 @@ mod tests {
             registry: LaggingUpstream::default(),
             tag_source: TagSource::Upstream,
             policy,
-            ledger: crate::tags::TagLedger::default(),
+            coordination: crate::coordination::Coordination::Local(
+                crate::tags::TagLedger::default(),
+            ),
             blob_sizes: crate::blob_sizes::BlobSizes::new(16),
             uploads: crate::upload::UploadSessions::new(16),
             manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
@@ -554,7 +601,8 @@ mod tests {
                 .await
                 .expect("allowed")
                 .expect("creates a tag")
-                .record();
+                .record()
+                .await;
         }
         let refusal = push(&gateway, "c").await.expect_err("limit reached");
         assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
@@ -578,7 +626,8 @@ mod tests {
                 .await
                 .expect("allowed")
                 .expect("creates a tag")
-                .record();
+                .record()
+                .await;
         }
     }
 

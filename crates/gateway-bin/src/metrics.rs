@@ -71,6 +71,20 @@ pub struct Metrics {
     config_last_reload_ok: Gauge,
     in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     refused_bytes: Counter<u64, AtomicU64>,
+    coordination: CoordinationMetrics,
+}
+
+/// The metrics of the coordination store (Redis mode).
+#[derive(Debug)]
+struct CoordinationMetrics {
+    lease_wait: Histogram,
+    lease_held: Histogram,
+    lease_timeouts: Counter,
+    leases_lost: Counter,
+    calls: Family<ResultLabels, Counter>,
+    reconnects: Counter,
+    up: Gauge,
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Metrics {
@@ -150,6 +164,51 @@ impl Metrics {
             "Bytes of images and layers refused for size",
             refused_bytes.clone(),
         );
+        let coordination = CoordinationMetrics {
+            lease_wait: latency_histogram(),
+            lease_held: latency_histogram(),
+            lease_timeouts: Counter::default(),
+            leases_lost: Counter::default(),
+            calls: Family::default(),
+            reconnects: Counter::default(),
+            up: Gauge::default(),
+            down: std::sync::atomic::AtomicBool::new(false),
+        };
+        registry.register(
+            "coordination_lease_wait_seconds",
+            "Time waited for a repository's lease in the coordination store",
+            coordination.lease_wait.clone(),
+        );
+        registry.register(
+            "coordination_lease_held_seconds",
+            "Time a repository's lease was held, from the tag count to the registry's answer",
+            coordination.lease_held.clone(),
+        );
+        registry.register(
+            "coordination_lease_timeouts",
+            "Pushes refused because another push held the repository's lease too long",
+            coordination.lease_timeouts.clone(),
+        );
+        registry.register(
+            "coordination_leases_lost",
+            "Leases that expired or could not be renewed while held",
+            coordination.leases_lost.clone(),
+        );
+        registry.register(
+            "coordination_calls",
+            "Calls to the coordination store, by result (success, failure)",
+            coordination.calls.clone(),
+        );
+        registry.register(
+            "coordination_reconnects",
+            "Times the coordination store answered again after failing",
+            coordination.reconnects.clone(),
+        );
+        registry.register(
+            "coordination_up",
+            "1 when the last call to the coordination store succeeded (Redis mode)",
+            coordination.up.clone(),
+        );
         Self {
             registry: root,
             requests,
@@ -163,6 +222,44 @@ impl Metrics {
             config_last_reload_ok,
             in_flight,
             refused_bytes,
+            coordination,
+        }
+    }
+
+    /// A lease was acquired after waiting `waited`.
+    pub fn lease_acquired(&self, waited: Duration) {
+        self.coordination.lease_wait.observe(waited.as_secs_f64());
+    }
+
+    /// A lease was held for `held`.
+    pub fn lease_held(&self, held: Duration) {
+        self.coordination.lease_held.observe(held.as_secs_f64());
+    }
+
+    /// A push gave up waiting for a lease.
+    pub fn lease_timed_out(&self) {
+        self.coordination.lease_timeouts.inc();
+    }
+
+    /// A lease could not be renewed while held.
+    pub fn lease_lost(&self) {
+        self.coordination.leases_lost.inc();
+    }
+
+    /// One call to the coordination store, and whether it succeeded.
+    pub fn coordination_call(&self, ok: bool) {
+        use std::sync::atomic::Ordering;
+        let result = if ok { "success" } else { "failure" };
+        self.coordination
+            .calls
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.coordination.up.set(i64::from(ok));
+        let was_down = self.coordination.down.swap(!ok, Ordering::Relaxed);
+        if ok && was_down {
+            self.coordination.reconnects.inc();
         }
     }
 

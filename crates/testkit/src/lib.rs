@@ -10,6 +10,8 @@
 //!   layout ([`OciLayout`]) and pushed with [`SkopeoCopy`] (`skopeo copy`), or pushed with raw
 //!   HTTP requests by [`RawPusher`], which can also send a manifest that lies about its layer
 //!   sizes.
+//! * [`RedisServer`]: Debian's `redis-server`, in memory, on a free loopback port; stopped and
+//!   started again to test outages.
 //! * [`FakeServer`]: a scripted HTTP server for what a real registry will not do (malformed
 //!   headers, endless pagination, 500s, hangs).
 //!
@@ -38,6 +40,7 @@ mod fake;
 mod image;
 mod issuer;
 mod push;
+mod redis;
 mod registry;
 mod server;
 mod skopeo;
@@ -50,8 +53,9 @@ pub use image::{
 };
 pub use issuer::{ISSUER, SERVICE, TokenIssuer};
 pub use push::{RawPusher, RawResponse};
+pub use redis::RedisServer;
 pub use registry::{
     Registry, RegistryAuth, RegistryBuilder, TestUser, basic_authorization, free_port,
 };
 pub use skopeo::{CommandOutput, OciLayout, SkopeoCopy, skopeo_push};
-pub use tools::{DOCKER_REGISTRY, HTPASSWD, OPENSSL, SKOPEO, Tool};
+pub use tools::{DOCKER_REGISTRY, HTPASSWD, OPENSSL, REDIS_SERVER, SKOPEO, Tool};

@@ -32,6 +32,12 @@ pub const OPENSSL: Tool = Tool {
     package: "openssl",
 };
 
+/// `redis-server`, the coordination store of several gateways.
+pub const REDIS_SERVER: Tool = Tool {
+    program: "redis-server",
+    package: "redis-server",
+};
+
 impl Tool {
     /// The program's path.
     ///

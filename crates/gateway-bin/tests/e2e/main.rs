@@ -2,6 +2,7 @@
 //! (CNCF distribution 2.8), driven by `skopeo` and raw HTTP clients.
 
 mod cli;
+mod coordination;
 mod integrity;
 mod operations;
 mod proxy;

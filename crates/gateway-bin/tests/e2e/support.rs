@@ -280,3 +280,142 @@ pub async fn upstream_tags(registry: &testkit::Registry, repository: &str) -> Ve
     tags.sort();
     tags
 }
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A TCP proxy in front of the registry that holds every manifest `PUT` for a while before
+/// sending it on (also when the gateway has hung up meanwhile) and passes everything else at
+/// once. One request per connection: it asks the registry to close after answering, so the
+/// gateway's client opens a new connection for the next request.
+pub struct DelayingProxy {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DelayingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DelayingProxy {
+    /// Starts the proxy in front of the registry on `upstream_port`, delaying manifest `PUT`s
+    /// by `delay`.
+    pub async fn start(upstream_port: u16, delay: Duration) -> Self {
+        Self::start_for(upstream_port, delay, "/manifests/").await
+    }
+
+    /// Like [`start`](Self::start), delaying only manifest `PUT`s whose path contains `marker`.
+    pub async fn start_for(upstream_port: u16, delay: Duration, marker: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let task = tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                tokio::spawn(relay(down, upstream_port, delay, marker));
+            }
+        });
+        Self { port, task }
+    }
+
+    /// `http://127.0.0.1:<port>/`.
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&format!("http://127.0.0.1:{}/", self.port)).expect("url")
+    }
+}
+
+/// Relays one request (read whole, by `Content-Length`) and its answer.
+async fn relay(
+    mut down: tokio::net::TcpStream,
+    upstream_port: u16,
+    delay: Duration,
+    marker: &'static str,
+) {
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        match down.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or("").to_owned();
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    let mut chunked = false;
+    for line in lines {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if name == "content-length" {
+            length = line
+                .split_once(':')
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+        }
+        if name == "transfer-encoding" && line.to_ascii_lowercase().contains("chunked") {
+            chunked = true;
+        }
+        if name != "connection" {
+            headers.push(line.to_owned());
+        }
+    }
+    let body_start = head_end + 4;
+    // A chunked body is passed on as it is, up to its last chunk.
+    let complete = |buffer: &[u8]| {
+        if chunked {
+            buffer.len() >= body_start + 5 && buffer.ends_with(b"0\r\n\r\n")
+        } else {
+            buffer.len() >= body_start + length
+        }
+    };
+    while !complete(&buffer) {
+        match down.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if chunked {
+        length = buffer.len() - body_start;
+    }
+    if request_line.starts_with("PUT ")
+        && request_line.contains("/manifests/")
+        && request_line.contains(marker)
+    {
+        tokio::time::sleep(delay).await;
+    }
+    let mut request = format!("{request_line}\r\n");
+    for line in headers {
+        request.push_str(&line);
+        request.push_str("\r\n");
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(&buffer[body_start..body_start + length]);
+    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+        return;
+    };
+    if up.write_all(&request).await.is_err() {
+        return;
+    }
+    let mut down_open = true;
+    loop {
+        match up.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if down_open && down.write_all(&chunk[..n]).await.is_err() {
+                    down_open = false;
+                }
+            }
+        }
+    }
+}

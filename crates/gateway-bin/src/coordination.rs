@@ -1,0 +1,450 @@
+//! Coordination of tag-creating pushes: one holder per repository from the tag count until the
+//! registry's answer, and the tags created moments ago, which count even before the registry
+//! lists them.
+//!
+//! Two implementations behind one [`Coordination`] type: in-process (the default, exact within
+//! one gateway process) and Redis (`--coordination redis://...`, exact across replicas). The Redis
+//! semantics, and the argument for why they hold, are in `docs/architecture.md`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use limits_core::RepositoryName;
+use redis::aio::ConnectionManager;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::metrics::Metrics;
+use crate::tags::{RecentTags, TagLedger};
+
+/// Why a lease could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoordinationError {
+    /// Redis did not answer, or answered an error.
+    #[error("tag limit cannot be enforced: coordination store unreachable ({0})")]
+    Unreachable(String),
+    /// Another push held the repository's lease for longer than the wait allows.
+    #[error(
+        "tag limit cannot be enforced: waited {waited} for the repository's lease, held by another push; retry"
+    )]
+    LeaseTimeout {
+        /// How long was waited.
+        waited: String,
+    },
+}
+
+/// Where leases and recent tags live.
+#[derive(Debug)]
+pub enum Coordination {
+    /// In this process.
+    Local(TagLedger),
+    /// In Redis, shared by every replica.
+    Redis(RedisCoordination),
+}
+
+impl Coordination {
+    /// Waits for the repository's lease.
+    pub async fn lease(
+        &self,
+        repository: &RepositoryName,
+        window: Duration,
+    ) -> Result<Lease, CoordinationError> {
+        match self {
+            Coordination::Local(ledger) => Ok(Lease {
+                inner: LeaseInner::Local(ledger.lock(repository, window).await),
+            }),
+            Coordination::Redis(redis) => redis.lease(repository).await.map(|lease| Lease {
+                inner: LeaseInner::Redis(lease),
+            }),
+        }
+    }
+
+    /// Whether a lease may fail (the in-process one never does). A push that creates no tag
+    /// then takes none.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Coordination::Redis(_))
+    }
+}
+
+/// A repository's lease: while it is held, no other push creating tags in the repository
+/// counts, on any replica.
+#[derive(Debug)]
+pub struct Lease {
+    inner: LeaseInner,
+}
+
+#[derive(Debug)]
+enum LeaseInner {
+    Local(OwnedMutexGuard<RecentTags>),
+    Redis(RedisLease),
+}
+
+impl Lease {
+    /// Tags created within `window` (through this process, or any replica in Redis mode).
+    pub async fn recent(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
+        match &mut self.inner {
+            LeaseInner::Local(guard) => Ok(guard.current(window).map(str::to_owned).collect()),
+            LeaseInner::Redis(lease) => lease.recent().await,
+        }
+    }
+
+    /// Remembers tags the registry just accepted, for `window`.
+    pub async fn record(&mut self, tags: Vec<String>, window: Duration) {
+        match &mut self.inner {
+            LeaseInner::Local(guard) => guard.record(tags),
+            LeaseInner::Redis(lease) => lease.record(tags, window).await,
+        }
+    }
+}
+
+/// Redis: `SET lease token NX PX ttl`, renewed while held, released by compare-and-delete;
+/// recent tags in a sorted set scored by expiry (Redis server time).
+#[derive(Debug, Clone)]
+pub struct RedisCoordination {
+    inner: Arc<RedisShared>,
+}
+
+#[derive(Debug)]
+struct RedisShared {
+    manager: ConnectionManager,
+    prefix: String,
+    ttl: Duration,
+    wait: Duration,
+    window: Duration,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+    renew: redis::Script,
+    release: redis::Script,
+    record: redis::Script,
+    recent: redis::Script,
+}
+
+/// Extends the lease when it is still ours.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// Deletes the lease when it is still ours.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Adds tags that expire `ARGV[1]` ms from now (server time), drops expired ones.
+const RECORD: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = now + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], expires, ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1";
+
+/// The tags that have not expired (server time).
+const RECENT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')";
+
+/// Settings of the Redis coordination.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://` URL, password included.
+    pub url: String,
+    /// Prefix of every key.
+    pub prefix: String,
+    /// Lease time to live; renewed every third of it while held.
+    pub ttl: Duration,
+    /// Longest wait for a lease held by another push.
+    pub wait: Duration,
+    /// How long recent tags count.
+    pub window: Duration,
+    /// Longest wait for one Redis answer.
+    pub timeout: Duration,
+}
+
+impl RedisCoordination {
+    /// Connects lazily (a Redis that is down at start-up is retried in the background).
+    pub fn new(settings: RedisSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| format!("invalid --coordination URL: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("cannot set up the Redis connection: {e}"))?;
+        Ok(Self {
+            inner: Arc::new(RedisShared {
+                manager,
+                prefix: settings.prefix,
+                ttl: settings.ttl,
+                wait: settings.wait,
+                window: settings.window,
+                timeout: settings.timeout,
+                metrics,
+                renew: redis::Script::new(RENEW),
+                release: redis::Script::new(RELEASE),
+                record: redis::Script::new(RECORD),
+                recent: redis::Script::new(RECENT),
+            }),
+        })
+    }
+
+    /// `PING`, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), CoordinationError> {
+        let mut connection = self.inner.manager.clone();
+        let pong: Result<String, _> = self
+            .inner
+            .call(redis::cmd("PING").query_async(&mut connection))
+            .await;
+        pong.map(|_| ())
+    }
+
+    async fn lease(&self, repository: &RepositoryName) -> Result<RedisLease, CoordinationError> {
+        let shared = &self.inner;
+        let key = format!("{}:lease:{repository}", shared.prefix);
+        let token = token();
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let mut connection = shared.manager.clone();
+            let set: Option<String> = shared
+                .call(
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(millis(shared.ttl))
+                        .query_async(&mut connection),
+                )
+                .await?;
+            if set.is_some() {
+                shared.metrics.lease_acquired(started.elapsed());
+                return Ok(RedisLease::start(
+                    Arc::clone(shared),
+                    repository,
+                    key,
+                    token,
+                ));
+            }
+            if started.elapsed() >= shared.wait {
+                shared.metrics.lease_timed_out();
+                return Err(CoordinationError::LeaseTimeout {
+                    waited: humantime::format_duration(shared.wait).to_string(),
+                });
+            }
+            tokio::time::sleep(pause.min(shared.wait.saturating_sub(started.elapsed()))).await;
+            pause = (pause * 2).min(Duration::from_millis(25));
+        }
+    }
+}
+
+impl RedisShared {
+    /// One Redis call, bounded by the timeout, errors counted.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CoordinationError> {
+        let result = match tokio::time::timeout(self.timeout * 2, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(CoordinationError::Unreachable(err.to_string())),
+            Err(_) => Err(CoordinationError::Unreachable(format!(
+                "no answer within {}",
+                humantime::format_duration(self.timeout * 2)
+            ))),
+        };
+        self.metrics.coordination_call(result.is_ok());
+        result
+    }
+}
+
+/// A held Redis lease; renewed by a task of its own until dropped, then released.
+#[derive(Debug)]
+pub struct RedisLease {
+    shared: Arc<RedisShared>,
+    tags_key: String,
+    key: String,
+    token: String,
+    acquired: Instant,
+    lost: Arc<AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl RedisLease {
+    fn start(
+        shared: Arc<RedisShared>,
+        repository: &RepositoryName,
+        key: String,
+        token: String,
+    ) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewal = {
+            let shared = Arc::clone(&shared);
+            let key = key.clone();
+            let token = token.clone();
+            let lost = Arc::clone(&lost);
+            let repository = repository.clone();
+            tokio::spawn(async move {
+                let every = shared.ttl / 3;
+                loop {
+                    tokio::time::sleep(every).await;
+                    let mut connection = shared.manager.clone();
+                    let renewed: Result<i64, _> = shared
+                        .call(
+                            shared
+                                .renew
+                                .key(&key)
+                                .arg(&token)
+                                .arg(millis(shared.ttl))
+                                .invoke_async(&mut connection),
+                        )
+                        .await;
+                    if !matches!(renewed, Ok(1)) {
+                        // Expired or unreachable: another push may hold the lease now.
+                        lost.store(true, Ordering::SeqCst);
+                        shared.metrics.lease_lost();
+                        tracing::error!(repository = %repository, result = ?renewed, "repository lease lost while held; the tag count may be exceeded by one concurrent push");
+                        return;
+                    }
+                }
+            })
+        };
+        let tags_key = format!("{}:tags:{repository}", shared.prefix);
+        Self {
+            shared,
+            tags_key,
+            key,
+            token,
+            acquired: Instant::now(),
+            lost,
+            renewal,
+        }
+    }
+
+    async fn recent(&mut self) -> Result<Vec<String>, CoordinationError> {
+        let mut connection = self.shared.manager.clone();
+        self.shared
+            .call(
+                self.shared
+                    .recent
+                    .key(&self.tags_key)
+                    .invoke_async(&mut connection),
+            )
+            .await
+    }
+
+    async fn record(&mut self, tags: Vec<String>, window: Duration) {
+        if tags.is_empty() {
+            return;
+        }
+        let window = if window.is_zero() {
+            self.shared.window
+        } else {
+            window
+        };
+        let mut connection = self.shared.manager.clone();
+        let mut invocation = self.shared.record.key(&self.tags_key);
+        invocation.arg(millis(window));
+        for tag in &tags {
+            invocation.arg(tag);
+        }
+        let recorded: Result<i64, _> = self
+            .shared
+            .call(invocation.invoke_async(&mut connection))
+            .await;
+        if let Err(err) = recorded {
+            // The registry holds the tags: its listing counts them from now on.
+            tracing::warn!(error = %err, tags = ?tags, "recent tags not recorded in Redis; they count once the registry lists them");
+        }
+    }
+}
+
+impl Drop for RedisLease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        self.shared.metrics.lease_held(self.acquired.elapsed());
+        if self.lost.load(Ordering::SeqCst) {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let key = std::mem::take(&mut self.key);
+        let token = std::mem::take(&mut self.token);
+        // Released in the background; if this fails the lease expires after its ttl.
+        tokio::spawn(async move {
+            let mut connection = shared.manager.clone();
+            let _: Result<i64, _> = shared
+                .call(
+                    shared
+                        .release
+                        .key(&key)
+                        .arg(&token)
+                        .invoke_async(&mut connection),
+                )
+                .await;
+        });
+    }
+}
+
+/// A token no other holder has: process id, time and a counter.
+fn token() -> String {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// The URL with its password, if any, replaced by `***`, for logs.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(invalid URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        let cases = [
+            ("redis://:secret@r:6379/0", "redis://:***@r:6379/0"),
+            ("rediss://user:pw@r:6380/1", "rediss://user:***@r:6380/1"),
+            ("redis://r:6379/0", "redis://r:6379/0"),
+            ("not a url", "(invalid URL)"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redacted(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn tokens_differ() {
+        assert_ne!(token(), token());
+    }
+}

@@ -1,0 +1,301 @@
+//! Several gateways in front of one registry, coordinating through a real `redis-server`:
+//! the tag limit stays exact across replicas, a replica that dies holding a lease blocks its
+//! repository only until the lease expires, a Redis outage refuses only tag-creating pushes,
+//! and repositories never wait on each other.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use testkit::{ManifestFormat, RawPusher, RedisServer, Registry, TestImage};
+
+use crate::support::{DelayingProxy, Gateway, upstream_tags};
+
+const CONFIG: &str = r#"
+max_image_size: "100MB"
+tag_count_limit: "100"
+rules: |
+  - path: ^race/.*
+    limit:
+      max_image_size: "1MB"
+      tag_count_limit: "5"
+  - path: ^one/.*
+    limit:
+      max_image_size: "1MB"
+      tag_count_limit: "1"
+"#;
+
+/// A gateway in front of `upstream` coordinating through `redis`.
+fn gateway(upstream: url::Url, redis: &RedisServer, extra: &[&str]) -> Gateway {
+    let mut builder = Gateway::builder(upstream)
+        .config(CONFIG)
+        .arg("--coordination")
+        .arg(redis.url());
+    for arg in extra {
+        builder = builder.arg(*arg);
+    }
+    builder.start()
+}
+
+/// Uploads the image's blobs to `repository` directly on the registry; returns its manifest.
+async fn prepare(registry: &Registry, repository: &str, image: &TestImage) -> Vec<u8> {
+    let direct = RawPusher::for_registry(registry, repository);
+    for blob in image.layers().iter().chain([image.config()]) {
+        let answer = direct.upload_blob(repository, blob).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    }
+    image.manifest_as(ManifestFormat::Oci, None)
+}
+
+async fn put(
+    gateway: &Gateway,
+    repository: &str,
+    tag: &str,
+    manifest: &[u8],
+) -> testkit::RawResponse {
+    RawPusher::new(gateway.base_url())
+        .put_manifest(repository, tag, testkit::OCI_MANIFEST, manifest)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_gateways_keep_the_tag_limit_exact() {
+    let registry = Registry::anonymous();
+    let redis = RedisServer::start();
+    let gateways: Vec<Arc<Gateway>> = (0..3)
+        .map(|_| Arc::new(gateway(registry.base_url(), &redis, &[])))
+        .collect();
+    let image = TestImage::new(&[2048], 1);
+    for round in 1..=3 {
+        let repository = format!("race/round-{round}");
+        let manifest = Arc::new(prepare(&registry, &repository, &image).await);
+        let pushes: Vec<_> = (0..48)
+            .map(|i| {
+                let gateway = Arc::clone(&gateways[i % 3]);
+                let manifest = Arc::clone(&manifest);
+                let repository = repository.clone();
+                tokio::spawn(async move {
+                    let answer = put(&gateway, &repository, &format!("t{i}"), &manifest).await;
+                    (answer.status, answer.error_code())
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for push in pushes {
+            match push.await.expect("push task") {
+                (StatusCode::CREATED, _) => created += 1,
+                (StatusCode::FORBIDDEN, Some(code)) if code == "DENIED" => {}
+                other => panic!(
+                    "round {round}: unexpected answer {other:?}\n{}",
+                    gateways[0].logs()
+                ),
+            }
+        }
+        let tags = upstream_tags(&registry, &repository).await;
+        assert_eq!(tags.len(), 5, "round {round}: the registry holds {tags:?}");
+        assert_eq!(created, 5, "round {round}: {created} pushes were accepted");
+    }
+    for gateway in &gateways {
+        assert!(
+            gateway.metric("registry_gateway_coordination_up") == 1.0,
+            "{}",
+            gateway.metrics()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tag_pushed_through_one_gateway_counts_at_once_on_another() {
+    // Gateway B's registry is another one, which never holds A's tag: B can only know of it
+    // from Redis.
+    let registry_a = Registry::anonymous();
+    let registry_b = Registry::anonymous();
+    let redis = RedisServer::start();
+    let a = gateway(registry_a.base_url(), &redis, &[]);
+    let b = gateway(registry_b.base_url(), &redis, &[]);
+    let image = TestImage::new(&[2048], 2);
+    let manifest = prepare(&registry_a, "one/app", &image).await;
+    prepare(&registry_b, "one/app", &image).await;
+    let first = put(&a, "one/app", "v1", &manifest).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert!(upstream_tags(&registry_b, "one/app").await.is_empty());
+    let second = put(&b, "one/app", "v2", &manifest).await;
+    assert_eq!(second.status, StatusCode::FORBIDDEN, "{}", second.text());
+    assert!(
+        second
+            .text()
+            .contains("the repository holds 1 tag and this push adds 1"),
+        "{}",
+        second.text()
+    );
+    // Without Redis, B would have allowed it: its registry lists no tag.
+    let alone = Gateway::builder(registry_b.base_url())
+        .config(CONFIG)
+        .start();
+    let third = put(&alone, "one/app", "v2", &manifest).await;
+    assert_eq!(third.status, StatusCode::CREATED, "{}", third.text());
+}
+
+#[tokio::test]
+async fn a_gateway_killed_holding_a_lease_blocks_only_until_it_expires() {
+    let registry = Registry::anonymous();
+    let redis = RedisServer::start();
+    // A's pushes take 30 s to reach the registry: A holds the lease all that time.
+    let slow = DelayingProxy::start(registry.port(), Duration::from_secs(30)).await;
+    let a = gateway(slow.url(), &redis, &["--lease-ttl", "2s"]);
+    let b = gateway(registry.base_url(), &redis, &["--lease-ttl", "2s"]);
+    let image = TestImage::new(&[2048], 3);
+    let manifest = prepare(&registry, "race/killed", &image).await;
+    let held = {
+        let url = a.base_url();
+        let manifest = manifest.clone();
+        tokio::spawn(async move {
+            RawPusher::new(url)
+                .put_manifest("race/killed", "held", testkit::OCI_MANIFEST, &manifest)
+                .await
+        })
+    };
+    // Wait until A holds the lease, then kill it with SIGKILL.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis
+        .command(&["EXISTS", "registry-gateway:lease:race/killed"])
+        .contains(":1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A never took the lease\n{}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(a);
+    let killed = Instant::now();
+    held.abort();
+    let answer = put(&b, "race/killed", "after", &manifest).await;
+    let waited = killed.elapsed();
+    assert_eq!(
+        answer.status,
+        StatusCode::CREATED,
+        "{}\n{}",
+        answer.text(),
+        b.logs()
+    );
+    assert!(
+        waited <= Duration::from_secs(3),
+        "B waited {waited:?} for a lease of 2 s"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_outage_refuses_only_tag_creating_pushes() {
+    let registry = Registry::anonymous();
+    let mut redis = RedisServer::start();
+    let g = gateway(
+        registry.base_url(),
+        &redis,
+        &["--coordination-timeout", "300ms"],
+    );
+    let image = TestImage::new(&[2048], 4);
+    let manifest = prepare(&registry, "race/outage", &image).await;
+    let first = put(&g, "race/outage", "v1", &manifest).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+
+    redis.stop();
+    let refused = put(&g, "race/outage", "v2", &manifest).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.error_code().as_deref(), Some("UNAVAILABLE"));
+    assert!(
+        refused
+            .text()
+            .contains("tag limit cannot be enforced: coordination store unreachable"),
+        "{}",
+        refused.text()
+    );
+    // A re-push of an existing tag and a pull still work.
+    let again = put(&g, "race/outage", "v1", &manifest).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    let pull = reqwest::Client::new()
+        .get(
+            g.base_url()
+                .join("v2/race/outage/manifests/v1")
+                .expect("url"),
+        )
+        .header("Accept", testkit::OCI_MANIFEST)
+        .send()
+        .await
+        .expect("pull answered");
+    assert_eq!(pull.status(), StatusCode::OK);
+    assert_eq!(
+        pull.bytes().await.expect("manifest").as_ref(),
+        manifest.as_slice()
+    );
+    assert_eq!(g.metric("registry_gateway_coordination_up"), 0.0);
+    let (status, body) = crate::support::get(g.admin_port, "/readyz").expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("coordination store not ready"), "{body}");
+
+    // Redis comes back (empty, as after losing its data): pushes go through, no restart.
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = put(&g, "race/outage", "v3", &manifest).await;
+        if answer.status == StatusCode::CREATED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pushes still refused after Redis came back: {}",
+            answer.text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(g.metric("registry_gateway_coordination_reconnects_total") >= 1.0);
+    // Readiness probes are reused for a second.
+    crate::support::eventually("/readyz answers 200 again", || {
+        crate::support::get(g.admin_port, "/readyz").map(|(s, _)| s) == Some(200)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_never_wait_on_each_other() {
+    let registry = Registry::anonymous();
+    let redis = RedisServer::start();
+    // Pushes to race/slow take 3 s to reach the registry; others pass at once.
+    let proxy =
+        DelayingProxy::start_for(registry.port(), Duration::from_secs(3), "race/slow").await;
+    let g = Arc::new(gateway(proxy.url(), &redis, &[]));
+    let image = TestImage::new(&[2048], 5);
+    let manifest = Arc::new(prepare(&registry, "race/slow", &image).await);
+    prepare(&registry, "race/fast", &image).await;
+    let slow = {
+        let g = Arc::clone(&g);
+        let manifest = Arc::clone(&manifest);
+        tokio::spawn(async move { put(&g, "race/slow", "v1", &manifest).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis
+        .command(&["EXISTS", "registry-gateway:lease:race/slow"])
+        .contains(":1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no lease on race/slow\n{}",
+            g.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let fast = put(&g, "race/fast", "v1", &manifest).await;
+    let took = started.elapsed();
+    assert_eq!(fast.status, StatusCode::CREATED, "{}", fast.text());
+    assert!(took < Duration::from_secs(1), "race/fast waited {took:?}");
+    assert!(!slow.is_finished(), "race/slow should still be on its way");
+    let slow = slow.await.expect("slow push");
+    assert_eq!(slow.status, StatusCode::CREATED, "{}", slow.text());
+}
