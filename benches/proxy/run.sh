@@ -5,11 +5,14 @@
 # Starts on free loopback ports, in a temporary directory removed on exit:
 #   * Debian's docker-registry (CNCF distribution 2.8), filesystem storage;
 #   * nginx as a well-configured plain proxy_pass in front of it (no buffering, keepalive);
-#   * registry-gateway (release build) in front of it, with generous limits.
+#   * registry-gateway (release build) in front of it, with generous limits;
+#   * redis-server and a second registry-gateway coordinating through it (--coordination), for
+#     the manifest pushes only: the cost of Redis coordination over the in-process default.
 # Every scenario is measured three ways, direct / nginx / gateway, interleaved in rounds whose
 # path order rotates, so that noise from a shared machine falls on all three alike:
 #   1. a blob upload (monolithic POST + PUT, and chunked PATCHes + PUT) and its download;
-#   2. manifest pushes of new tags into repositories holding 10 and 1,000 tags (p50, p99);
+#   2. manifest pushes of new tags into repositories holding 10 and 1,000 tags (p50, p99), and
+#      into repositories of 10 tags through the Redis-coordinated gateway;
 #   3. HEAD (ab -k) and GET (wrk) of a manifest at 64 connections (requests/s, p99);
 #   4. the gateway's peak resident memory during the blob transfers.
 # Prints a table of medians and ratios; --write-docs also writes it to docs/performance.md
@@ -82,7 +85,7 @@ if [ $((pushes % 10)) -ne 0 ] || [ "$pushes" -lt 10 ]; then
     exit 2
 fi
 
-for tool in cargo docker-registry nginx wrk ab curl sha256sum split numfmt; do
+for tool in cargo docker-registry nginx redis-server wrk ab curl sha256sum split numfmt; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
         echo "error: $tool is missing (scripts/install-deps.sh installs the Debian packages)" >&2
         exit 1
@@ -113,7 +116,7 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [ "$keep" = 1 ]; then
-        log "kept $work (logs: registry.log nginx/error.log gateway.log; raw samples: samples/)"
+        log "kept $work (logs: registry.log nginx/error.log gateway.log gateway-redis.log; raw samples: samples/)"
     elif [ "$status" -ne 0 ]; then
         # Keep the logs for a look at what failed, not the blob and the registry's storage.
         rm -rf "$work/data" "$work/storage"
@@ -150,11 +153,14 @@ wait_ready() { # name url pid
     die "$1 did not answer $2 within 10 s"
 }
 
-registry_port='' nginx_port='' gateway_port='' admin_port=''
+registry_port='' nginx_port='' gateway_port='' admin_port='' redis_port='' redis_gw_port='' redis_admin_port=''
 free_port registry_port
 free_port nginx_port
 free_port gateway_port
 free_port admin_port
+free_port redis_port
+free_port redis_gw_port
+free_port redis_admin_port
 
 mkdir -p "$work/storage" "$work/nginx" "$work/data" "$work/samples"
 cat >"$work/registry.yml" <<EOF
@@ -240,15 +246,27 @@ EOF
 gateway_pid=$!
 pids+=("$gateway_pid")
 
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+    >"$work/redis.log" 2>&1 &
+redis_pid=$!
+pids+=("$redis_pid")
+"$gateway_bin" serve --config "$work/gateway.yml" --upstream "http://127.0.0.1:$registry_port" \
+    --listen "127.0.0.1:$redis_gw_port" --admin-listen "127.0.0.1:$redis_admin_port" \
+    --coordination "redis://127.0.0.1:$redis_port/0" >"$work/gateway-redis.log" 2>&1 &
+redis_gw_pid=$!
+pids+=("$redis_gw_pid")
+
 wait_ready docker-registry "http://127.0.0.1:$registry_port/v2/" "$registry_pid"
 wait_ready nginx "http://127.0.0.1:$nginx_port/v2/" "$nginx_pid"
 wait_ready registry-gateway "http://127.0.0.1:$gateway_port/v2/" "$gateway_pid"
+wait_ready "registry-gateway (Redis)" "http://127.0.0.1:$redis_admin_port/readyz" "$redis_gw_pid"
 
 paths=(direct nginx gateway)
 declare -A base=(
     [direct]="http://127.0.0.1:$registry_port"
     [nginx]="http://127.0.0.1:$nginx_port"
     [gateway]="http://127.0.0.1:$gateway_port"
+    [redis]="http://127.0.0.1:$redis_gw_port"
 )
 direct=${base[direct]}
 log "registry $direct, nginx ${base[nginx]}, gateway ${base[gateway]}; work dir $work"
@@ -467,12 +485,19 @@ for path in "${paths[@]}"; do
     populate "$path" &
     populating+=($!)
 done
+# The Redis-coordinated gateway: repositories of 10 tags only.
+(mount_blobs "bench/t10-redis-[1-$repos10]" &&
+    push_manifests '' "$direct/v2/bench/t10-redis-[1-$repos10]/manifests/pre[1-10]") &
+populating+=($!)
 for pid in "${populating[@]}"; do wait "$pid" || die "pre-populating failed"; done
 
 log "scenario 2: $push_rounds rounds of $pushes new-tag pushes per path and tag count, each batch of 10 after one direct tag listing of its repository"
 for round in $(seq 1 "$push_rounds"); do
-    for path in $(order "$round"); do
+    # The Redis-coordinated gateway goes right before or right after the in-process one.
+    if [ $((round % 2)) = 1 ]; then round_paths="redis $(order "$round")"; else round_paths="$(order "$round") redis"; fi
+    for path in $round_paths; do
         for tags in 10 1000; do
+            [ "$path" = redis ] && [ "$tags" = 1000 ] && continue
             for batch in $(seq 1 "$batches"); do
                 repo=$(repo_for "$tags" "$path" "$round" "$batch")
                 # The upstream's own tag listing of the same repository, for comparison.
@@ -558,8 +583,9 @@ gateway_hwm_end=$(rss_kib "$gateway_pid" VmHWM)
 
 # The gateway must have refused nothing.
 kill -0 "$gateway_pid" 2>/dev/null || die "the gateway exited (see $work/gateway.log)"
-if grep -Eq 'verdict="?denied' "$work/gateway.log"; then
-    die "the gateway refused requests (see $work/gateway.log)"
+kill -0 "$redis_gw_pid" 2>/dev/null || die "the Redis-coordinated gateway exited (see $work/gateway-redis.log)"
+if grep -Eq 'verdict="?denied' "$work/gateway.log" "$work/gateway-redis.log"; then
+    die "the gateway refused requests (see $work/gateway.log, $work/gateway-redis.log)"
 fi
 
 elapsed=$(($(date +%s) - started_at))
@@ -633,6 +659,18 @@ line "peak RSS during the blob transfers" "MiB" "-" "$(mib "$nginx_hwm") (worker
     "$(ratio "$gateway_hwm" "$nginx_hwm")" "< 64 MiB: $(met "$(awk -v k="$gateway_hwm" 'BEGIN { print (k < 65536) ? 1 : 0 }')")"
 push_row "manifest push, new tag, repository of 10 tags" 10 50
 push_row "manifest push, new tag, repository of 10 tags" 10 99
+# The Redis-coordinated gateway against the in-process one, same repositories of 10 tags.
+redis_row() { # percentile
+    local d g r verdict
+    d=$(percentile "$S/push10.direct" "$1") g=$(percentile "$S/push10.gateway" "$1") r=$(percentile "$S/push10.redis" "$1")
+    verdict="Redis − in-process $(awk -v a="$r" -v b="$g" 'BEGIN { printf "%+.2f ms", a - b }')"
+    if [ "$1" = 50 ]; then
+        verdict="$verdict, ≤ 0.5 ms: $(met "$(awk -v a="$r" -v b="$g" 'BEGIN { print (a - b <= 0.5) ? 1 : 0 }')")"
+    fi
+    line "manifest push, new tag, repository of 10 tags, gateway with Redis coordination" "ms, p$1" "$(fmt "$d")" "-" "$(fmt "$r")" "-" "$(ratio "$r" "$d")" "-" "$verdict"
+}
+redis_row 50
+redis_row 99
 push_row "manifest push, new tag, repository of 1,000 tags" 1000 50
 push_row "manifest push, new tag, repository of 1,000 tags" 1000 99
 list10=$(percentile "$S/list10" 50) list1000=$(percentile "$S/list1000" 50)
