@@ -161,9 +161,12 @@ pub struct ServeArgs {
     )]
     pub body_read_timeout: humantime::Duration,
 
-    /// A connection over which no byte moved for this long is closed (HTTP/1 and HTTP/2).
-    /// Must be longer than --upstream-timeout.
-    #[arg(long, env = "REGISTRY_GATEWAY_IDLE_TIMEOUT", default_value = "2m")]
+    /// A connection over which no byte moved for this long is closed (HTTP/1 and HTTP/2),
+    /// whatever it is doing: also a stalled upload, or a request whose answer the registry
+    /// takes this long to give. Must be longer than --upstream-timeout and than the longest
+    /// time the registry takes to complete an upload (object storage may take minutes for a
+    /// large blob).
+    #[arg(long, env = "REGISTRY_GATEWAY_IDLE_TIMEOUT", default_value = "10m")]
     pub idle_timeout: humantime::Duration,
 
     /// Most client connections open at once; further ones wait to be accepted.

@@ -369,15 +369,22 @@ impl<U: Upstream + 'static> Gateway<U> {
         if requested.is_empty() || applied.limits.tag_count_limit == Limit::Unlimited {
             return Ok(None);
         }
-        if self.coordination.is_shared() {
+        let window = self.options.recent_tag_window;
+        // Shared store: listed before the lease. A tag created after this listing was created
+        // under the lease and recorded as recent before the lease was released, so the recent
+        // tags read under the lease cover it (docs/architecture.md, coordination through
+        // Redis). A push that creates no tag then takes no lease.
+        let listed_first = if self.coordination.is_shared() {
             let Some(listed) = self.listing(applied, reference, auth).await? else {
                 return Ok(None);
             };
             if requested.iter().all(|tag| listed.contains(tag)) {
                 return Ok(None);
             }
-        }
-        let window = self.options.recent_tag_window;
+            Some(listed)
+        } else {
+            None
+        };
         let mut lease = match self.coordination.lease(&applied.repository, window).await {
             Ok(lease) => lease,
             Err(err) => return self.coordination_failure(applied, reference, &err),
@@ -386,8 +393,12 @@ impl<U: Upstream + 'static> Gateway<U> {
             Ok(recent) => recent,
             Err(err) => return self.coordination_failure(applied, reference, &err),
         };
-        let Some(listed) = self.listing(applied, reference, auth).await? else {
-            return Ok(None);
+        let listed = match listed_first {
+            Some(listed) => listed,
+            None => match self.listing(applied, reference, auth).await? {
+                Some(listed) => listed,
+                None => return Ok(None),
+            },
         };
         Ok(Some(TagRead {
             lease,
