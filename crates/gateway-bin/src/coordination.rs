@@ -7,7 +7,7 @@
 //! semantics, and the argument for why they hold, are in `docs/architecture.md`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use limits_core::RepositoryName;
@@ -115,9 +115,8 @@ struct RedisShared {
     timeout: Duration,
     metrics: Arc<Metrics>,
     renew: redis::Script,
-    release: redis::Script,
-    record: redis::Script,
-    recent: redis::Script,
+    acquire: redis::Script,
+    record_and_release: redis::Script,
 }
 
 /// Extends the lease when it is still ours.
@@ -127,30 +126,36 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// Deletes the lease when it is still ours.
-const RELEASE: &str = r"
+/// Takes the lease (`KEYS[1]`) for token `ARGV[1]` and `ARGV[2]` ms, and returns the recent
+/// tags (`KEYS[2]`) that have not expired (server time); nil when another holder has it. One
+/// round trip.
+const ACQUIRE: &str = r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return false
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')";
+
+/// Records the tags `ARGV[3..]` in `KEYS[2]`, expiring `ARGV[2]` ms from now (server time),
+/// drops expired ones, then deletes the lease `KEYS[1]` if token `ARGV[1]` still holds it:
+/// atomically, so the next holder sees the tags. Tags are recorded even when the lease was
+/// lost: the registry holds them.
+const RECORD_AND_RELEASE: &str = r"
+if #ARGV > 2 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local expires = now + tonumber(ARGV[2])
+  for i = 3, #ARGV do
+    redis.call('ZADD', KEYS[2], expires, ARGV[i])
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0";
-
-/// Adds tags that expire `ARGV[1]` ms from now (server time), drops expired ones.
-const RECORD: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expires = now + tonumber(ARGV[1])
-for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[1], expires, ARGV[i])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1";
-
-/// The tags that have not expired (server time).
-const RECENT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')";
 
 /// Settings of the Redis coordination.
 #[derive(Debug, Clone)]
@@ -191,9 +196,8 @@ impl RedisCoordination {
                 timeout: settings.timeout,
                 metrics,
                 renew: redis::Script::new(RENEW),
-                release: redis::Script::new(RELEASE),
-                record: redis::Script::new(RECORD),
-                recent: redis::Script::new(RECENT),
+                acquire: redis::Script::new(ACQUIRE),
+                record_and_release: redis::Script::new(RECORD_AND_RELEASE),
             }),
         })
     }
@@ -211,29 +215,32 @@ impl RedisCoordination {
     async fn lease(&self, repository: &RepositoryName) -> Result<RedisLease, CoordinationError> {
         let shared = &self.inner;
         let key = format!("{}:lease:{repository}", shared.prefix);
+        let tags_key = format!("{}:tags:{repository}", shared.prefix);
         let token = token();
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
             let mut connection = shared.manager.clone();
-            let set: Option<String> = shared
+            let acquired: Option<Vec<String>> = shared
                 .call(
-                    redis::cmd("SET")
-                        .arg(&key)
+                    shared
+                        .acquire
+                        .key(&key)
+                        .key(&tags_key)
                         .arg(&token)
-                        .arg("NX")
-                        .arg("PX")
                         .arg(millis(shared.ttl))
-                        .query_async(&mut connection),
+                        .invoke_async(&mut connection),
                 )
                 .await?;
-            if set.is_some() {
+            if let Some(recent) = acquired {
                 shared.metrics.lease_acquired(started.elapsed());
                 return Ok(RedisLease::start(
                     Arc::clone(shared),
                     repository,
                     key,
+                    tags_key,
                     token,
+                    recent,
                 ));
             }
             if started.elapsed() >= shared.wait {
@@ -267,15 +274,18 @@ impl RedisShared {
     }
 }
 
-/// A held Redis lease; renewed by a task of its own until dropped, then released.
+/// A held Redis lease; renewed by a task of its own until dropped, then released together
+/// with the recording of the tags the push created (one round trip, off the client's path).
 #[derive(Debug)]
 pub struct RedisLease {
     shared: Arc<RedisShared>,
     tags_key: String,
     key: String,
     token: String,
+    recent: Vec<String>,
+    created: Vec<String>,
+    window: Duration,
     acquired: Instant,
-    lost: Arc<AtomicBool>,
     renewal: tokio::task::JoinHandle<()>,
 }
 
@@ -284,14 +294,14 @@ impl RedisLease {
         shared: Arc<RedisShared>,
         repository: &RepositoryName,
         key: String,
+        tags_key: String,
         token: String,
+        recent: Vec<String>,
     ) -> Self {
-        let lost = Arc::new(AtomicBool::new(false));
         let renewal = {
             let shared = Arc::clone(&shared);
             let key = key.clone();
             let token = token.clone();
-            let lost = Arc::clone(&lost);
             let repository = repository.clone();
             tokio::spawn(async move {
                 let every = shared.ttl / 3;
@@ -310,7 +320,6 @@ impl RedisLease {
                         .await;
                     if !matches!(renewed, Ok(1)) {
                         // Expired or unreachable: another push may hold the lease now.
-                        lost.store(true, Ordering::SeqCst);
                         shared.metrics.lease_lost();
                         tracing::error!(repository = %repository, result = ?renewed, "repository lease lost while held; the tag count may be exceeded by one concurrent push");
                         return;
@@ -318,53 +327,30 @@ impl RedisLease {
                 }
             })
         };
-        let tags_key = format!("{}:tags:{repository}", shared.prefix);
+        let window = shared.window;
         Self {
             shared,
             tags_key,
             key,
             token,
+            recent,
+            created: Vec::new(),
+            window,
             acquired: Instant::now(),
-            lost,
             renewal,
         }
     }
 
     async fn recent(&mut self) -> Result<Vec<String>, CoordinationError> {
-        let mut connection = self.shared.manager.clone();
-        self.shared
-            .call(
-                self.shared
-                    .recent
-                    .key(&self.tags_key)
-                    .invoke_async(&mut connection),
-            )
-            .await
+        // Read with the lease, in the same round trip.
+        Ok(self.recent.clone())
     }
 
     async fn record(&mut self, tags: Vec<String>, window: Duration) {
-        if tags.is_empty() {
-            return;
+        if !window.is_zero() {
+            self.window = window;
         }
-        let window = if window.is_zero() {
-            self.shared.window
-        } else {
-            window
-        };
-        let mut connection = self.shared.manager.clone();
-        let mut invocation = self.shared.record.key(&self.tags_key);
-        invocation.arg(millis(window));
-        for tag in &tags {
-            invocation.arg(tag);
-        }
-        let recorded: Result<i64, _> = self
-            .shared
-            .call(invocation.invoke_async(&mut connection))
-            .await;
-        if let Err(err) = recorded {
-            // The registry holds the tags: its listing counts them from now on.
-            tracing::warn!(error = %err, tags = ?tags, "recent tags not recorded in Redis; they count once the registry lists them");
-        }
+        self.created.extend(tags);
     }
 }
 
@@ -372,24 +358,30 @@ impl Drop for RedisLease {
     fn drop(&mut self) {
         self.renewal.abort();
         self.shared.metrics.lease_held(self.acquired.elapsed());
-        if self.lost.load(Ordering::SeqCst) {
-            return;
-        }
         let shared = Arc::clone(&self.shared);
         let key = std::mem::take(&mut self.key);
+        let tags_key = std::mem::take(&mut self.tags_key);
         let token = std::mem::take(&mut self.token);
-        // Released in the background; if this fails the lease expires after its ttl.
-        tokio::spawn(async move {
+        let created = std::mem::take(&mut self.created);
+        let window = millis(self.window);
+        // The tags are recorded and the lease released atomically, after the client has its
+        // answer: until then the lease is held, so no other push counts without these tags. If
+        // this fails, the lease expires after its ttl and the registry's listing shows the tags.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
             let mut connection = shared.manager.clone();
-            let _: Result<i64, _> = shared
-                .call(
-                    shared
-                        .release
-                        .key(&key)
-                        .arg(&token)
-                        .invoke_async(&mut connection),
-                )
-                .await;
+            let mut invocation = shared.record_and_release.key(&key);
+            invocation.key(&tags_key).arg(&token).arg(window);
+            for tag in &created {
+                invocation.arg(tag);
+            }
+            let released: Result<i64, _> =
+                shared.call(invocation.invoke_async(&mut connection)).await;
+            if let Err(err) = released {
+                tracing::warn!(error = %err, tags = ?created, "recent tags not recorded in Redis; the lease expires after its ttl and the registry's listing counts the tags");
+            }
         });
     }
 }
