@@ -299,3 +299,68 @@ async fn repositories_never_wait_on_each_other() {
     let slow = slow.await.expect("slow push");
     assert_eq!(slow.status, StatusCode::CREATED, "{}", slow.text());
 }
+
+#[tokio::test]
+async fn the_redis_password_comes_from_a_file_and_never_reaches_the_logs() {
+    let registry = Registry::anonymous();
+    let redis = RedisServer::with_password("s3cret-redis-pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "s3cret-redis-pw\n").expect("write password");
+    let url_without = format!("redis://127.0.0.1:{}/0", redis.port());
+    let from_file = Gateway::builder(registry.base_url())
+        .config(CONFIG)
+        .arg("--coordination")
+        .arg(&url_without)
+        .arg("--coordination-password-file")
+        .arg(password_file.to_string_lossy())
+        .start();
+    // The whole URL in the environment, password included.
+    let from_env = Gateway::builder(registry.base_url())
+        .config(CONFIG)
+        .env("REGISTRY_GATEWAY_COORDINATION", &redis.url())
+        .start();
+    let image = TestImage::new(&[2048], 6);
+    let manifest = prepare(&registry, "race/secret", &image).await;
+    for (gateway, tag) in [(&from_file, "a"), (&from_env, "b")] {
+        let answer = put(gateway, "race/secret", tag, &manifest).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{}\n{}",
+            answer.text(),
+            gateway.logs()
+        );
+        assert!(
+            redis
+                .command(&["EXISTS", "registry-gateway:tags:race/secret"])
+                .contains(":1"),
+            "the tag was not recorded in Redis"
+        );
+        let logs = gateway.logs();
+        assert!(
+            logs.contains("tag counts coordinated through Redis"),
+            "{logs}"
+        );
+        assert!(
+            !logs.contains("s3cret-redis-pw"),
+            "the password is in the log:\n{logs}"
+        );
+    }
+    // A wrong password: tag-creating pushes are refused, not waved through.
+    std::fs::write(&password_file, "wrong").expect("write password");
+    let wrong = Gateway::builder(registry.base_url())
+        .config(CONFIG)
+        .arg("--coordination")
+        .arg(&url_without)
+        .arg("--coordination-password-file")
+        .arg(password_file.to_string_lossy())
+        .start();
+    let refused = put(&wrong, "race/secret", "c", &manifest).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
+}
