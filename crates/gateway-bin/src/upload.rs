@@ -167,8 +167,8 @@ type SessionMap = (HashMap<String, Arc<AsyncMutex<Held>>>, VecDeque<String>);
 
 /// The upload sessions the gateway has seen, by repository and upload id (both decoded), each
 /// behind a lock so that chunks of one session are counted one at a time. Bounded: the oldest
-/// sessions are forgotten first, which costs only a status request to the registry when they
-/// go on.
+/// sessions no request is using are forgotten first, which costs only a status request to the
+/// registry when they go on.
 #[derive(Debug)]
 pub struct UploadSessions {
     capacity: usize,
@@ -203,8 +203,18 @@ impl UploadSessions {
                     let entry = Arc::new(AsyncMutex::new(None));
                     map.insert(key.clone(), Arc::clone(&entry));
                     order.push_back(key);
-                    while order.len() > self.capacity {
-                        if let Some(oldest) = order.pop_front() {
+                    // Forget the oldest sessions no request is using: a session whose lock is
+                    // held stays, so that a second chunk cannot get a lock of its own.
+                    let mut kept = 0;
+                    while order.len() > self.capacity && kept < order.len() {
+                        let Some(oldest) = order.pop_front() else {
+                            break;
+                        };
+                        let in_use = map.get(&oldest).is_some_and(|e| Arc::strong_count(e) > 1);
+                        if in_use {
+                            order.push_back(oldest);
+                            kept += 1;
+                        } else {
                             map.remove(&oldest);
                         }
                     }
@@ -577,7 +587,20 @@ mod tests {
         assert_eq!(sessions.len(), 2);
         // The oldest session is forgotten: unknown again.
         assert_eq!(*sessions.lock(&repository, "1").await, None);
+
         sessions.remove(&repository, "1");
         assert_eq!(*sessions.lock(&repository, "3").await, Some(9));
+        // A session in use is never forgotten, however many others come.
+        let busy = sessions.lock(&repository, "busy").await;
+        for id in ["x", "y", "z"] {
+            *sessions.lock(&repository, id).await = Some(1);
+        }
+        let again = tokio::time::timeout(
+            Duration::from_millis(50),
+            sessions.lock(&repository, "busy"),
+        )
+        .await;
+        assert!(again.is_err(), "the busy session got a second lock");
+        drop(busy);
     }
 }
