@@ -14,6 +14,15 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 
+step "Kubernetes manifests validate against the API schemas (kubernetes-validate, strict)"
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check 'kubernetes-validate==1.37.*' 2>&1 |
+        grep -v 'Running pip as the' || true
+fi
+kubernetes-validate -k 1.30.0 --strict --quiet \
+    deploy/kubernetes/{configmap,secret,coordination-secret,deployment,pdb,service}.yaml \
+    deploy/kubernetes/components/redis/redis.yaml
+
 step "cargo fmt --all --check"
 cargo fmt --all --check
 
