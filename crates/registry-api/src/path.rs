@@ -1,5 +1,7 @@
 //! Percent-decoding and cleanliness of request paths, as Go's `net/url` and gorilla/mux see them.
 
+use std::borrow::Cow;
+
 /// Why a path could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -18,7 +20,7 @@ pub enum PathError {
 /// Decodes `%XX` escapes in a request path as Go's `url.PathUnescape` does for the registry:
 /// every escape is decoded (`%2F` becomes a `/` that separates path segments, as gorilla/mux
 /// routes on the decoded path), `+` stays a `+`, and a `%` not followed by two hex digits is an
-/// error.
+/// error. A path without `%` is returned as it is, without a copy.
 ///
 /// ```
 /// use registry_api::decode_path;
@@ -27,9 +29,9 @@ pub enum PathError {
 /// assert_eq!(decode_path("/v2/%70roject-1/a+b").unwrap(), "/v2/project-1/a+b");
 /// assert!(decode_path("/v2/a%zz").is_err());
 /// ```
-pub fn decode_path(path: &str) -> Result<String, PathError> {
+pub fn decode_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.contains('%') {
-        return Ok(path.to_owned());
+        return Ok(Cow::Borrowed(path));
     }
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -49,7 +51,9 @@ pub fn decode_path(path: &str) -> Result<String, PathError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| PathError::NotUtf8)
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| PathError::NotUtf8)
 }
 
 /// Whether gorilla/mux would route `path` as it is rather than redirect it to a cleaned form:

@@ -190,7 +190,7 @@ impl ApiRequest {
         Ok(Self {
             method,
             route,
-            forward_path: Some(decoded),
+            forward_path: Some(decoded.into_owned()),
         })
     }
 
