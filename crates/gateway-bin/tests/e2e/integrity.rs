@@ -353,6 +353,90 @@ async fn encoded_repository_names_get_the_limits_of_the_decoded_name() {
     assert_not_stored(&registry, &gateway, "project-1/enc", "v1").await;
 }
 
+/// Differential test of path decoding against the registry itself: manifest `PUT`s whose name
+/// and tag are percent-encoded at random, sent straight to the registry, land where
+/// `registry_api` reads them; unclean paths, which the registry redirects, are refused.
+#[tokio::test]
+async fn path_decoding_agrees_with_the_registry() {
+    use registry_api::{ApiRequest, Reference, Route};
+    let registry = Registry::anonymous();
+    let image = TestImage::new(&[1024], 601);
+    upload_image_direct(&registry, "project-1/enc", &image).await;
+    let body = image.manifest_as(ManifestFormat::Oci, None);
+    // A small deterministic generator, so that a failure can be replayed.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut expected_tags = Vec::new();
+    for i in 0..24 {
+        let tag = format!("v{i}.x-y_Z");
+        let encode = |text: &str, bits: u64| -> String {
+            text.chars()
+                .enumerate()
+                .map(|(j, c)| {
+                    if bits >> (j % 64) & 1 == 1 {
+                        format!("%{:02X}", c as u32)
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        };
+        let target = format!(
+            "/v2/{}/manifests/{}",
+            encode("project-1/enc", next()),
+            encode(&tag, next())
+        );
+        let read = ApiRequest::parse("PUT", &target, None).expect("the gateway reads it");
+        assert_eq!(
+            read.route,
+            Route::ManifestPut {
+                name: "project-1/enc".parse().expect("name"),
+                reference: Reference::Tag(tag.clone()),
+            },
+            "{target}"
+        );
+        let answer = rawhttp::send(
+            registry.port(),
+            "PUT",
+            &target,
+            &[("Content-Type", OCI_MANIFEST)],
+            &body,
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{target}: {}", answer.describe());
+        expected_tags.push(tag);
+    }
+    let mut stored = upstream_tags(&registry, "project-1/enc").await;
+    stored.sort();
+    expected_tags.sort();
+    assert_eq!(stored, expected_tags);
+    for target in [
+        "/v2/project-1/./enc/manifests/w",
+        "/v2/project-1//enc/manifests/w",
+        "/v2/project-1/x/../enc/manifests/w",
+        "/v2/project-1%2F.%2Fenc/manifests/w",
+    ] {
+        let answer = rawhttp::send(
+            registry.port(),
+            "PUT",
+            target,
+            &[("Content-Type", OCI_MANIFEST)],
+            &body,
+        )
+        .await;
+        assert_eq!(answer.status, 301, "{target}: the registry stored it");
+        assert!(
+            ApiRequest::parse("PUT", target, None).is_err(),
+            "{target} is read as a push"
+        );
+    }
+}
+
 #[tokio::test]
 async fn encoded_repository_names_cannot_pass_the_tag_limit() {
     let (registry, gateway) = start();
