@@ -58,6 +58,20 @@ async fn put(
         .await
 }
 
+/// Waits until some gateway holds `repository`'s lease in Redis.
+async fn wait_for_lease(redis: &RedisServer, repository: &str, gateway: &Gateway) {
+    let key = format!("registry-gateway:lease:{repository}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis.command(&["EXISTS", &key]).contains(":1") {
+        assert!(
+            Instant::now() < deadline,
+            "no lease on {repository}\n{}",
+            gateway.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_gateways_keep_the_tag_limit_exact() {
     let registry = Registry::anonymous();
@@ -156,18 +170,7 @@ async fn a_gateway_killed_holding_a_lease_blocks_only_until_it_expires() {
         })
     };
     // Wait until A holds the lease, then kill it with SIGKILL.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !redis
-        .command(&["EXISTS", "registry-gateway:lease:race/killed"])
-        .contains(":1")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "A never took the lease\n{}",
-            a.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lease(&redis, "race/killed", &a).await;
     drop(a);
     let killed = Instant::now();
     held.abort();
@@ -278,18 +281,7 @@ async fn repositories_never_wait_on_each_other() {
         let manifest = Arc::clone(&manifest);
         tokio::spawn(async move { put(&g, "race/slow", "v1", &manifest).await })
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !redis
-        .command(&["EXISTS", "registry-gateway:lease:race/slow"])
-        .contains(":1")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no lease on race/slow\n{}",
-            g.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_lease(&redis, "race/slow", &g).await;
     let started = Instant::now();
     let fast = put(&g, "race/fast", "v1", &manifest).await;
     let took = started.elapsed();
