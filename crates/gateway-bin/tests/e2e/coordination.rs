@@ -356,3 +356,38 @@ async fn the_redis_password_comes_from_a_file_and_never_reaches_the_logs() {
         refused.text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_slower_than_the_lease_never_makes_two_holders() {
+    let registry = Registry::anonymous();
+    let redis = RedisServer::start();
+    // A's push takes 3 s to reach the registry, three times the lease's ttl: A keeps renewing.
+    let slow = DelayingProxy::start(registry.port(), Duration::from_secs(3)).await;
+    let lease = ["--lease-ttl", "1s", "--lease-wait", "20s"];
+    let a = Arc::new(gateway(slow.url(), &redis, &lease));
+    let b = gateway(registry.base_url(), &redis, &lease);
+    let image = TestImage::new(&[2048], 7);
+    let manifest = Arc::new(prepare(&registry, "one/slow", &image).await);
+    let first = {
+        let a = Arc::clone(&a);
+        let manifest = Arc::clone(&manifest);
+        tokio::spawn(async move { put(&a, "one/slow", "t1", &manifest).await })
+    };
+    wait_for_lease(&redis, "one/slow", &a).await;
+    // B asks while A's push is on its way: it waits for the lease, then counts A's tag.
+    let second = put(&b, "one/slow", "t2", &manifest).await;
+    let first = first.await.expect("A's push");
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert_eq!(
+        second.status,
+        StatusCode::FORBIDDEN,
+        "{}\n{}",
+        second.text(),
+        b.logs()
+    );
+    assert_eq!(upstream_tags(&registry, "one/slow").await, ["t1"]);
+    assert_eq!(
+        a.metric("registry_gateway_coordination_leases_lost_total"),
+        0.0
+    );
+}
