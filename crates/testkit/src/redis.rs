@@ -124,7 +124,8 @@ impl RedisServer {
         }
     }
 
-    /// Sends one command in the Redis protocol and returns the raw answer.
+    /// Sends one command in the Redis protocol and returns the raw answers (with `AUTH`'s and
+    /// `QUIT`'s `+OK` around it).
     pub fn command(&self, args: &[&str]) -> String {
         let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], self.port)))
             .unwrap_or_else(|e| panic!("testkit: cannot connect to redis-server: {e}"));
@@ -134,28 +135,14 @@ impl RedisServer {
             request.push_str(&encode(&["AUTH", password]));
         }
         request.push_str(&encode(args));
+        // The server closes the connection after QUIT: every answer is read to the end.
+        request.push_str(&encode(&["QUIT"]));
         stream
             .write_all(request.as_bytes())
             .unwrap_or_else(|e| panic!("testkit: cannot write to redis-server: {e}"));
-        let mut answer = vec![0u8; 64 * 1024];
-        let mut read = 0;
-        // One read per expected answer is enough for the short answers tests ask for.
-        let expected = if self.password.is_some() { 2 } else { 1 };
-        let mut answers = 0;
-        while answers < expected {
-            match stream.read(&mut answer[read..]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    read += n;
-                    answers = answer[..read]
-                        .windows(2)
-                        .filter(|w| w == b"\r\n")
-                        .count()
-                        .min(expected);
-                }
-            }
-        }
-        String::from_utf8_lossy(&answer[..read]).into_owned()
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
     }
 
     fn answers_ping(&self) -> bool {

@@ -66,12 +66,32 @@ pub fn basic_authorization(username: &str, password: &str) -> String {
     format!("Basic {encoded}")
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released; nothing listens on it afterwards).
+/// A free TCP port on 127.0.0.1 (bound, then released; nothing listens on it afterwards), for a
+/// server process the test starts.
+///
+/// Ports come from 20000-32767, below Linux's ephemeral range (32768-60999), so that a socket
+/// bound to port 0 meanwhile (a client, a test's own proxy) cannot take the port before the
+/// server binds it; a port is never handed out twice by one test process, and the other test
+/// processes start at other offsets.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("testkit: cannot find a free loopback port: {e}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_768;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(2_654_435_761)) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT;
+        let port = u16::try_from(port).unwrap_or(20_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("testkit: no free loopback port in 20000-32767")
 }
 
 /// Settings of a [`Registry`] before it starts; see [`Registry::builder`].

@@ -323,12 +323,14 @@ async fn the_redis_password_comes_from_a_file_and_never_reaches_the_logs() {
             answer.text(),
             gateway.logs()
         );
-        assert!(
+        // Recorded together with the lease's release, just after the answer.
+        let recorded = format!("{tag}\r\n");
+        crate::support::eventually("the tag is recorded in Redis", || {
             redis
-                .command(&["EXISTS", "registry-gateway:tags:race/secret"])
-                .contains(":1"),
-            "the tag was not recorded in Redis"
-        );
+                .command(&["ZRANGE", "registry-gateway:tags:race/secret", "0", "-1"])
+                .contains(&recorded)
+        })
+        .await;
         let logs = gateway.logs();
         assert!(
             logs.contains("tag counts coordinated through Redis"),
