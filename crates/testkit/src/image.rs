@@ -150,7 +150,7 @@ impl TestImage {
         &self.manifest
     }
 
-    /// The sum of the layer sizes: the image size the gateway measures.
+    /// The sum of the layer sizes (the gateway measures these plus the config blob).
     pub fn layer_total(&self) -> u64 {
         self.layers.iter().map(Blob::size).sum()
     }
