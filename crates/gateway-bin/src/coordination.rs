@@ -2,8 +2,9 @@
 //! registry's answer, and the tags created moments ago, which count even before the registry
 //! lists them.
 //!
-//! Two implementations behind one [`Coordination`] type: in-process (the default, exact within
-//! one gateway process) and Redis (`--coordination redis://...`, exact across replicas). The Redis
+//! One small trait, [`Coordinator`] (with its [`RepositoryLease`]), and two implementations:
+//! in-process ([`TagLedger`], the default, exact within one gateway process) and Redis
+//! ([`RedisCoordination`], `--coordination redis://...`, exact across replicas). The Redis
 //! semantics, and the argument for why they hold, are in `docs/architecture.md`.
 
 use std::sync::Arc;
@@ -34,7 +35,66 @@ pub enum CoordinationError {
     },
 }
 
-/// Where leases and recent tags live.
+/// The coordination seam: serialises the pushes that create tags in one repository, from the
+/// tag count to the registry's answer, and remembers the tags they created until the registry's
+/// listing shows them. Implemented in process by [`TagLedger`] and across replicas by
+/// [`RedisCoordination`]; [`Coordination`] is the one chosen at start-up.
+pub trait Coordinator: Send + Sync {
+    /// A held lease.
+    type Lease: RepositoryLease;
+
+    /// Waits for the repository's lease: while it is held, no other push creating tags in the
+    /// repository counts, on any process sharing the store.
+    fn lease(
+        &self,
+        repository: &RepositoryName,
+        window: Duration,
+    ) -> impl Future<Output = Result<Self::Lease, CoordinationError>> + Send;
+
+    /// Whether the store is shared with other processes, and so may fail. A push that creates
+    /// no tag then takes no lease.
+    fn is_shared(&self) -> bool;
+}
+
+/// A repository's lease, released when dropped.
+pub trait RepositoryLease: Send {
+    /// Tags created within `window` (through any process sharing the store).
+    fn recent(
+        &mut self,
+        window: Duration,
+    ) -> impl Future<Output = Result<Vec<String>, CoordinationError>> + Send;
+
+    /// Remembers tags the registry just accepted, for `window`.
+    fn record(&mut self, tags: Vec<String>, window: Duration) -> impl Future<Output = ()> + Send;
+}
+
+impl Coordinator for TagLedger {
+    type Lease = OwnedMutexGuard<RecentTags>;
+
+    async fn lease(
+        &self,
+        repository: &RepositoryName,
+        window: Duration,
+    ) -> Result<Self::Lease, CoordinationError> {
+        Ok(self.lock(repository, window).await)
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+}
+
+impl RepositoryLease for OwnedMutexGuard<RecentTags> {
+    async fn recent(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
+        Ok(self.current(window).map(str::to_owned).collect())
+    }
+
+    async fn record(&mut self, tags: Vec<String>, _window: Duration) {
+        RecentTags::record(self, tags);
+    }
+}
+
+/// The coordination chosen at start-up: in process, or through Redis.
 #[derive(Debug)]
 pub enum Coordination {
     /// In this process.
@@ -43,57 +103,49 @@ pub enum Coordination {
     Redis(RedisCoordination),
 }
 
-impl Coordination {
-    /// Waits for the repository's lease.
-    pub async fn lease(
+impl Coordinator for Coordination {
+    type Lease = Lease;
+
+    async fn lease(
         &self,
         repository: &RepositoryName,
         window: Duration,
     ) -> Result<Lease, CoordinationError> {
+        Ok(match self {
+            Coordination::Local(ledger) => Lease::Local(ledger.lease(repository, window).await?),
+            Coordination::Redis(redis) => Lease::Redis(redis.lease(repository, window).await?),
+        })
+    }
+
+    fn is_shared(&self) -> bool {
         match self {
-            Coordination::Local(ledger) => Ok(Lease {
-                inner: LeaseInner::Local(ledger.lock(repository, window).await),
-            }),
-            Coordination::Redis(redis) => redis.lease(repository).await.map(|lease| Lease {
-                inner: LeaseInner::Redis(lease),
-            }),
+            Coordination::Local(ledger) => ledger.is_shared(),
+            Coordination::Redis(redis) => redis.is_shared(),
         }
     }
-
-    /// Whether a lease may fail (the in-process one never does). A push that creates no tag
-    /// then takes none.
-    pub fn is_shared(&self) -> bool {
-        matches!(self, Coordination::Redis(_))
-    }
 }
 
-/// A repository's lease: while it is held, no other push creating tags in the repository
-/// counts, on any replica.
+/// The lease of [`Coordination`].
 #[derive(Debug)]
-pub struct Lease {
-    inner: LeaseInner,
-}
-
-#[derive(Debug)]
-enum LeaseInner {
+pub enum Lease {
+    /// An in-process lock.
     Local(OwnedMutexGuard<RecentTags>),
+    /// A Redis lease.
     Redis(RedisLease),
 }
 
-impl Lease {
-    /// Tags created within `window` (through this process, or any replica in Redis mode).
-    pub async fn recent(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
-        match &mut self.inner {
-            LeaseInner::Local(guard) => Ok(guard.current(window).map(str::to_owned).collect()),
-            LeaseInner::Redis(lease) => lease.recent().await,
+impl RepositoryLease for Lease {
+    async fn recent(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
+        match self {
+            Lease::Local(guard) => guard.recent(window).await,
+            Lease::Redis(lease) => lease.recent(window).await,
         }
     }
 
-    /// Remembers tags the registry just accepted, for `window`.
-    pub async fn record(&mut self, tags: Vec<String>, window: Duration) {
-        match &mut self.inner {
-            LeaseInner::Local(guard) => guard.record(tags),
-            LeaseInner::Redis(lease) => lease.record(tags, window).await,
+    async fn record(&mut self, tags: Vec<String>, window: Duration) {
+        match self {
+            Lease::Local(guard) => guard.record(tags, window).await,
+            Lease::Redis(lease) => lease.record(tags, window).await,
         }
     }
 }
@@ -211,8 +263,20 @@ impl RedisCoordination {
             .await;
         pong.map(|_| ())
     }
+}
 
-    async fn lease(&self, repository: &RepositoryName) -> Result<RedisLease, CoordinationError> {
+impl Coordinator for RedisCoordination {
+    type Lease = RedisLease;
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn lease(
+        &self,
+        repository: &RepositoryName,
+        _window: Duration,
+    ) -> Result<RedisLease, CoordinationError> {
         let shared = &self.inner;
         let key = format!("{}:lease:{repository}", shared.prefix);
         let tags_key = format!("{}:tags:{repository}", shared.prefix);
@@ -340,9 +404,11 @@ impl RedisLease {
             renewal,
         }
     }
+}
 
-    async fn recent(&mut self) -> Result<Vec<String>, CoordinationError> {
-        // Read with the lease, in the same round trip.
+impl RepositoryLease for RedisLease {
+    async fn recent(&mut self, _window: Duration) -> Result<Vec<String>, CoordinationError> {
+        // Read with the lease, in the same round trip, with the window they were recorded for.
         Ok(self.recent.clone())
     }
 

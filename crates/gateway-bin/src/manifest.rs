@@ -21,7 +21,7 @@ use upstream_client::Upstream;
 
 use crate::answer::{Reason, Refusal};
 use crate::body::ProxyBody;
-use crate::coordination::{CoordinationError, Lease};
+use crate::coordination::{CoordinationError, Coordinator, Lease, RepositoryLease};
 use crate::gateway::{Gateway, denied_refusal, full, upstream_failure};
 use crate::upload::drain;
 
