@@ -299,7 +299,10 @@ impl<U: Upstream + 'static> Gateway<U> {
         if is_form(request.headers()) {
             return self.refuse_request(request, form_refusal());
         }
-        if let (Some(mount), Some((applied, limit))) = (&mount, self.upload_limit(&repository)) {
+        // The limits are read once: the mount check and the body guard use the same ones.
+        let limits = self.upload_limit(&repository);
+        if let (Some(mount), Some((applied, limit))) = (&mount, &limits) {
+            let limit = *limit;
             let auth = request.headers().get(header::AUTHORIZATION).cloned();
             match self
                 .blob_size(&mount.from, &mount.digest, auth.as_ref())
@@ -333,7 +336,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         // distribution 2.8 ignores an upload start's body, but registries that take a
         // monolithic upload in the POST (distribution 3, zot) store it: count it as a chunk
         // from 0.
-        let response = match self.upload_limit(&repository) {
+        let response = match limits {
             None => {
                 let timeout = Some(self.options.upstream_timeout);
                 self.forward_request(request, forward_path.as_deref(), remote, timeout)

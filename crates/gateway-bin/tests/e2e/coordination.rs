@@ -27,11 +27,16 @@ rules: |
 
 /// A gateway in front of `upstream` coordinating through `redis`.
 fn gateway(upstream: url::Url, redis: &RedisServer, extra: &[&str]) -> Gateway {
-    let mut builder = Gateway::builder(upstream)
-        .config(CONFIG)
-        .arg("--coordination")
-        .arg(redis.url());
-    for arg in extra {
+    let url = redis.url();
+    let mut args = vec!["--coordination", url.as_str()];
+    args.extend_from_slice(extra);
+    gateway_with(upstream, &args)
+}
+
+/// A gateway in front of `upstream` with [`CONFIG`] and these `serve` arguments.
+fn gateway_with(upstream: url::Url, args: &[&str]) -> Gateway {
+    let mut builder = Gateway::builder(upstream).config(CONFIG);
+    for arg in args {
         builder = builder.arg(*arg);
     }
     builder.start()
@@ -300,13 +305,19 @@ async fn the_redis_password_comes_from_a_file_and_never_reaches_the_logs() {
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, "s3cret-redis-pw\n").expect("write password");
     let url_without = format!("redis://127.0.0.1:{}/0", redis.port());
-    let from_file = Gateway::builder(registry.base_url())
-        .config(CONFIG)
-        .arg("--coordination")
-        .arg(&url_without)
-        .arg("--coordination-password-file")
-        .arg(password_file.to_string_lossy())
-        .start();
+    let password_file_arg = password_file.to_string_lossy().into_owned();
+    let with_password_file = || {
+        gateway_with(
+            registry.base_url(),
+            &[
+                "--coordination",
+                &url_without,
+                "--coordination-password-file",
+                &password_file_arg,
+            ],
+        )
+    };
+    let from_file = with_password_file();
     // The whole URL in the environment, password included.
     let from_env = Gateway::builder(registry.base_url())
         .config(CONFIG)
@@ -343,13 +354,7 @@ async fn the_redis_password_comes_from_a_file_and_never_reaches_the_logs() {
     }
     // A wrong password: tag-creating pushes are refused, not waved through.
     std::fs::write(&password_file, "wrong").expect("write password");
-    let wrong = Gateway::builder(registry.base_url())
-        .config(CONFIG)
-        .arg("--coordination")
-        .arg(&url_without)
-        .arg("--coordination-password-file")
-        .arg(password_file.to_string_lossy())
-        .start();
+    let wrong = with_password_file();
     let refused = put(&wrong, "race/secret", "c", &manifest).await;
     assert_eq!(
         refused.status,
