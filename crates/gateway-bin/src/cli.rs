@@ -110,6 +110,11 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_GATEWAY_FAIL_OPEN")]
     pub fail_open: bool,
 
+    /// Serve every request through hyper, turning off the relay of plain reads (GET and HEAD
+    /// over HTTP/1.1 to a plain-HTTP upstream) that splices response bodies socket to socket.
+    #[arg(long, env = "REGISTRY_GATEWAY_NO_READ_RELAY")]
+    pub no_read_relay: bool,
+
     /// How often the configuration is checked for changes (SIGHUP reloads at once).
     #[arg(long, env = "REGISTRY_GATEWAY_RELOAD_INTERVAL", default_value = "2s")]
     pub reload_interval: humantime::Duration,

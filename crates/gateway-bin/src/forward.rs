@@ -81,6 +81,22 @@ impl Target {
         })
     }
 
+    /// `host:port` of a plain-HTTP upstream, for connecting to it directly; `None` over TLS.
+    pub fn plain_http_address(&self) -> Option<String> {
+        (self.scheme == http::uri::Scheme::HTTP).then(|| {
+            format!(
+                "{}:{}",
+                self.authority.host(),
+                self.authority.port_u16().unwrap_or(80)
+            )
+        })
+    }
+
+    /// The upstream's authority, as a `Host` header would name it.
+    pub fn authority(&self) -> &str {
+        self.authority.as_str()
+    }
+
     /// The upstream URI for a client's request target: only its path and query are kept, so
     /// neither an absolute-form target nor the `Host` header chooses where requests go. `path`,
     /// when given, replaces the client's path: the canonical form the gateway checked.

@@ -8,6 +8,7 @@ mod body;
 mod cli;
 mod config_source;
 mod coordination;
+mod fastpath;
 mod forward;
 mod gateway;
 mod manifest;
@@ -292,6 +293,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         coordination::Coordination::Redis(redis) => Some(redis.clone()),
         coordination::Coordination::Local(_) => None,
     };
+    let read_relay = if args.no_read_relay {
+        None
+    } else {
+        fastpath::ReadPath::new(
+            target.clone(),
+            *args.connect_timeout,
+            *args.upstream_timeout,
+            *args.header_read_timeout,
+            Arc::clone(&metrics),
+        )
+        .map(Arc::new)
+    };
     let gateway = Arc::new(Gateway {
         client: http_client(&args)?,
         target,
@@ -322,6 +335,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin = %admin_listener.local_addr().map_or_else(|_| args.admin_listen.to_string(), |a| a.to_string()),
         upstream = %args.upstream,
         fail_open = args.fail_open,
+        read_relay = read_relay.is_some(),
         "registry-gateway serving"
     );
     let limits = server::Limits {
@@ -350,6 +364,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 async move { Ok::<_, std::convert::Infallible>(admin.answer(request).await) }
             })
         },
+        None,
         std::future::pending(),
         std::time::Duration::ZERO,
     ));
@@ -367,6 +382,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     }
                 })
             },
+            read_relay,
             server::termination(),
             *args.shutdown_timeout,
         )

@@ -35,6 +35,11 @@ struct OperationLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RelayLabels {
+    how: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -71,6 +76,7 @@ pub struct Metrics {
     config_last_reload_ok: Gauge,
     in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     refused_bytes: Counter<u64, AtomicU64>,
+    relayed_bytes: Family<RelayLabels, Counter>,
     coordination: CoordinationMetrics,
 }
 
@@ -121,6 +127,12 @@ impl Metrics {
             "upstream_request_duration_seconds",
             "Time until the upstream answered, by operation (proxy, tags, blob_head)",
             upstream_latency.clone(),
+        );
+        let relayed_bytes = Family::<RelayLabels, Counter>::default();
+        registry.register(
+            "read_relay_body_bytes",
+            "Response body bytes of plain reads relayed outside hyper, by how (splice: socket to socket; copy: through a buffer)",
+            relayed_bytes.clone(),
         );
         let blob_cache = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -222,6 +234,7 @@ impl Metrics {
             config_last_reload_ok,
             in_flight,
             refused_bytes,
+            relayed_bytes,
             coordination,
         }
     }
@@ -293,6 +306,15 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels { method, status })
             .inc();
+    }
+
+    /// Counts body bytes relayed by the read relay; `how` is `splice` or `copy`.
+    pub fn relayed(&self, how: &'static str, bytes: u64) {
+        if bytes > 0 {
+            self.relayed_bytes
+                .get_or_create(&RelayLabels { how })
+                .inc_by(bytes);
+        }
     }
 
     /// Counts a request in flight until the guard is dropped, however the request ends (a

@@ -21,16 +21,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
+
+use crate::fastpath::{Outcome, ReadPath};
 
 /// The resource bounds of one listener.
 #[derive(Debug, Clone)]
@@ -47,12 +49,14 @@ pub struct Limits {
 }
 
 /// Serves `listener` until `stop` resolves, then lets requests in flight finish for at most
-/// `grace`. `service` makes the service of one connection from the client's address. Returns
-/// whether every request finished in time.
+/// `grace`. `service` makes the service of one connection from the client's address; `fast`,
+/// when given, relays plain reads itself and hands every other connection to hyper (see
+/// [`ReadPath`]). Returns whether every request finished in time.
 pub async fn serve<S, B, F>(
     listener: TcpListener,
     limits: Limits,
     service: F,
+    fast: Option<Arc<ReadPath>>,
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) -> bool
@@ -64,8 +68,10 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    // `true` once the listener stops: connections finish the request in flight and close.
+    let (stopping, stopped) = watch::channel(false);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -98,18 +104,25 @@ where
         };
         let _ = stream.set_nodelay(true);
         let (io, activity) = Watched::new(stream);
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service(remote))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let service = service(remote);
+        let builder = builder.clone();
+        let fast = fast.clone();
+        let mut stopped = stopped.clone();
         let idle = limits.idle_timeout;
         tokio::spawn(async move {
-            tokio::select! {
-                result = connection => {
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, %remote, "connection ended with an error");
-                    }
+            let connection = async {
+                match fast {
+                    None => serve_hyper(&builder, io, service, &mut stopped).await,
+                    Some(fast) => match fast.serve(io, remote, &mut stopped).await {
+                        Outcome::Closed => {}
+                        Outcome::Handoff(io) => {
+                            serve_hyper(&builder, io, service, &mut stopped).await;
+                        }
+                    },
                 }
+            };
+            tokio::select! {
+                () = connection => {}
                 () = activity.idle_for(idle) => {
                     tracing::debug!(%remote, idle = %humantime::format_duration(idle), "idle connection closed");
                 }
@@ -119,9 +132,41 @@ where
     }
     drop(listener);
     tracing::info!(grace = %humantime::format_duration(grace), "stopped accepting; waiting for requests in flight");
+    let _ = stopping.send(true);
+    // Every connection holds a slot until it ends.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => true,
+        _ = slots.acquire_many(all) => true,
         () = tokio::time::sleep(grace) => false,
+    }
+}
+
+/// Serves a connection with hyper until it ends; once `stopped` turns true, hyper finishes
+/// the requests in flight and closes it.
+async fn serve_hyper<I, S, B>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    stopped: &mut watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        true = async { stopped.wait_for(|stop| *stop).await.is_ok() } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "connection ended with an error");
     }
 }
 
@@ -153,7 +198,7 @@ impl Activity {
 
 /// A TCP stream that records when it last read or wrote a byte.
 #[derive(Debug)]
-struct Watched {
+pub struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
 }
@@ -171,6 +216,77 @@ impl Watched {
             },
             activity,
         )
+    }
+}
+
+impl Watched {
+    /// The socket, for moving bytes without going through `AsyncRead`/`AsyncWrite`.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Records that bytes moved through [`tcp`](Self::tcp).
+    pub fn touch(&self) {
+        self.activity.touch();
+    }
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+#[derive(Debug)]
+pub struct Prefixed<T> {
+    prefix: Bytes,
+    io: T,
+}
+
+impl<T> Prefixed<T> {
+    /// `io`, with `prefix` read before anything from it.
+    pub fn new(prefix: Bytes, io: T) -> Self {
+        Self { prefix, io }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -7,4 +7,5 @@ mod integrity;
 mod operations;
 mod proxy;
 mod rawhttp;
+mod reads;
 mod support;

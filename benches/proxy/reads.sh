@@ -1,0 +1,466 @@
+#!/usr/bin/env bash
+# Read-path benchmark of registry-gateway (issue 14): what a pull costs through the gateway
+# against going to the registry directly, through nginx, and through the same gateway with its
+# read relay turned off (--no-read-relay: every request through hyper, as before the relay).
+#
+# Starts on free loopback ports, in a temporary directory removed on exit: Debian's
+# docker-registry (filesystem storage), nginx (proxy_pass, no buffering, keepalive), and two
+# registry-gateway processes (release build): "gateway" (default settings) and "hyper"
+# (--no-read-relay). Every scenario runs on the four paths, interleaved in rounds whose path
+# order rotates so that noise from a shared machine falls on all of them alike:
+#   1. a blob upload (monolithic POST + PUT) through each path, then its download (MB/s and
+#      the relay's CPU seconds per GB), checked byte for byte by digest;
+#   2. GET of a manifest (wrk) and HEAD of a blob (ab -i -k) at 16 connections (requests/s
+#      and relay CPU per request);
+#   3. the gateway's peak resident memory during the blob transfers.
+# Prints a table of medians of per-round ratios; --write-docs also writes it into
+# docs/performance.md between the read-bench markers. Needs cargo, docker-registry, nginx,
+# wrk, ab, curl and coreutils (scripts/install-deps.sh installs the Debian packages). Asserts
+# nothing about speed, but fails when any request gets an unexpected answer.
+set -euo pipefail
+shopt -s inherit_errexit
+
+usage() {
+    cat <<'EOF'
+usage: benches/proxy/reads.sh [--quick] [--write-docs] [options]
+
+  --quick            CI mode: 32 MiB blob, 1 round, 2 s runs
+  --write-docs       write the results to docs/performance.md (section "Read path")
+  --size SIZE        blob size (default 512M; quick 32M)
+  --rounds N         rounds of every scenario (default 3; quick 1)
+  --duration SECS    length of one wrk/ab run (default 8; quick 2)
+  --connections N    connections of those runs (default 16)
+  --no-build         use target/release/registry-gateway as built
+  --keep             keep the temporary directory
+EOF
+}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+command_line="benches/proxy/reads.sh${*:+ $*}"
+
+quick=0 write_docs=0 build=1 keep=0 size='' rounds='' duration='' connections=16
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --write-docs) write_docs=1 ;;
+        --size) size=$2; shift ;;
+        --rounds) rounds=$2; shift ;;
+        --duration) duration=$2; shift ;;
+        --connections) connections=$2; shift ;;
+        --no-build) build=0 ;;
+        --keep) keep=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$quick" = 1 ]; then
+    : "${size:=32M}" "${rounds:=1}" "${duration:=2}"
+else
+    : "${size:=512M}" "${rounds:=3}" "${duration:=8}"
+fi
+size_bytes=$(numfmt --from=iec "$size")
+
+for tool in cargo docker-registry nginx wrk ab curl sha256sum numfmt; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
+        echo "error: $tool is missing (scripts/install-deps.sh installs the Debian packages)" >&2
+        exit 1
+    }
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+if [ "$build" = 1 ]; then
+    log "building the gateway (cargo build --release -p gateway-bin)"
+    (cd "$root" && cargo build --release -p gateway-bin --quiet)
+fi
+gateway_bin="$root/target/release/registry-gateway"
+[ -x "$gateway_bin" ] || die "$gateway_bin not built"
+started_at=$(date +%s)
+
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/read-bench.XXXXXX")
+pids=()
+cleanup() {
+    local status=$?
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ "$keep" = 1 ] || [ "$status" -ne 0 ]; then
+        rm -rf "$work/storage" "$work/blob"
+        log "kept the logs in $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+used_ports=' '
+free_port() { # variable
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 12000))
+        case "$used_ports" in *" $port "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            used_ports="$used_ports$port "
+            printf -v "$1" '%s' "$port"
+            return
+        fi
+    done
+}
+wait_ready() { # name url pid
+    local i
+    for i in $(seq 1 100); do
+        if curl -fs -o /dev/null --max-time 1 "$2"; then return 0; fi
+        kill -0 "$3" 2>/dev/null || die "$1 exited at start (see $work)"
+        sleep 0.1
+    done
+    die "$1 did not answer $2 within 10 s"
+}
+
+registry_port='' nginx_port='' gateway_port='' admin_port='' hyper_port='' hyper_admin_port=''
+for v in registry_port nginx_port gateway_port admin_port hyper_port hyper_admin_port; do free_port "$v"; done
+mkdir -p "$work/storage" "$work/nginx" "$work/samples"
+cat >"$work/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $work/storage
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$registry_port
+  secret: read-bench-secret
+EOF
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+pids+=("$registry_pid")
+
+nginx_user=''
+[ "$(id -u)" = 0 ] && nginx_user='user root;'
+cat >"$work/nginx/nginx.conf" <<EOF
+$nginx_user
+daemon off;
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    keepalive_requests 1000000;
+    upstream registry {
+        server 127.0.0.1:$registry_port;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://registry;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_buffer_size 256k;
+            proxy_buffers 4 256k;
+            proxy_busy_buffers_size 256k;
+            proxy_read_timeout 900s;
+            proxy_send_timeout 900s;
+        }
+    }
+}
+EOF
+"$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx" >"$work/nginx/stderr.log" 2>&1 &
+nginx_pid=$!
+pids+=("$nginx_pid")
+
+cat >"$work/gateway.yml" <<EOF
+max_image_size: 4GB
+tag_count_limit: 100000
+EOF
+"$gateway_bin" serve --config "$work/gateway.yml" --upstream "http://127.0.0.1:$registry_port" \
+    --listen "127.0.0.1:$gateway_port" --admin-listen "127.0.0.1:$admin_port" \
+    >"$work/gateway.log" 2>&1 &
+gateway_pid=$!
+pids+=("$gateway_pid")
+"$gateway_bin" serve --config "$work/gateway.yml" --upstream "http://127.0.0.1:$registry_port" \
+    --listen "127.0.0.1:$hyper_port" --admin-listen "127.0.0.1:$hyper_admin_port" \
+    --no-read-relay >"$work/hyper.log" 2>&1 &
+hyper_pid=$!
+pids+=("$hyper_pid")
+
+wait_ready docker-registry "http://127.0.0.1:$registry_port/v2/" "$registry_pid"
+wait_ready nginx "http://127.0.0.1:$nginx_port/v2/" "$nginx_pid"
+wait_ready registry-gateway "http://127.0.0.1:$gateway_port/v2/" "$gateway_pid"
+wait_ready "registry-gateway --no-read-relay" "http://127.0.0.1:$hyper_port/v2/" "$hyper_pid"
+
+paths=(direct nginx gateway hyper)
+declare -A base=(
+    [direct]="http://127.0.0.1:$registry_port"
+    [nginx]="http://127.0.0.1:$nginx_port"
+    [gateway]="http://127.0.0.1:$gateway_port"
+    [hyper]="http://127.0.0.1:$hyper_port"
+)
+direct=${base[direct]}
+log "registry $direct, nginx ${base[nginx]}, gateway ${base[gateway]}, gateway --no-read-relay ${base[hyper]}"
+
+order() { # round
+    local i
+    for i in 0 1 2 3; do echo "${paths[$((($1 + i) % 4))]}"; done
+}
+
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { # pid...
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+relay_pids() { # path
+    case "$1" in
+        nginx) pgrep -P "$nginx_pid" 2>/dev/null || true ;;
+        gateway) echo "$gateway_pid" ;;
+        hyper) echo "$hyper_pid" ;;
+    esac
+}
+rss_kib() { # pid field
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+sample() { echo "$2" >>"$work/samples/$1"; } # name value
+
+hdr="$work/headers"
+request() { # expected-status curl-args...; prints time_total
+    local expected=$1 out status time
+    shift
+    out=$(curl -s -o /dev/null -D "$hdr" -H 'Expect:' -w '%{http_code} %{time_total}' "$@") || true
+    status=${out%% *} time=${out#* }
+    [ "$status" = "$expected" ] || die "expected $expected, got $status: curl $*"
+    echo "$time"
+}
+location() { # base
+    local loc
+    loc=$(tr -d '\r' <"$hdr" | awk 'tolower($1) == "location:" { print $2 }' | tail -1)
+    [ -n "$loc" ] || die "no Location header"
+    case "$loc" in /*) loc="$1$loc" ;; esac
+    echo "$loc"
+}
+with_query() { case "$1" in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac; }
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a + b }'; }
+mbps() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.1f", s / t / 1e6 }'; }
+
+# ---------------------------------------------------------------------------------------------
+# Scenario 1: blob upload and download.
+
+log "generating a $size random blob"
+blob="$work/blob"
+head -c "$size_bytes" /dev/urandom >"$blob"
+blob_digest="sha256:$(sha256sum "$blob" | cut -d' ' -f1)"
+for pid in "$gateway_pid" "$hyper_pid"; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
+
+upload() { # path
+    local b=${base[$1]} t1 t2 url
+    t1=$(request 202 -X POST "$b/v2/bench/blob-$1/blobs/uploads/")
+    url=$(with_query "$(location "$b")" "digest=$blob_digest")
+    t2=$(request 201 -X PUT -H 'Content-Type: application/octet-stream' -T "$blob" "$url")
+    add "$t1" "$t2"
+}
+download() { # path
+    local out status time got digest
+    out=$(curl -s -o "$work/got" -w '%{http_code} %{time_total} %{size_download}' \
+        "${base[$1]}/v2/bench/blob-$1/blobs/$blob_digest") || true
+    read -r status time got <<<"$out"
+    [ "$status" = 200 ] || die "download through $1: status $status"
+    [ "$got" = "$size_bytes" ] || die "download through $1: $got bytes, expected $size_bytes"
+    echo "$time"
+}
+# A download to /dev/null is timed; one more per round goes to a file and is checked.
+download_null() { # path
+    local out status time got
+    out=$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{size_download}' \
+        "${base[$1]}/v2/bench/blob-$1/blobs/$blob_digest") || true
+    read -r status time got <<<"$out"
+    [ "$status" = 200 ] || die "download through $1: status $status"
+    [ "$got" = "$size_bytes" ] || die "download through $1: $got bytes, expected $size_bytes"
+    echo "$time"
+}
+
+log "scenario 1: $rounds rounds of upload and download of $size"
+for round in $(seq 1 "$rounds"); do
+    for op in upload download_null; do
+        for path in $(order "$round"); do
+            mapfile -t relay < <(relay_pids "$path")
+            c0=$(cpu_ticks "${relay[@]}")
+            seconds=$($op "$path")
+            c1=$(cpu_ticks "${relay[@]}")
+            v=$(mbps "$size_bytes" "$seconds")
+            sample "$op.$path" "$v"
+            sample "$op.cpu.$path" "$(awk -v c=$((c1 - c0)) -v hz="$clk_tck" -v s="$size_bytes" 'BEGIN { printf "%.3f", c / hz / (s / 1e9) }')"
+            log "  round $round $op $path: $v MB/s"
+        done
+    done
+    for path in "${paths[@]}"; do
+        download "$path" >/dev/null
+        got="sha256:$(sha256sum "$work/got" | cut -d' ' -f1)"
+        [ "$got" = "$blob_digest" ] || die "download through $path returned other bytes"
+    done
+done
+rm -f "$work/got"
+gateway_hwm=$(rss_kib "$gateway_pid" VmHWM)
+hyper_hwm=$(rss_kib "$hyper_pid" VmHWM)
+log "  peak RSS: gateway $gateway_hwm KiB, --no-read-relay $hyper_hwm KiB"
+
+# ---------------------------------------------------------------------------------------------
+# Scenario 2: GET manifest (wrk) and HEAD blob (ab) at $connections connections.
+
+manifest_type=application/vnd.oci.image.manifest.v1+json
+config='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+printf '%s' "$config" >"$work/config.json"
+config_digest="sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)"
+request 202 -X POST "$direct/v2/bench/small/blobs/uploads/" >/dev/null
+request 201 -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$work/config.json" \
+    "$(with_query "$(location "$direct")" "digest=$config_digest")" >/dev/null
+request 201 -X POST "$direct/v2/bench/small/blobs/uploads/?mount=$blob_digest&from=bench/blob-direct" >/dev/null
+printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' \
+    "$manifest_type" "$config_digest" "${#config}" "$blob_digest" "$size_bytes" >"$work/manifest.json"
+manifest_digest="sha256:$(sha256sum "$work/manifest.json" | cut -d' ' -f1)"
+request 201 -X PUT -H "Content-Type: $manifest_type" --data-binary "@$work/manifest.json" \
+    "$direct/v2/bench/small/manifests/latest" >/dev/null
+manifest_url() { echo "${base[$1]}/v2/bench/small/manifests/latest"; }
+blob_url() { echo "${base[$1]}/v2/bench/small/blobs/$blob_digest"; }
+for path in "${paths[@]}"; do
+    got=$(curl -fsS -H "Accept: $manifest_type" "$(manifest_url "$path")" | sha256sum | cut -d' ' -f1)
+    [ "sha256:$got" = "$manifest_digest" ] || die "GET manifest through $path returned other bytes"
+    curl -fsSI "$(blob_url "$path")" | tr -d '\r' | grep -qi "^content-length: $size_bytes$" ||
+        die "HEAD blob through $path: wrong Content-Length"
+done
+cat >"$work/GET.lua" <<EOF
+wrk.method = "GET"
+wrk.headers["Accept"] = "$manifest_type"
+EOF
+small_samples() { # what path rps requests relay-ticks
+    sample "$1.rps.$2" "$3"
+    sample "$1.cpu.$2" "$(awk -v c="$5" -v hz="$clk_tck" -v n="$4" 'BEGIN { printf "%.1f", c / hz / n * 1e6 }')"
+    log "  $1 $2: $3 req/s"
+}
+run_wrk() { # path
+    local out rps n c0 c1 relay=()
+    mapfile -t relay < <(relay_pids "$1")
+    c0=$(cpu_ticks "${relay[@]}")
+    out=$(wrk -t2 -c"$connections" -d"${duration}s" -s "$work/GET.lua" "$(manifest_url "$1")" 2>&1) ||
+        die "wrk failed: $out"
+    c1=$(cpu_ticks "${relay[@]}")
+    ! grep -Eq 'Non-2xx or 3xx responses:|Socket errors:' <<<"$out" || die "wrk GET through $1: $out"
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+    n=$(awk '/ requests in / { print $1 }' <<<"$out")
+    [ -n "$rps" ] && [ "${n:-0}" -gt 0 ] || die "cannot read wrk output: $out"
+    small_samples get "$1" "$rps" "$n" $((c1 - c0))
+}
+# wrk 4.1 cannot send HEAD (wg/wrk#198): ApacheBench with keep-alive.
+run_ab() { # path
+    local out rps n failed non2xx c0 c1 relay=()
+    mapfile -t relay < <(relay_pids "$1")
+    c0=$(cpu_ticks "${relay[@]}")
+    out=$(ab -q -i -k -c "$connections" -t "$duration" -n 100000000 "$(blob_url "$1")" 2>&1) ||
+        die "ab failed: $out"
+    c1=$(cpu_ticks "${relay[@]}")
+    failed=$(awk '/^Failed requests:/ { print $3 }' <<<"$out")
+    non2xx=$(awk '/^Non-2xx responses:/ { print $3 }' <<<"$out")
+    [ "${failed:-x}" = 0 ] && [ -z "$non2xx" ] || die "ab HEAD through $1: failed ${failed:-?}, non-2xx ${non2xx:-0}"
+    rps=$(awk '/^Requests per second:/ { print $4 }' <<<"$out")
+    n=$(awk '/^Complete requests:/ { print $3 }' <<<"$out")
+    [ -n "$rps" ] && [ "${n:-0}" -gt 0 ] || die "cannot read ab output: $out"
+    small_samples head "$1" "$rps" "$n" $((c1 - c0))
+}
+log "scenario 2: $rounds rounds of ${duration} s at $connections connections: GET manifest (wrk), HEAD blob (ab -k)"
+for round in $(seq 1 "$rounds"); do
+    for path in $(order "$round"); do run_wrk "$path"; done
+    for path in $(order "$round"); do run_ab "$path"; done
+done
+for pid in "$gateway_pid" "$hyper_pid"; do kill -0 "$pid" 2>/dev/null || die "a gateway exited (see $work)"; done
+relayed=$(curl -fsS "http://127.0.0.1:$admin_port/metrics" | awk '/^registry_gateway_read_relay_body_bytes_total\{how="splice"\}/ { print $2 }')
+[ "${relayed:-0}" != 0 ] || die "the gateway spliced nothing: is the read relay on?"
+elapsed=$(($(date +%s) - started_at))
+
+# ---------------------------------------------------------------------------------------------
+# Results.
+
+median() { sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
+    if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+fmt() { awk -v v="$1" 'BEGIN { if (v == "nan" || v == "") print "-"; else if (v >= 100) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.2f", v }'; }
+# Median and range of the per-round ratios a_i / b_i.
+paired() { # file-a file-b
+    paste "$1" "$2" | awk '{ if ($2 > 0) print $1 / $2 }' | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "-"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
+}
+s="$work/samples"
+row() { # label unit key
+    local d n g h
+    d=$(median "$s/$3.direct") n=$(median "$s/$3.nginx") g=$(median "$s/$3.gateway") h=$(median "$s/$3.hyper")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$(fmt "$d")" "$(fmt "$n")" \
+        "$(fmt "$g")" "$(fmt "$h")" "$(paired "$s/$3.gateway" "$s/$3.direct")" \
+        "$(paired "$s/$3.nginx" "$s/$3.direct")" "$(paired "$s/$3.gateway" "$s/$3.hyper")"
+}
+cpu_row() { # label unit key
+    local n g h
+    n=$(median "$s/$3.nginx") g=$(median "$s/$3.gateway") h=$(median "$s/$3.hyper")
+    printf '| %s | %s | - | %s | %s | %s | - | - | %s |\n' "$1" "$2" "$(fmt "$n")" "$(fmt "$g")" \
+        "$(fmt "$h")" "$(paired "$s/$3.gateway" "$s/$3.hyper")"
+}
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo | sed -E 's/ +[0-9]+-Core Processor//')
+mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+commit=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit + changes"; fi
+{
+    echo "* Machine: $(nproc) cores, $cpu_model, $mem memory, Linux $(uname -r)"
+    echo "* Software: $(docker-registry --version 2>/dev/null | head -1 | sed 's/^docker-registry //'), $("$nginx_bin" -v 2>&1 | sed 's/^nginx version: //'), wrk $(dpkg-query -W -f '${Version}' wrk 2>/dev/null || echo '?'), ab $(dpkg-query -W -f '${Version}' apache2-utils 2>/dev/null || echo '?')"
+    echo "* Command: \`$command_line\` (gateway at $commit)"
+    echo "* Date: $(date -u '+%Y-%m-%d %H:%M') UTC, ${elapsed} s without the build"
+    echo
+    echo "| scenario | unit | direct | nginx | gateway | gateway, --no-read-relay | gateway / direct | nginx / direct | gateway / --no-read-relay |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    row "blob $size download, GET" "MB/s" download_null
+    cpu_row "blob $size download" "relay CPU s per GB" download_null.cpu
+    row "blob $size upload, POST + PUT" "MB/s" upload
+    cpu_row "blob $size upload" "relay CPU s per GB" upload.cpu
+    row "GET manifest, wrk -t2 -c$connections" "requests/s" get.rps
+    cpu_row "GET manifest" "relay CPU µs per request" get.cpu
+    row "HEAD blob, ab -k -c$connections" "requests/s" head.rps
+    cpu_row "HEAD blob" "relay CPU µs per request" head.cpu
+    echo "| peak RSS during the blob transfers | MiB | - | - | $(awk -v k="$gateway_hwm" 'BEGIN { printf "%.1f", k / 1024 }') | $(awk -v k="$hyper_hwm" 'BEGIN { printf "%.1f", k / 1024 }') | - | - | - |"
+    echo
+    echo "* Ratios are medians of per-round ratios (same round, so shared noise cancels) with their range; $rounds rounds, path order rotating. Relay CPU is the user + system time of the gateway process or the nginx workers."
+} >"$work/table.md"
+cat "$work/table.md"
+
+if [ "$write_docs" = 1 ]; then
+    doc="$root/docs/performance.md"
+    grep -q '<!-- read-bench:start -->' "$doc" || die "$doc has no read-bench markers"
+    awk -v table="$work/table.md" '
+        /<!-- read-bench:start -->/ { print; while ((getline line < table) > 0) print line; skip = 1; next }
+        /<!-- read-bench:end -->/ { skip = 0 }
+        !skip { print }' "$doc" >"$doc.new"
+    mv "$doc.new" "$doc"
+    log "wrote the table into $doc"
+fi
