@@ -236,6 +236,7 @@ impl ReadPath {
         pipe: &mut Option<Pipe>,
     ) -> Result<(StatusCode, bool), RelayError> {
         let head = self.upstream_head(&request, remote);
+        let close = request.close;
         let started = Instant::now();
         let (mut upstream, response) = tokio::time::timeout(
             self.upstream_timeout,
@@ -253,7 +254,7 @@ impl ReadPath {
         })??;
         self.metrics.upstream("proxy", started.elapsed());
         let status = response.status;
-        let mut out = self.response_head(status, response.headers, response.framing);
+        let mut out = self.response_head(status, response.headers, response.framing, close);
         let in_hand = scratch.len() as u64;
         let reusable = match response.framing {
             Framing::Empty => {
@@ -407,6 +408,7 @@ impl ReadPath {
         status: StatusCode,
         mut headers: HeaderMap,
         framing: Framing,
+        close: bool,
     ) -> Vec<u8> {
         self.target.response_headers(&mut headers);
         let mut head = Vec::with_capacity(512);
@@ -415,18 +417,15 @@ impl ReadPath {
         head.push(b' ');
         head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
         head.extend_from_slice(b"\r\n");
-        match framing {
-            Framing::Chunked => {
-                headers.remove(header::CONTENT_LENGTH);
-                headers.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-            Framing::UntilClose => {
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Framing::Empty | Framing::Length(_) => {}
+        if framing == Framing::Chunked {
+            headers.remove(header::CONTENT_LENGTH);
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+        }
+        if close || framing == Framing::UntilClose {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         write_headers(&mut head, &headers);
         head.extend_from_slice(b"\r\n");

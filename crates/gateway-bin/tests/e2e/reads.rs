@@ -69,6 +69,8 @@ async fn blob_downloads_are_spliced_and_byte_identical() {
     assert_eq!(through.status, 200, "{}", through.describe());
     assert_eq!(sha256_digest(&through.body), blob.digest);
     assert_eq!(visible(&through), visible(&direct));
+    // The client asked to close (rawhttp::send does): the answer says it will.
+    assert_eq!(through.header("connection"), Some("close"));
     // All of it relayed, and all but what came with the answer's head spliced.
     let (spliced, copied) = (gateway.metric(SPLICED), gateway.metric(COPIED));
     assert_eq!(
