@@ -190,6 +190,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                 return self.refuse_request(request, refusal);
             }
         }
+        if api.method.is_write() && api.route != Route::Outside {
+            if let Some(refusal) = self.read_only_refusal(&api) {
+                return self.refuse_request(request, refusal);
+            }
+        }
         let forward_path = api.forward_path;
         match api.route {
             Route::Outside => {
@@ -223,6 +228,29 @@ impl<U: Upstream + 'static> Gateway<U> {
                     .await
             }
         }
+    }
+
+    /// The refusal of a write while its repository is read-only; a write whose repository
+    /// cannot be read is refused while any repository is.
+    fn read_only_refusal(&self, api: &ApiRequest) -> Option<Refusal> {
+        let policy = self.policy.borrow();
+        let read_only = match api.write_repository() {
+            Some(repository) => policy.limits_for(&repository).check_write().err(),
+            None => policy.any_read_only(),
+        }?;
+        let (rule, rule_path) = match &read_only.source {
+            limits_core::LimitSource::Global => (None, None),
+            limits_core::LimitSource::Rule { position, path } => {
+                (Some(*position), Some(path.to_string()))
+            }
+        };
+        let detail = serde_json::json!({
+            "repository": read_only.repository.as_ref().map(RepositoryName::as_str),
+            "check": "read_only",
+            "rule": rule,
+            "rule_path": rule_path,
+        });
+        Some(Refusal::new(Reason::ReadOnly, read_only.to_string()).with_detail(detail))
     }
 
     /// Answers a request with a refusal: logged, counted, and the body left unread drained

@@ -1,0 +1,152 @@
+//! Protections beside the limits, against Debian's `docker-registry` with `skopeo`: read-only
+//! repositories answered as distribution's own `maintenance.readonly` mode answers, switched by
+//! a live reload.
+
+use std::path::Path;
+
+use http::{Method, StatusCode};
+use testkit::{OciLayout, RawPusher, Registry, RegistryAuth, SkopeoCopy, TestImage};
+
+use crate::support::{Gateway, eventually, upstream_tags};
+
+const KB: u64 = 1024;
+const RELOADS: &str = "registry_gateway_config_reloads_total{result=\"success\"}";
+
+fn frozen_config(read_only: bool) -> String {
+    format!(
+        "max_image_size: 100MB\ntag_count_limit: \"100\"\nrules:\n  - path: ^frozen/\n    read_only: {read_only}\n    limit: {{max_image_size: 100MB, tag_count_limit: \"100\"}}\n"
+    )
+}
+
+/// Pulls `<repository>:<tag>` through `host` into a fresh OCI layout.
+async fn pull(host: &str, repository: &str, tag: &str) -> testkit::CommandOutput {
+    let layout = OciLayout::new();
+    SkopeoCopy::new(
+        format!("docker://{host}/{repository}:{tag}"),
+        layout.reference(tag),
+    )
+    .run()
+    .await
+}
+
+async fn write_config(path: &Path, text: &str) {
+    tokio::fs::write(path, text).await.expect("write config");
+}
+
+/// The status and `Allow` header of a write, straight from the registry or through the gateway.
+async fn write_answer(base: url::Url, method: Method, path: &str) -> (StatusCode, Option<String>) {
+    let url = base.join(path).expect("url");
+    let answer = RawPusher::new(base)
+        .send(method, url, None, Vec::new())
+        .await;
+    (answer.status, answer.header("allow").map(str::to_owned))
+}
+
+#[tokio::test]
+async fn read_only_answers_like_the_registry_and_reloads_off() {
+    // The registry's own read-only mode, for the answer to match.
+    let readonly = Registry::builder(RegistryAuth::Anonymous)
+        .extra_config("storage:\n  maintenance:\n    readonly:\n      enabled: true\n")
+        .start();
+    let registry = Registry::anonymous();
+    let image = TestImage::new(&[8 * KB], 31);
+    registry.push(&image, "frozen/app", "v1").await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("limits.yaml");
+    write_config(&config, &frozen_config(true)).await;
+    let gateway = Gateway::builder(registry.base_url())
+        .config_path(&config)
+        .start();
+
+    // Every write method gets the registry's own status and Allow header.
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let writes = [
+        (Method::POST, "v2/frozen/app/blobs/uploads/".to_owned()),
+        (Method::PUT, "v2/frozen/app/manifests/v2".to_owned()),
+        (Method::DELETE, format!("v2/frozen/app/manifests/{digest}")),
+        (Method::DELETE, format!("v2/frozen/app/blobs/{digest}")),
+    ];
+    for (method, path) in &writes {
+        let own = write_answer(readonly.base_url(), method.clone(), path).await;
+        assert_eq!(own.0, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let through = write_answer(gateway.base_url(), method.clone(), path).await;
+        assert_eq!(through, own, "{method} {path}");
+    }
+    let url = gateway.base_url().join(&writes[0].1).expect("url");
+    let answer = RawPusher::new(gateway.base_url())
+        .send(Method::POST, url, None, Vec::new())
+        .await;
+    assert_eq!(answer.error_code().as_deref(), Some("UNSUPPORTED"));
+    assert!(
+        answer
+            .text()
+            .contains("repository frozen/app is read-only for maintenance (rule 1: ^frozen/)"),
+        "{}",
+        answer.text()
+    );
+
+    // skopeo is refused as by the registry in read-only mode; pulls work; other repositories
+    // take pushes.
+    // A new image, so that both start with a blob upload: the registry's plain-text 405 prints
+    // as `StatusCode: 405, Method not allowed`, the gateway's envelope as `unsupported: ...`.
+    let next = TestImage::new(&[8 * KB], 32);
+    let own = readonly.skopeo_push(&next, "frozen/app", "v2", &[]).await;
+    own.assert_failure();
+    assert!(
+        own.stderr.contains("initiating layer upload"),
+        "{}",
+        own.stderr
+    );
+    assert!(own.stderr.contains("StatusCode: 405"), "{}", own.stderr);
+    let refused = gateway.push(&next, "frozen/app", "v2", &[]).await;
+    refused.assert_failure();
+    assert!(
+        refused.stderr.contains("initiating layer upload"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("unsupported: repository frozen/app is read-only for maintenance"),
+        "{}",
+        refused.stderr
+    );
+    // An image whose blobs the registry holds goes straight to the manifest: refused too.
+    gateway
+        .push(&image, "frozen/app", "v3", &[])
+        .await
+        .assert_failure();
+    pull(&gateway.host(), "frozen/app", "v1")
+        .await
+        .assert_success();
+    gateway
+        .push(&image, "open/app", "v1", &[])
+        .await
+        .assert_success();
+    assert_eq!(
+        gateway.metric("registry_gateway_refusals_total{reason=\"read_only\"}"),
+        7.0
+    );
+
+    // `kubectl edit` closes the window: the same push goes through, no restart.
+    write_config(&config, &frozen_config(false)).await;
+    eventually("the reload", || gateway.metric(RELOADS) >= 2.0).await;
+    gateway
+        .push(&next, "frozen/app", "v2", &[])
+        .await
+        .assert_success();
+    assert_eq!(upstream_tags(&registry, "frozen/app").await, ["v1", "v2"]);
+
+    // And opens it again.
+    write_config(&config, "read_only: \"true\"\n").await;
+    eventually("the reload", || gateway.metric(RELOADS) >= 3.0).await;
+    gateway
+        .push(&image, "open/app", "v2", &[])
+        .await
+        .assert_failure();
+    pull(&gateway.host(), "open/app", "v1")
+        .await
+        .assert_success();
+}
