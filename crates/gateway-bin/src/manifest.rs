@@ -365,7 +365,11 @@ impl<U: Upstream + 'static> Gateway<U> {
         query: Option<&str>,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<TagRead>, Refusal> {
-        let requested = requested_tags(reference, query);
+        // Signature and attestation tags neither count nor are counted, unless the
+        // configuration says otherwise (`exempt_signature_tags: false`).
+        let requested = applied
+            .protections
+            .counted_tags(&requested_tags(reference, query));
         if requested.is_empty() || applied.limits.tag_count_limit == Limit::Unlimited {
             return Ok(None);
         }
@@ -460,7 +464,12 @@ impl<U: Upstream + 'static> Gateway<U> {
             recent,
             requested,
         } = read;
-        let tally = TagTally::new(&listed, &recent, &requested);
+        let counted = &applied.protections;
+        let tally = TagTally::new(
+            &counted.counted_tags(&listed),
+            &counted.counted_tags(&recent),
+            &requested,
+        );
         if tally.created.is_empty() {
             return Ok(None);
         }
@@ -627,6 +636,25 @@ mod tests {
         // Re-pushing a recent tag creates nothing.
         assert!(push(&gateway, "a").await.expect("allowed").is_none());
         assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 5);
+    }
+
+    /// A signature tag neither uses up the limit nor needs the tag listing.
+    #[tokio::test]
+    async fn signature_tags_are_not_counted() {
+        let gateway = gateway(Duration::from_secs(300));
+        for tag in ["a", "b"] {
+            push(&gateway, tag)
+                .await
+                .expect("allowed")
+                .expect("creates a tag")
+                .record()
+                .await;
+        }
+        let listings = gateway.registry.listings.load(Ordering::SeqCst);
+        let signature = format!("sha256-{}.sig", "0".repeat(64));
+        assert!(push(&gateway, &signature).await.expect("allowed").is_none());
+        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), listings);
+        push(&gateway, "c").await.expect_err("limit reached");
     }
 
     #[tokio::test]

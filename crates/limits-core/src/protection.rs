@@ -147,6 +147,15 @@ impl AppliedProtections {
         !(self.exempt_signature_tags.value && is_signature_tag(tag))
     }
 
+    /// The tags of `tags` that count against the tag limit, in order: all but exempt signature
+    /// tags.
+    pub fn counted_tags<'a>(&self, tags: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        tags.into_iter()
+            .filter(|tag| self.is_ordinary_tag(tag))
+            .cloned()
+            .collect()
+    }
+
     /// The immutable pattern `tag` matches, if any; exempt signature tags never match.
     pub fn immutable_pattern(&self, tag: &str) -> Option<&str> {
         if !self.is_ordinary_tag(tag) {

@@ -150,3 +150,64 @@ async fn read_only_answers_like_the_registry_and_reloads_off() {
         .await
         .assert_success();
 }
+
+/// A cosign-style tag for the manifest `digest_hex`.
+fn signature_tag(digest_hex: &str, suffix: &str) -> String {
+    format!("sha256-{digest_hex}.{suffix}")
+}
+
+#[tokio::test]
+async fn signature_tags_do_not_use_up_the_tag_limit() {
+    let registry = Registry::anonymous();
+    let gateway = Gateway::builder(registry.base_url())
+        .config(
+            "max_image_size: 100MB\ntag_count_limit: \"2\"\nrules:\n  - path: ^counted/\n    exempt_signature_tags: false\n    limit: {max_image_size: 100MB, tag_count_limit: \"2\"}\n",
+        )
+        .start();
+    let image = TestImage::new(&[8 * KB], 41);
+    let signature = TestImage::new(&[KB], 42);
+    let hex = image.manifest().hex().to_owned();
+    for repository in ["signed/app", "counted/app"] {
+        for tag in ["v1", "v2"] {
+            gateway
+                .push(&image, repository, tag, &[])
+                .await
+                .assert_success();
+        }
+        let refused = gateway.push(&image, repository, "v3", &[]).await;
+        refused.assert_failure();
+        assert!(
+            refused.stderr.contains("would exceed the limit of 2"),
+            "{}",
+            refused.stderr
+        );
+    }
+    // At its limit, the repository still takes a signature, an attestation and an SBOM, and
+    // they do not count against the next ones.
+    for suffix in ["sig", "att", "sbom"] {
+        gateway
+            .push(&signature, "signed/app", &signature_tag(&hex, suffix), &[])
+            .await
+            .assert_success();
+    }
+    assert_eq!(upstream_tags(&registry, "signed/app").await.len(), 5);
+    let refused = gateway.push(&image, "signed/app", "v3", &[]).await;
+    refused.assert_failure();
+    assert!(
+        refused
+            .stderr
+            .contains("the repository holds 2 tags and this push adds 1"),
+        "{}",
+        refused.stderr
+    );
+    // `exempt_signature_tags: false`: a signature tag is a tag like any other.
+    let refused = gateway
+        .push(&signature, "counted/app", &signature_tag(&hex, "sig"), &[])
+        .await;
+    refused.assert_failure();
+    assert!(
+        refused.stderr.contains("would exceed the limit of 2"),
+        "{}",
+        refused.stderr
+    );
+}
