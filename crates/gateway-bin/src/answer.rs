@@ -19,6 +19,8 @@ pub enum Reason {
     /// `Allow: GET, HEAD`, as distribution's own `maintenance.readonly` mode answers 405 with
     /// that `Allow` header (docs/user-guide.md, read-only repositories).
     ReadOnly,
+    /// A push that would move an immutable tag to another digest: 403 `DENIED`.
+    ImmutableTag,
     /// A path outside `/v2/`: 404 `NOT_FOUND`.
     NotRegistryApi,
     /// A method the registry API does not have: 405 `UNSUPPORTED`.
@@ -67,7 +69,7 @@ impl Reason {
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
-            Reason::Denied | Reason::Forbidden => StatusCode::FORBIDDEN,
+            Reason::Denied | Reason::ImmutableTag | Reason::Forbidden => StatusCode::FORBIDDEN,
             Reason::NotRegistryApi => StatusCode::NOT_FOUND,
             Reason::MethodNotAllowed | Reason::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
             Reason::NameInvalid
@@ -90,7 +92,7 @@ impl Reason {
     /// The distribution error code of the envelope.
     pub fn code(self) -> &'static str {
         match self {
-            Reason::Denied | Reason::Forbidden => "DENIED",
+            Reason::Denied | Reason::ImmutableTag | Reason::Forbidden => "DENIED",
             Reason::NotRegistryApi => "NOT_FOUND",
             Reason::MethodNotAllowed
             | Reason::ReadOnly
@@ -117,6 +119,7 @@ impl Reason {
         match self {
             Reason::Denied => "denied",
             Reason::ReadOnly => "read_only",
+            Reason::ImmutableTag => "immutable_tag",
             Reason::NotRegistryApi => "not_registry_api",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::NameInvalid => "name_invalid",
@@ -140,9 +143,10 @@ impl Reason {
 
     /// Every reason, for tests and documentation.
     #[cfg(test)]
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Denied,
         Reason::ReadOnly,
+        Reason::ImmutableTag,
         Reason::NotRegistryApi,
         Reason::MethodNotAllowed,
         Reason::NameInvalid,

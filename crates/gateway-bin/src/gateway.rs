@@ -402,6 +402,23 @@ impl<U: Upstream> Gateway<U> {
         result
     }
 
+    /// The digest a tag points to on the upstream (`HEAD` on the manifest, with the client's
+    /// own credentials); `None` when the tag does not exist.
+    pub(crate) async fn manifest_digest(
+        &self,
+        repository: &RepositoryName,
+        tag: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<oci_manifest::Digest>, UpstreamError> {
+        let started = Instant::now();
+        let result = self
+            .registry
+            .manifest_digest(repository, tag, client_auth(auth))
+            .await;
+        self.metrics.upstream("manifest_head", started.elapsed());
+        result
+    }
+
     /// Every tag the repository holds, from the upstream or the external address.
     pub(crate) async fn list_tags(
         &self,

@@ -32,6 +32,24 @@ impl Protections {
     }
 }
 
+/// The keys given, as `read_only true, immutable_tags [^v[0-9]+\.], exempt_signature_tags
+/// false`; empty when none is.
+impl fmt::Display for Protections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(read_only) = self.read_only {
+            parts.push(format!("read_only {read_only}"));
+        }
+        if let Some(patterns) = &self.immutable_tags {
+            parts.push(format!("immutable_tags [{}]", patterns.join(", ")));
+        }
+        if let Some(exempt) = self.exempt_signature_tags {
+            parts.push(format!("exempt_signature_tags {exempt}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 /// Whether `tag` names a signature, attestation or SBOM the way cosign and its friends store
 /// them: `sha256-<64 lowercase hex>.sig`, `.att` or `.sbom`.
 ///
@@ -304,6 +322,20 @@ mod tests {
         for (tag, expected) in cases {
             assert_eq!(is_signature_tag(tag), *expected, "{tag}");
         }
+    }
+
+    #[test]
+    fn display_lists_given_keys() {
+        assert_eq!(Protections::default().to_string(), "");
+        let all = Protections {
+            read_only: Some(true),
+            immutable_tags: Some(vec!["^v".to_owned(), "^r".to_owned()]),
+            exempt_signature_tags: Some(false),
+        };
+        assert_eq!(
+            all.to_string(),
+            "read_only true, immutable_tags [^v, ^r], exempt_signature_tags false"
+        );
     }
 
     #[test]

@@ -211,3 +211,84 @@ async fn signature_tags_do_not_use_up_the_tag_limit() {
         refused.stderr
     );
 }
+
+#[tokio::test]
+async fn release_tag_cannot_be_moved_but_can_be_re_pushed() {
+    let registry = Registry::anonymous();
+    let gateway = Gateway::builder(registry.base_url())
+        .config(
+            "immutable_tags: ['^v[0-9]+\\.']\nrules:\n  - path: ^scratch/\n    immutable_tags: []\n    limit: {max_image_size: 100MB, tag_count_limit: \"100\"}\n",
+        )
+        .start();
+    let first = TestImage::new(&[8 * KB], 51);
+    let second = TestImage::new(&[8 * KB], 52);
+    let repository = "release/app";
+
+    gateway
+        .push(&first, repository, "v1.0", &[])
+        .await
+        .assert_success();
+    // The same bytes again: allowed, as often as wanted.
+    gateway
+        .push(&first, repository, "v1.0", &[])
+        .await
+        .assert_success();
+    // Other bytes under the release tag: refused, naming tag, current digest and rule.
+    let refused = gateway.push(&second, repository, "v1.0", &[]).await;
+    refused.assert_failure();
+    // (skopeo's log quotes the message, doubling the pattern's backslash.)
+    let expected = [
+        "denied: tag v1.0 of repository release/app is immutable (pattern ^v[0-9]+".to_owned(),
+        format!(
+            ". of global immutable_tags): it points to {} and cannot be moved to {}; push a new tag instead",
+            first.manifest().digest,
+            second.manifest().digest
+        ),
+    ];
+    for part in expected {
+        assert!(refused.stderr.contains(&part), "{}", refused.stderr);
+    }
+    // A tag no pattern matches moves freely, and so does a release tag where the rule has none.
+    for (repo, tag) in [(repository, "latest"), ("scratch/app", "v1.0")] {
+        for image in [&first, &second] {
+            gateway.push(image, repo, tag, &[]).await.assert_success();
+        }
+    }
+    // `?tag=` on a push by digest is checked too.
+    let pusher = RawPusher::new(gateway.base_url());
+    let by_digest = format!("{}?tag=v1.0", second.manifest().digest);
+    let answer = pusher
+        .put_manifest(
+            repository,
+            &by_digest,
+            "application/vnd.oci.image.manifest.v1+json",
+            &second.manifest().data,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+    assert_eq!(answer.error_code().as_deref(), Some("DENIED"));
+    assert!(
+        answer.text().contains("\"check\":\"immutable_tag\""),
+        "{}",
+        answer.text()
+    );
+    // Docker schema 2: the digest is read with the manifest types accepted, so a re-push of
+    // the same bytes is recognised.
+    for _ in 0..2 {
+        gateway
+            .push(&first, repository, "v2.0", &["--format", "v2s2"])
+            .await
+            .assert_success();
+    }
+    gateway
+        .push(&second, repository, "v2.0", &["--format", "v2s2"])
+        .await
+        .assert_failure();
+    assert_eq!(
+        gateway.metric("registry_gateway_refusals_total{reason=\"immutable_tag\"}"),
+        3.0
+    );
+    let mut tags = upstream_tags(&registry, repository).await;
+    tags.sort();
+    assert_eq!(tags, ["latest", "v1.0", "v2.0"]);
+}
