@@ -647,10 +647,14 @@ mod tests {
     }
 
     fn gateway(window: Duration) -> Gateway<LaggingUpstream> {
-        let policy = Policy::from_yaml(
+        gateway_with(
             "rules:\n- path: ^p/\n  limit: {max_image_size: 1MB, tag_count_limit: 3}\n",
+            window,
         )
-        .expect("valid policy");
+    }
+
+    fn gateway_with(config: &str, window: Duration) -> Gateway<LaggingUpstream> {
+        let policy = Policy::from_yaml(config).expect("valid policy");
         let (_, policy) = tokio::sync::watch::channel(Arc::new(policy));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
@@ -751,6 +755,29 @@ mod tests {
         assert!(push(&gateway, &signature).await.expect("allowed").is_none());
         assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), listings);
         push(&gateway, "c").await.expect_err("limit reached");
+    }
+
+    /// A push naming an immutable tag holds the repository's lease until the upstream
+    /// answered, even when no tag limit applies; other tags take none.
+    #[tokio::test]
+    async fn immutable_tag_push_holds_the_lease() {
+        let window = Duration::from_secs(60);
+        let gateway = gateway_with(
+            "rules:\n- path: ^p/\n  immutable_tags: ['^v']\n  limit: {max_image_size: 1MB, tag_count_limit: unlimited}\n",
+            window,
+        );
+        let repository: RepositoryName = "p/app".parse().expect("name");
+        let held = push(&gateway, "v1").await.expect("allowed");
+        assert!(held.is_some(), "the lease is held");
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(100),
+            gateway.coordination.lease(&repository, window),
+        )
+        .await;
+        assert!(waiting.is_err(), "another push waits");
+        drop(held);
+        assert!(push(&gateway, "latest").await.expect("allowed").is_none());
+        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
