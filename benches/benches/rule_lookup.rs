@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use limits_core::{ByteSize, Config, Limit, Limits, Policy, RepositoryName, Rule};
+use limits_core::{ByteSize, Config, Limit, Limits, Policy, Protections, RepositoryName, Rule};
 use regex::Regex;
 
 fn rules(count: usize) -> Vec<Rule> {
@@ -22,6 +22,7 @@ fn rules_with(count: usize, anchor: &str) -> Vec<Rule> {
                 max_image_size: Limit::Max(ByteSize::new(20 << 20)),
                 tag_count_limit: Limit::Max(3),
             },
+            protections: Protections::default(),
         })
         .collect()
 }
@@ -33,6 +34,7 @@ fn lookup(c: &mut Criterion) {
         let policy = Policy::new(Config {
             global: Limits::DEFAULT,
             rules: rules.clone(),
+            protections: Protections::default(),
         })
         .expect("valid rules");
         let scan: Vec<Regex> = rules
@@ -57,6 +59,7 @@ fn lookup(c: &mut Criterion) {
         let unanchored = Policy::new(Config {
             global: Limits::DEFAULT,
             rules: rules_with(count, ""),
+            protections: Protections::default(),
         })
         .expect("valid rules");
         group.bench_with_input(
@@ -93,6 +96,7 @@ fn compile(c: &mut Criterion) {
         let config = Config {
             global: Limits::DEFAULT,
             rules: rules(count),
+            protections: Protections::default(),
         };
         group.bench_with_input(BenchmarkId::from_parameter(count), &config, |b, config| {
             b.iter(|| black_box(Policy::new(config.clone()).expect("valid")))

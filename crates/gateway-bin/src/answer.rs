@@ -15,6 +15,12 @@ use crate::body::ProxyBody;
 pub enum Reason {
     /// A limit refused the push (image size, tag count, blob size): 403 `DENIED`.
     Denied,
+    /// A write to a repository that is read-only (`read_only: true`): 405 `UNSUPPORTED` with
+    /// `Allow: GET, HEAD`, as distribution's own `maintenance.readonly` mode answers 405 with
+    /// that `Allow` header (docs/user-guide.md, read-only repositories).
+    ReadOnly,
+    /// A push that would move an immutable tag to another digest: 403 `DENIED`.
+    ImmutableTag,
     /// A path outside `/v2/`: 404 `NOT_FOUND`.
     NotRegistryApi,
     /// A method the registry API does not have: 405 `UNSUPPORTED`.
@@ -63,9 +69,9 @@ impl Reason {
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
-            Reason::Denied | Reason::Forbidden => StatusCode::FORBIDDEN,
+            Reason::Denied | Reason::ImmutableTag | Reason::Forbidden => StatusCode::FORBIDDEN,
             Reason::NotRegistryApi => StatusCode::NOT_FOUND,
-            Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Reason::MethodNotAllowed | Reason::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
             Reason::NameInvalid
             | Reason::ReferenceInvalid
             | Reason::FormBody
@@ -86,9 +92,12 @@ impl Reason {
     /// The distribution error code of the envelope.
     pub fn code(self) -> &'static str {
         match self {
-            Reason::Denied | Reason::Forbidden => "DENIED",
+            Reason::Denied | Reason::ImmutableTag | Reason::Forbidden => "DENIED",
             Reason::NotRegistryApi => "NOT_FOUND",
-            Reason::MethodNotAllowed | Reason::FormBody | Reason::AmbiguousHeader => "UNSUPPORTED",
+            Reason::MethodNotAllowed
+            | Reason::ReadOnly
+            | Reason::FormBody
+            | Reason::AmbiguousHeader => "UNSUPPORTED",
             Reason::NameInvalid => "NAME_INVALID",
             Reason::ReferenceInvalid => "TAG_INVALID",
             Reason::Schema1
@@ -109,6 +118,8 @@ impl Reason {
     pub fn label(self) -> &'static str {
         match self {
             Reason::Denied => "denied",
+            Reason::ReadOnly => "read_only",
+            Reason::ImmutableTag => "immutable_tag",
             Reason::NotRegistryApi => "not_registry_api",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::NameInvalid => "name_invalid",
@@ -132,8 +143,10 @@ impl Reason {
 
     /// Every reason, for tests and documentation.
     #[cfg(test)]
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Denied,
+        Reason::ReadOnly,
+        Reason::ImmutableTag,
         Reason::NotRegistryApi,
         Reason::MethodNotAllowed,
         Reason::NameInvalid,
@@ -235,6 +248,9 @@ impl Refusal {
         );
         if let Some(challenge) = self.upstream.and_then(|upstream| upstream.challenge) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if self.reason == Reason::ReadOnly {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
         if self.reason == Reason::Busy {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

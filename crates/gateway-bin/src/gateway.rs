@@ -190,6 +190,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                 return self.refuse_request(request, refusal);
             }
         }
+        if api.method.is_write() && api.route != Route::Outside {
+            if let Some(refusal) = self.read_only_refusal(&api) {
+                return self.refuse_request(request, refusal);
+            }
+        }
         let forward_path = api.forward_path;
         match api.route {
             Route::Outside => {
@@ -223,6 +228,29 @@ impl<U: Upstream + 'static> Gateway<U> {
                     .await
             }
         }
+    }
+
+    /// The refusal of a write while its repository is read-only; a write whose repository
+    /// cannot be read is refused while any repository is.
+    fn read_only_refusal(&self, api: &ApiRequest) -> Option<Refusal> {
+        let policy = self.policy.borrow();
+        let read_only = match api.write_repository() {
+            Some(repository) => policy.limits_for(&repository).check_write().err(),
+            None => policy.any_read_only(),
+        }?;
+        let (rule, rule_path) = match &read_only.source {
+            limits_core::LimitSource::Global => (None, None),
+            limits_core::LimitSource::Rule { position, path } => {
+                (Some(*position), Some(path.to_string()))
+            }
+        };
+        let detail = serde_json::json!({
+            "repository": read_only.repository.as_ref().map(RepositoryName::as_str),
+            "check": "read_only",
+            "rule": rule,
+            "rule_path": rule_path,
+        });
+        Some(Refusal::new(Reason::ReadOnly, read_only.to_string()).with_detail(detail))
     }
 
     /// Answers a request with a refusal: logged, counted, and the body left unread drained
@@ -371,6 +399,23 @@ impl<U: Upstream> Gateway<U> {
         if let Ok(Some(size)) = result {
             self.blob_sizes.insert(digest.clone(), size);
         }
+        result
+    }
+
+    /// The digest a tag points to on the upstream (`HEAD` on the manifest, with the client's
+    /// own credentials); `None` when the tag does not exist.
+    pub(crate) async fn manifest_digest(
+        &self,
+        repository: &RepositoryName,
+        tag: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<oci_manifest::Digest>, UpstreamError> {
+        let started = Instant::now();
+        let result = self
+            .registry
+            .manifest_digest(repository, tag, client_auth(auth))
+            .await;
+        self.metrics.upstream("manifest_head", started.elapsed());
         result
     }
 

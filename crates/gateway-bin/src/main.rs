@@ -100,6 +100,10 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     let policy = config_source::load(path)?;
     println!("configuration {}: valid", path.display());
     println!("global limits: {}", limits_text(policy.global()));
+    let protections = &policy.config().protections;
+    if !protections.is_empty() {
+        println!("global protections: {protections}");
+    }
     if policy.rules().is_empty() {
         println!("rules: none (the global limits apply to every repository)");
     } else {
@@ -111,6 +115,9 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
                 rule.path,
                 limits_text(&rule.limits)
             );
+            if !rule.protections.is_empty() {
+                println!("     {}", rule.protections);
+            }
         }
     }
     Ok(())
@@ -134,6 +141,30 @@ fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
         size_text(applied.limits.max_image_size)
     );
     println!("tag_count_limit: {}", applied.limits.tag_count_limit);
+    let protections = &applied.protections;
+    let from = |source: &limits_core::LimitSource| match source {
+        limits_core::LimitSource::Global => "global".to_owned(),
+        rule => rule.to_string(),
+    };
+    println!(
+        "read_only: {} ({})",
+        protections.read_only.value,
+        from(&protections.read_only.source)
+    );
+    let patterns = protections
+        .immutable_tags
+        .value
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), |p| p.patterns().join(", "));
+    println!(
+        "immutable_tags: {patterns} ({})",
+        from(&protections.immutable_tags.source)
+    );
+    println!(
+        "exempt_signature_tags: {} ({})",
+        protections.exempt_signature_tags.value,
+        from(&protections.exempt_signature_tags.source)
+    );
     Ok(())
 }
 

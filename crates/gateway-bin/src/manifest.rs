@@ -246,6 +246,12 @@ impl<U: Upstream + 'static> Gateway<U> {
         })?;
         let applied = self.policy.borrow().limits_for(repository);
         let auth = parts.headers.get(header::AUTHORIZATION);
+        let requested = requested_tags(reference, parts.uri.query());
+        let immutable: Vec<&str> = requested
+            .iter()
+            .map(String::as_str)
+            .filter(|tag| applied.protections.immutable_pattern(tag).is_some())
+            .collect();
         // The blob sizes and the tag listing are read from the upstream at the same time.
         let sizes = async {
             match &manifest {
@@ -253,7 +259,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 Manifest::Index(_) => Ok(None),
             }
         };
-        let tags = self.read_tags(&applied, reference, parts.uri.query(), auth);
+        let tags = self.read_tags(&applied, reference, &requested, !immutable.is_empty(), auth);
         let (size, tags) = tokio::join!(sizes, tags);
         if let Some(size) = size? {
             let decision = applied.check_image_size(ByteSize::new(size));
@@ -262,7 +268,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                 return Err(denied_refusal(&decision));
             }
         }
-        match tags? {
+        let tags = tags?;
+        // Under the repository's lease, when one could be had.
+        self.check_tag_moves(&applied, &immutable, bytes, auth)
+            .await?;
+        match tags {
             Some(read) => self.decide_tags(&applied, &reference_text, read),
             None => Ok(None),
         }
@@ -358,53 +368,74 @@ impl<U: Upstream + 'static> Gateway<U> {
     /// Takes the repository's lease and reads its tags, when the push creates tags and a tag
     /// limit applies. With a shared coordination store, the tags are listed first, so that a
     /// push that creates no tag takes no lease (and works while the store is down).
+    /// `hold`: the push names an immutable tag, so the lease is taken even when nothing is
+    /// counted, and held until the upstream answered: no other push through the gateway moves
+    /// the tag between the check of its digest and this push.
     async fn read_tags(
         &self,
         applied: &AppliedLimits,
         reference: &Reference,
-        query: Option<&str>,
+        requested: &[String],
+        hold: bool,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<TagRead>, Refusal> {
-        let requested = requested_tags(reference, query);
-        if requested.is_empty() || applied.limits.tag_count_limit == Limit::Unlimited {
-            return Ok(None);
-        }
+        // Signature and attestation tags neither count nor are counted, unless the
+        // configuration says otherwise (`exempt_signature_tags: false`).
+        let requested = applied.protections.counted_tags(requested);
+        let mut count = !requested.is_empty() && applied.limits.tag_count_limit != Limit::Unlimited;
         let window = self.options.recent_tag_window;
         // Shared store: listed before the lease. A tag created after this listing was created
         // under the lease and recorded as recent before the lease was released, so the recent
         // tags read under the lease cover it (docs/architecture.md, coordination through
         // Redis). A push that creates no tag then takes no lease.
-        let listed_first = if self.coordination.is_shared() {
-            let Some(listed) = self.listing(applied, reference, auth).await? else {
-                return Ok(None);
-            };
-            if requested.iter().all(|tag| listed.contains(tag)) {
-                return Ok(None);
+        let mut listed_first = None;
+        if count && self.coordination.is_shared() {
+            match self.listing(applied, reference, auth).await? {
+                None => count = false,
+                Some(listed) if requested.iter().all(|tag| listed.contains(tag)) => count = false,
+                Some(listed) => listed_first = Some(listed),
             }
-            Some(listed)
-        } else {
-            None
-        };
+        }
+        if !count && !hold {
+            return Ok(None);
+        }
         let mut lease = match self.coordination.lease(&applied.repository, window).await {
             Ok(lease) => lease,
             Err(err) => return self.coordination_failure(applied, reference, &err),
         };
+        if !count {
+            return Ok(Some(TagRead {
+                lease,
+                listed: Vec::new(),
+                recent: Vec::new(),
+                requested: Vec::new(),
+                hold,
+            }));
+        }
         let recent = match lease.recent(window).await {
             Ok(recent) => recent,
             Err(err) => return self.coordination_failure(applied, reference, &err),
         };
         let listed = match listed_first {
-            Some(listed) => listed,
-            None => match self.listing(applied, reference, auth).await? {
-                Some(listed) => listed,
-                None => return Ok(None),
-            },
+            Some(listed) => Some(listed),
+            None => self.listing(applied, reference, auth).await?,
         };
-        Ok(Some(TagRead {
-            lease,
-            listed,
-            recent,
-            requested,
+        Ok(Some(match listed {
+            Some(listed) => TagRead {
+                lease,
+                listed,
+                recent,
+                requested,
+                hold,
+            },
+            // Unread and allowed by --fail-open: nothing is counted.
+            None => TagRead {
+                lease,
+                listed: Vec::new(),
+                recent: Vec::new(),
+                requested: Vec::new(),
+                hold,
+            },
         }))
     }
 
@@ -429,6 +460,46 @@ impl<U: Upstream + 'static> Gateway<U> {
                 ))
             }
         }
+    }
+
+    /// Refuses moving an immutable tag: each of `tags` (those an `immutable_tags` pattern
+    /// matches) that exists on the upstream must already point to the pushed bytes' digest.
+    async fn check_tag_moves(
+        &self,
+        applied: &AppliedLimits,
+        tags: &[&str],
+        bytes: &Bytes,
+        auth: Option<&http::HeaderValue>,
+    ) -> Result<(), Refusal> {
+        for tag in tags {
+            let current = match self.manifest_digest(&applied.repository, tag, auth).await {
+                Ok(current) => current,
+                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                    tracing::warn!(repository = %applied.repository, tag, error = %err, "immutable tag unchecked; allowed by --fail-open");
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(event = "decision", repository = %applied.repository, reference = tag, error = %err, verdict = "denied", "immutable tag unreadable; push refused");
+                    let what = format!(
+                        "the digest of immutable tag {tag} could not be read from the upstream registry"
+                    );
+                    return Err(upstream_failure(&err, &what));
+                }
+            };
+            let Some(current) = current else { continue };
+            let pushed = digest_of(current.algorithm(), bytes);
+            if let Err(refused) = applied.check_tag_move(tag, Some(current.as_str()), &pushed) {
+                let reason = Reason::ImmutableTag;
+                tracing::warn!(event = "decision", repository = %applied.repository, reference = *tag,
+                    check = "immutable_tag", rule = %refused.source, verdict = "denied",
+                    reason = reason.label(), "{refused}");
+                let detail = serde_json::to_value(refused.detail()).unwrap_or_default();
+                return Err(Refusal::new(reason, refused.to_string()).with_detail(detail));
+            }
+            tracing::info!(event = "decision", repository = %applied.repository, reference = *tag,
+                check = "immutable_tag", verdict = "allowed", "immutable tag {tag} re-pushed with its digest {current}");
+        }
+        Ok(())
     }
 
     /// A lease or recent tags that could not be had: 503, or allowed by `--fail-open`.
@@ -459,10 +530,20 @@ impl<U: Upstream + 'static> Gateway<U> {
             listed,
             recent,
             requested,
+            hold,
         } = read;
-        let tally = TagTally::new(&listed, &recent, &requested);
+        let counted = &applied.protections;
+        let tally = TagTally::new(
+            &counted.counted_tags(&listed),
+            &counted.counted_tags(&recent),
+            &requested,
+        );
         if tally.created.is_empty() {
-            return Ok(None);
+            return Ok(hold.then(|| TagReservation {
+                lease,
+                created: Vec::new(),
+                window: self.options.recent_tag_window,
+            }));
         }
         let decision = applied.check_tags(tally.existing, tally.created.len() as u64);
         self.log_decision(&decision, reference);
@@ -475,6 +556,19 @@ impl<U: Upstream + 'static> Gateway<U> {
             window: self.options.recent_tag_window,
         }))
     }
+}
+
+/// The digest the registry gives `bytes`: `<algorithm>:<hex>` of the very bytes pushed, with
+/// the algorithm of the digest it is compared to (sha256 unless that says sha384 or sha512).
+pub fn digest_of(algorithm: &str, bytes: &[u8]) -> String {
+    let (name, algorithm) = match algorithm {
+        "sha512" => ("sha512", &ring::digest::SHA512),
+        "sha384" => ("sha384", &ring::digest::SHA384),
+        _ => ("sha256", &ring::digest::SHA256),
+    };
+    let hash = ring::digest::digest(algorithm, bytes);
+    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}:{hex}")
 }
 
 /// The tags a push creates: the reference when the registry reads it as a tag, and every
@@ -499,6 +593,8 @@ struct TagRead {
     listed: Vec<String>,
     recent: Vec<String>,
     requested: Vec<String>,
+    /// Whether the lease is held until the upstream answered even when no tag is created.
+    hold: bool,
 }
 
 #[cfg(test)]
@@ -539,13 +635,26 @@ mod tests {
         ) -> Result<Option<u64>, UpstreamError> {
             Ok(None)
         }
+
+        async fn manifest_digest(
+            &self,
+            _: &RepositoryName,
+            _: &str,
+            _: Auth<'_>,
+        ) -> Result<Option<Digest>, UpstreamError> {
+            Ok(None)
+        }
     }
 
     fn gateway(window: Duration) -> Gateway<LaggingUpstream> {
-        let policy = Policy::from_yaml(
+        gateway_with(
             "rules:\n- path: ^p/\n  limit: {max_image_size: 1MB, tag_count_limit: 3}\n",
+            window,
         )
-        .expect("valid policy");
+    }
+
+    fn gateway_with(config: &str, window: Duration) -> Gateway<LaggingUpstream> {
+        let policy = Policy::from_yaml(config).expect("valid policy");
         let (_, policy) = tokio::sync::watch::channel(Arc::new(policy));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
@@ -629,6 +738,48 @@ mod tests {
         assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 5);
     }
 
+    /// A signature tag neither uses up the limit nor needs the tag listing.
+    #[tokio::test]
+    async fn signature_tags_are_not_counted() {
+        let gateway = gateway(Duration::from_secs(300));
+        for tag in ["a", "b"] {
+            push(&gateway, tag)
+                .await
+                .expect("allowed")
+                .expect("creates a tag")
+                .record()
+                .await;
+        }
+        let listings = gateway.registry.listings.load(Ordering::SeqCst);
+        let signature = format!("sha256-{}.sig", "0".repeat(64));
+        assert!(push(&gateway, &signature).await.expect("allowed").is_none());
+        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), listings);
+        push(&gateway, "c").await.expect_err("limit reached");
+    }
+
+    /// A push naming an immutable tag holds the repository's lease until the upstream
+    /// answered, even when no tag limit applies; other tags take none.
+    #[tokio::test]
+    async fn immutable_tag_push_holds_the_lease() {
+        let window = Duration::from_secs(60);
+        let gateway = gateway_with(
+            "rules:\n- path: ^p/\n  immutable_tags: ['^v']\n  limit: {max_image_size: 1MB, tag_count_limit: unlimited}\n",
+            window,
+        );
+        let repository: RepositoryName = "p/app".parse().expect("name");
+        let held = push(&gateway, "v1").await.expect("allowed");
+        assert!(held.is_some(), "the lease is held");
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(100),
+            gateway.coordination.lease(&repository, window),
+        )
+        .await;
+        assert!(waiting.is_err(), "another push waits");
+        drop(held);
+        assert!(push(&gateway, "latest").await.expect("allowed").is_none());
+        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 0);
+    }
+
     #[tokio::test]
     async fn recent_tags_expire_after_the_window() {
         let gateway = gateway(Duration::ZERO);
@@ -639,6 +790,35 @@ mod tests {
                 .expect("creates a tag")
                 .record()
                 .await;
+        }
+    }
+
+    #[test]
+    fn digests_of_pushed_bytes() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            (
+                "sha256",
+                b"",
+                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                "sha256",
+                b"abc",
+                "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            (
+                "sha512",
+                b"",
+                "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
+            ),
+            (
+                "md5",
+                b"",
+                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+        ];
+        for (algorithm, bytes, expected) in cases {
+            assert_eq!(digest_of(algorithm, bytes), *expected, "{algorithm}");
         }
     }
 

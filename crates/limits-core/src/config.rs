@@ -4,12 +4,13 @@
 use serde_yaml::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, YamlError};
-use crate::{ByteSize, Limit, Limits};
+use crate::{ByteSize, Limit, Limits, Protections};
 
 /// The keys of the ConfigMap's `data`.
-const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules";
+const DATA_KEYS: &str =
+    "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags";
 /// The keys of one rule.
-const RULE_KEYS: &str = "path, limit";
+const RULE_KEYS: &str = "path, limit, read_only, immutable_tags, exempt_signature_tags";
 /// The keys of a rule's `limit`.
 const LIMIT_KEYS: &str = "max_image_size, tag_count_limit";
 /// The top-level keys of a ConfigMap manifest.
@@ -24,6 +25,8 @@ pub struct Rule {
     pub path: String,
     /// The limits for repositories it matches.
     pub limits: Limits,
+    /// The protections it gives; a key it leaves out takes the global value.
+    pub protections: Protections,
 }
 
 /// A configuration as read, before its patterns are compiled.
@@ -33,6 +36,8 @@ pub struct Config {
     pub global: Limits,
     /// Ordered rules; the first match wins.
     pub rules: Vec<Rule>,
+    /// Protections for repositories whose rule leaves them out, or that no rule matches.
+    pub protections: Protections,
 }
 
 impl Config {
@@ -106,7 +111,11 @@ impl Config {
                     config.global.tag_count_limit = count_limit(&value, Location::Global)?;
                 }
                 "rules" => config.rules = rules(value)?,
-                other => return Err(unknown(other, Location::Global, DATA_KEYS)),
+                other => {
+                    if !protection(&mut config.protections, other, &value, &Location::Global)? {
+                        return Err(unknown(other, Location::Global, DATA_KEYS));
+                    }
+                }
             }
         }
         Ok(config)
@@ -116,13 +125,16 @@ impl Config {
     pub fn to_yaml(&self) -> String {
         let mut out = String::new();
         push_limits(&mut out, "", &self.global);
+        push_protections(&mut out, "", &self.protections);
         if self.rules.is_empty() {
             out.push_str("rules: []\n");
         } else {
             out.push_str("rules:\n");
         }
         for rule in &self.rules {
-            out.push_str(&format!("  - path: {}\n    limit:\n", quote(&rule.path)));
+            out.push_str(&format!("  - path: {}\n", quote(&rule.path)));
+            push_protections(&mut out, "    ", &rule.protections);
+            out.push_str("    limit:\n");
             push_limits(&mut out, "      ", &rule.limits);
         }
         out
@@ -140,6 +152,86 @@ fn push_limits(out: &mut String, indent: &str, limits: &Limits) {
     };
     out.push_str(&format!("{indent}max_image_size: {}\n", quote(&size)));
     out.push_str(&format!("{indent}tag_count_limit: {}\n", quote(&count)));
+}
+
+fn push_protections(out: &mut String, indent: &str, protections: &Protections) {
+    if let Some(read_only) = protections.read_only {
+        out.push_str(&format!("{indent}read_only: {read_only}\n"));
+    }
+    if let Some(patterns) = &protections.immutable_tags {
+        let list: Vec<String> = patterns.iter().map(|p| quote(p)).collect();
+        out.push_str(&format!("{indent}immutable_tags: [{}]\n", list.join(", ")));
+    }
+    if let Some(exempt) = protections.exempt_signature_tags {
+        out.push_str(&format!("{indent}exempt_signature_tags: {exempt}\n"));
+    }
+}
+
+/// Reads one of the optional protection keys into `protections`; `false` when `key` is not
+/// one of them.
+fn protection(
+    protections: &mut Protections,
+    key: &str,
+    value: &Value,
+    location: &Location,
+) -> Result<bool, ConfigError> {
+    match key {
+        "read_only" => protections.read_only = Some(boolean("read_only", value, location)?),
+        "exempt_signature_tags" => {
+            protections.exempt_signature_tags =
+                Some(boolean("exempt_signature_tags", value, location)?);
+        }
+        "immutable_tags" => {
+            protections.immutable_tags = Some(patterns("immutable_tags", value, location)?);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `true` or `false`, as a YAML boolean or as a string (ConfigMap `data` values are strings).
+fn boolean(key: &'static str, value: &Value, location: &Location) -> Result<bool, ConfigError> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(text) => match text.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(wrong_type(key, location.clone(), "true or false", value)),
+        },
+        other => Err(wrong_type(key, location.clone(), "true or false", other)),
+    }
+}
+
+/// A list of regular expression strings, as a YAML list or a string holding one (the
+/// ConfigMap form `immutable_tags: |`).
+fn patterns(
+    key: &'static str,
+    value: &Value,
+    location: &Location,
+) -> Result<Vec<String>, ConfigError> {
+    const EXPECTED: &str = "a list of regular expressions";
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Sequence(list) => list
+            .iter()
+            .map(|item| match item {
+                Value::String(pattern) => Ok(pattern.clone()),
+                other => Err(wrong_type(key, location.clone(), EXPECTED, other)),
+            })
+            .collect(),
+        Value::String(text) => {
+            let inner: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
+                location: location.clone(),
+                source: YamlError(e),
+            })?;
+            match inner {
+                Value::Null => Ok(Vec::new()),
+                Value::Sequence(_) => patterns(key, &inner, location),
+                _ => Err(wrong_type(key, location.clone(), EXPECTED, value)),
+            }
+        }
+        other => Err(wrong_type(key, location.clone(), EXPECTED, other)),
+    }
 }
 
 /// A YAML double-quoted scalar.
@@ -214,11 +306,16 @@ fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {
         path: Some(path.clone()),
     };
     let mut limit = None;
+    let mut protections = Protections::default();
     for (key, value) in &mapping {
         match key_str(key, location.clone())? {
             "path" => {}
             "limit" => limit = Some(value),
-            other => return Err(unknown(other, location, RULE_KEYS)),
+            other => {
+                if !protection(&mut protections, other, value, &location)? {
+                    return Err(unknown(other, location, RULE_KEYS));
+                }
+            }
         }
     }
     let limit = match limit {
@@ -243,6 +340,7 @@ fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {
             max_image_size,
             tag_count_limit,
         },
+        protections,
     })
 }
 

@@ -156,6 +156,20 @@ pub enum ConfigError {
         #[source]
         source: RegexError,
     },
+    /// A tag pattern (`immutable_tags`) that is not a valid regular expression, or is too
+    /// large to compile.
+    #[error("invalid {key} pattern \"{pattern}\" in {location}: {source}")]
+    InvalidPattern {
+        /// The key.
+        key: &'static str,
+        /// Where it was.
+        location: Location,
+        /// The refused pattern.
+        pattern: String,
+        /// The compiler's error.
+        #[source]
+        source: RegexError,
+    },
     /// All rules together are too large to compile into one matcher.
     #[error(
         "the {count} rules together exceed the compiled size limit of {limit_bytes} bytes: {source}"

@@ -62,6 +62,7 @@ mod decision;
 mod error;
 mod limit;
 mod policy;
+mod protection;
 mod repository;
 mod size;
 mod tags;
@@ -71,6 +72,10 @@ pub use decision::{Check, Decision, Detail};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
 pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
+pub use protection::{
+    AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,
+    is_signature_tag,
+};
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use size::{ByteSize, SizeError};
 pub use tags::TagTally;

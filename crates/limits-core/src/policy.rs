@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
-use crate::error::{ConfigError, RegexError};
-use crate::{Config, Limits, RepositoryName, Rule};
+use crate::error::{ConfigError, Location, RegexError};
+use crate::protection::{AppliedProtections, ReadOnly, Setting, TagMove, TagPatterns};
+use crate::{Config, Limits, Protections, RepositoryName, Rule};
 
 /// Compiled size allowed for one rule's pattern: plenty for any real path rule, small enough
 /// that a hostile pattern such as `(a{1000}){1000}` is refused instead of exhausting memory.
@@ -64,6 +65,9 @@ pub struct Policy {
     config: Config,
     paths: Vec<Arc<str>>,
     matcher: Matcher,
+    /// Compiled `immutable_tags`: the global ones, and each rule's own.
+    global_immutable: Option<Arc<TagPatterns>>,
+    rule_immutable: Vec<Option<Arc<TagPatterns>>>,
 }
 
 /// Finds the first matching rule without trying every pattern.
@@ -142,6 +146,86 @@ pub struct AppliedLimits {
     pub limits: Limits,
     /// The rule that gave them, or the global limits.
     pub source: LimitSource,
+    /// The protections in force: each from the first matching rule when it gives the key,
+    /// else the global value.
+    pub protections: AppliedProtections,
+}
+
+impl AppliedLimits {
+    /// Refuses a write while the repository is read-only.
+    pub fn check_write(&self) -> Result<(), ReadOnly> {
+        if self.protections.read_only.value {
+            return Err(ReadOnly {
+                repository: Some(self.repository.clone()),
+                source: self.protections.read_only.source.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses moving `tag` from the digest it points to (`current`, `None` when the tag does
+    /// not exist) to `pushed` when the tag matches an `immutable_tags` pattern. Re-pushing the
+    /// same digest and creating the tag are allowed.
+    ///
+    /// ```
+    /// use limits_core::Policy;
+    ///
+    /// let policy = Policy::from_yaml("immutable_tags: ['^v[0-9]+\\.']")?;
+    /// let applied = policy.limits_for(&"team/app".parse()?);
+    /// assert!(applied.check_tag_move("v1.0", Some("sha256:aa"), "sha256:aa").is_ok());
+    /// assert!(applied.check_tag_move("v1.0", None, "sha256:bb").is_ok());
+    /// assert!(applied.check_tag_move("latest", Some("sha256:aa"), "sha256:bb").is_ok());
+    /// let refused = applied.check_tag_move("v1.0", Some("sha256:aa"), "sha256:bb").unwrap_err();
+    /// assert_eq!(
+    ///     refused.to_string(),
+    ///     "tag v1.0 of repository team/app is immutable (pattern ^v[0-9]+\\. of global immutable_tags): it points to sha256:aa and cannot be moved to sha256:bb; push a new tag instead"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_tag_move(
+        &self,
+        tag: &str,
+        current: Option<&str>,
+        pushed: &str,
+    ) -> Result<(), Box<TagMove>> {
+        let Some(pattern) = self.protections.immutable_pattern(tag) else {
+            return Ok(());
+        };
+        match current {
+            Some(current) if current != pushed => Err(Box::new(TagMove {
+                repository: self.repository.clone(),
+                tag: tag.to_owned(),
+                current: current.to_owned(),
+                pushed: pushed.to_owned(),
+                pattern: pattern.to_owned(),
+                source: self.protections.immutable_tags.source.clone(),
+            })),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The value of one protection key: the rule's when it gives one, else the global one, else
+/// `default`.
+fn setting<T: Clone>(
+    rule: Option<(&T, &LimitSource)>,
+    global: Option<&T>,
+    default: T,
+) -> Setting<T> {
+    match (rule, global) {
+        (Some((value, source)), _) => Setting {
+            value: value.clone(),
+            source: source.clone(),
+        },
+        (None, Some(value)) => Setting {
+            value: value.clone(),
+            source: LimitSource::Global,
+        },
+        (None, None) => Setting {
+            value: default,
+            source: LimitSource::Global,
+        },
+    }
 }
 
 impl Policy {
@@ -189,10 +273,35 @@ impl Policy {
             .iter()
             .map(|r| Arc::from(r.path.as_str()))
             .collect();
+        let compile = |protections: &Protections, location: Location| {
+            protections
+                .immutable_tags
+                .as_deref()
+                .filter(|patterns| !patterns.is_empty())
+                .map(|patterns| TagPatterns::new(patterns, &location).map(Arc::new))
+                .transpose()
+        };
+        let global_immutable = compile(&config.protections, Location::Global)?;
+        let rule_immutable = config
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| {
+                compile(
+                    &rule.protections,
+                    Location::Rule {
+                        position: index + 1,
+                        path: Some(rule.path.clone()),
+                    },
+                )
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Policy {
             config,
             paths,
             matcher,
+            global_immutable,
+            rule_immutable,
         })
     }
 
@@ -226,7 +335,8 @@ impl Policy {
     /// The limits for `repository`: those of the first rule whose pattern matches its name, or
     /// the global limits.
     pub fn limits_for(&self, repository: &RepositoryName) -> AppliedLimits {
-        let (limits, source) = match self.first_match(repository.as_str()) {
+        let index = self.first_match(repository.as_str());
+        let (limits, source) = match index {
             Some(index) => (
                 self.config.rules[index].limits,
                 LimitSource::Rule {
@@ -236,11 +346,61 @@ impl Policy {
             ),
             None => (self.config.global, LimitSource::Global),
         };
+        let global = &self.config.protections;
+        let rule = index.map(|i| &self.config.rules[i].protections);
+        let immutable_rule = index
+            .filter(|i| self.config.rules[*i].protections.immutable_tags.is_some())
+            .map(|i| &self.rule_immutable[i]);
+        let protections = AppliedProtections {
+            read_only: setting(
+                rule.and_then(|r| r.read_only.as_ref())
+                    .map(|v| (v, &source)),
+                global.read_only.as_ref(),
+                false,
+            ),
+            immutable_tags: setting(
+                immutable_rule.map(|patterns| (patterns, &source)),
+                global
+                    .immutable_tags
+                    .as_ref()
+                    .map(|_| &self.global_immutable),
+                None,
+            ),
+            exempt_signature_tags: setting(
+                rule.and_then(|r| r.exempt_signature_tags.as_ref())
+                    .map(|v| (v, &source)),
+                global.exempt_signature_tags.as_ref(),
+                true,
+            ),
+        };
         AppliedLimits {
             repository: repository.clone(),
             limits,
             source,
+            protections,
         }
+    }
+
+    /// Whether any repository is read-only: the global `read_only` or any rule's. A write whose
+    /// repository cannot be read is refused while this holds.
+    pub fn any_read_only(&self) -> Option<ReadOnly> {
+        if self.config.protections.read_only == Some(true) {
+            return Some(ReadOnly {
+                repository: None,
+                source: LimitSource::Global,
+            });
+        }
+        self.config
+            .rules
+            .iter()
+            .position(|rule| rule.protections.read_only == Some(true))
+            .map(|index| ReadOnly {
+                repository: None,
+                source: LimitSource::Rule {
+                    position: index + 1,
+                    path: Arc::clone(&self.paths[index]),
+                },
+            })
     }
 
     /// Index of the first rule that matches `name`.
@@ -265,6 +425,7 @@ mod tests {
                 max_image_size: Limit::Max(ByteSize::new(1)),
                 tag_count_limit: Limit::Max(tags),
             },
+            protections: Protections::default(),
         }
     }
 
@@ -277,6 +438,7 @@ mod tests {
         Policy::new(Config {
             global: Limits::DEFAULT,
             rules,
+            protections: Protections::default(),
         })
         .expect("valid rules")
     }
@@ -332,6 +494,7 @@ mod tests {
             let err = Policy::new(Config {
                 global: Limits::DEFAULT,
                 rules,
+                protections: Protections::default(),
             })
             .expect_err(path);
             assert_eq!(err.to_string(), *message);

@@ -203,6 +203,36 @@ impl ApiRequest {
             Route::OtherWrite | Route::Read | Route::Outside => None,
         }
     }
+
+    /// The repository a write acts on, as distribution's routes read it: the name of a checked
+    /// route, and for other writes the name before `/manifests/<reference>`,
+    /// `/blobs/uploads/[<id>]`, `/blobs/<digest>`, `/tags/list` or `/referrers/<digest>`.
+    /// `None` for reads, for paths outside `/v2/`, and for writes that match none of those
+    /// routes or whose name is outside the OCI grammar (the registry stores nothing for them).
+    pub fn write_repository(&self) -> Option<RepositoryName> {
+        if let Some(name) = self.repository() {
+            return Some(name.clone());
+        }
+        if self.route != Route::OtherWrite {
+            return None;
+        }
+        let rest = self.forward_path.as_deref()?.strip_prefix("/v2/")?;
+        other_write_name(rest)?.parse().ok()
+    }
+}
+
+/// The name part of a write path (after `/v2/`) that is none of the checked routes.
+fn other_write_name(rest: &str) -> Option<&str> {
+    let last = |separator: &str| {
+        rest.rsplit_once(separator)
+            .filter(|(_, tail)| !tail.contains('/'))
+            .map(|(name, _)| name)
+    };
+    last("/blobs/uploads/")
+        .or_else(|| last("/manifests/"))
+        .or_else(|| last("/blobs/"))
+        .or_else(|| last("/referrers/"))
+        .or_else(|| rest.strip_suffix("/tags/list"))
 }
 
 /// The route of a write, trying distribution's routes in its order: manifests, tags, blobs,
@@ -482,6 +512,44 @@ mod tests {
             assert_eq!(
                 request.forward_path.is_some(),
                 request.method.is_write() && route != Route::Outside,
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_repositories() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let cases: Vec<(&str, String, Option<&str>)> = vec![
+            ("DELETE", format!("/v2/a/b/manifests/{d}"), Some("a/b")),
+            ("DELETE", "/v2/a/b/manifests/v1".into(), Some("a/b")),
+            ("DELETE", format!("/v2/a/blobs/{d}"), Some("a")),
+            ("DELETE", "/v2/a/b/blobs/uploads/123".into(), Some("a/b")),
+            ("PUT", "/v2/a/b/manifests/v1".into(), Some("a/b")),
+            ("POST", "/v2/a/b/blobs/uploads/".into(), Some("a/b")),
+            ("PATCH", "/v2/a/blobs/uploads/1".into(), Some("a")),
+            (
+                "DELETE",
+                "/v2/x/manifests/y/tags/list".into(),
+                Some("x/manifests/y"),
+            ),
+            ("DELETE", format!("/v2/a/referrers/{d}"), Some("a")),
+            ("POST", "/v2/a/blobs/uploads".into(), Some("a")),
+            ("DELETE", "/v2/".into(), None),
+            ("DELETE", "/v2/a/b".into(), None),
+            ("DELETE", "/v2/A/manifests/v1".into(), None),
+            ("GET", "/v2/a/manifests/v1".into(), None),
+            ("DELETE", "/other/a/manifests/v1".into(), None),
+        ];
+        for (method, path, expected) in cases {
+            let request = ApiRequest::parse(method, &path, None)
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            assert_eq!(
+                request
+                    .write_repository()
+                    .as_ref()
+                    .map(RepositoryName::as_str),
+                expected,
                 "{method} {path}"
             );
         }

@@ -220,6 +220,15 @@ pub enum ResponseProblem {
         /// The header value.
         value: String,
     },
+    /// A manifest HEAD answer has no `Docker-Content-Digest`.
+    #[error("the manifest HEAD answer has no Docker-Content-Digest")]
+    MissingDigest,
+    /// A manifest HEAD answer has a `Docker-Content-Digest` that is not a digest.
+    #[error("the manifest HEAD answer has an invalid Docker-Content-Digest {value:?}")]
+    InvalidDigest {
+        /// The header value.
+        value: String,
+    },
     /// The body is larger than the client reads.
     #[error("the body is larger than {limit} bytes")]
     BodyTooLarge {

@@ -21,6 +21,9 @@ use crate::upstream::Upstream;
 const MAX_PAGE_BYTES: usize = 32 << 20;
 /// Largest token endpoint answer read.
 const MAX_TOKEN_BYTES: usize = 1 << 20;
+/// The manifest types a manifest `HEAD` accepts: without them, distribution does not answer
+/// an OCI manifest by tag, and answers a Docker schema 2 one as schema 1 (another digest).
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 /// Largest error body read to find a distribution error code.
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
@@ -146,7 +149,9 @@ impl ReqwestUpstream {
     pub async fn ping(&self) -> Result<(), UpstreamError> {
         let url = self.url("v2/")?;
         let shown_url = shown(&url);
-        let response = self.execute(Method::GET, &url, None, &shown_url).await?;
+        let response = self
+            .execute(Method::GET, &url, None, None, &shown_url)
+            .await?;
         match response.status() {
             StatusCode::OK | StatusCode::UNAUTHORIZED => Ok(()),
             _ => Err(self.failure(response, &shown_url, Auth::Anonymous).await),
@@ -189,18 +194,23 @@ impl ReqwestUpstream {
         }
     }
 
-    /// Sends one request; transport failures become typed errors.
+    /// Sends one request, with `accept` as its `Accept` header when given; transport failures
+    /// become typed errors.
     async fn execute(
         &self,
         method: Method,
         url: &Url,
         authorization: Option<&HeaderValue>,
+        accept: Option<&'static str>,
         shown_url: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
         let started = Instant::now();
         let mut request = self.client.request(method.clone(), url.clone());
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value.clone());
+        }
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
         }
         match request.send().await {
             Ok(response) => {
@@ -344,11 +354,12 @@ impl ReqwestUpstream {
         url: &Url,
         auth: Auth<'_>,
         scope: &str,
+        accept: Option<&'static str>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let shown_url = shown(url);
         let first = self.upfront(auth, scope).await?;
         let response = self
-            .execute(method.clone(), url, first.as_ref(), &shown_url)
+            .execute(method.clone(), url, first.as_ref(), accept, &shown_url)
             .await?;
         if response.status() != StatusCode::UNAUTHORIZED || matches!(auth, Auth::Forward(_)) {
             return Ok(response);
@@ -381,7 +392,9 @@ impl ReqwestUpstream {
         let Some(retry) = retry else {
             return Err(self.failure(response, &shown_url, auth).await);
         };
-        let response = self.execute(method, url, Some(&retry), &shown_url).await?;
+        let response = self
+            .execute(method, url, Some(&retry), accept, &shown_url)
+            .await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(self.failure(response, &shown_url, auth).await);
         }
@@ -413,7 +426,7 @@ impl ReqwestUpstream {
         }
         let basic = credentials.and_then(Credentials::basic_header);
         let response = self
-            .execute(Method::GET, &url, basic.as_ref(), &realm)
+            .execute(Method::GET, &url, basic.as_ref(), None, &realm)
             .await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -477,7 +490,7 @@ impl ReqwestUpstream {
         let mut tags = Vec::new();
         for page in 1..=self.max_pages {
             let shown_url = shown(&url);
-            let response = self.send(Method::GET, &url, auth, &scope).await?;
+            let response = self.send(Method::GET, &url, auth, &scope, None).await?;
             match response.status() {
                 StatusCode::OK => {}
                 StatusCode::NOT_FOUND if page == 1 => {
@@ -535,7 +548,7 @@ impl ReqwestUpstream {
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
         let shown_url = shown(&url);
         let scope = format!("repository:{repo}:pull");
-        let response = self.send(Method::HEAD, &url, auth, &scope).await?;
+        let response = self.send(Method::HEAD, &url, auth, &scope, None).await?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
@@ -558,6 +571,45 @@ impl ReqwestUpstream {
                 value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
             })
         })
+    }
+}
+
+impl ReqwestUpstream {
+    async fn head_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<Digest>, UpstreamError> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let shown_url = shown(&url);
+        let scope = format!("repository:{repo}:pull");
+        let response = self
+            .send(Method::HEAD, &url, auth, &scope, Some(MANIFEST_ACCEPT))
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(self.failure(response, &shown_url, auth).await),
+        }
+        let invalid = |problem| UpstreamError::InvalidResponse {
+            url: shown_url.clone(),
+            problem,
+        };
+        let value = response
+            .headers()
+            .get("docker-content-digest")
+            .ok_or_else(|| invalid(ResponseProblem::MissingDigest))?;
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<Digest>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(ResponseProblem::InvalidDigest {
+                    value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                })
+            })
     }
 }
 
@@ -594,5 +646,14 @@ impl Upstream for ReqwestUpstream {
         auth: Auth<'_>,
     ) -> Result<Option<u64>, UpstreamError> {
         self.head_blob(repo, digest, auth).await
+    }
+
+    async fn manifest_digest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<Digest>, UpstreamError> {
+        self.head_manifest(repo, reference, auth).await
     }
 }

@@ -33,6 +33,14 @@ use crate::error::UpstreamError;
 ///     ) -> Result<Option<u64>, UpstreamError> {
 ///         Ok(None)
 ///     }
+///     async fn manifest_digest(
+///         &self,
+///         _: &RepositoryName,
+///         _: &str,
+///         _: Auth<'_>,
+///     ) -> Result<Option<Digest>, UpstreamError> {
+///         Ok(None)
+///     }
 /// }
 /// ```
 pub trait Upstream: Send + Sync {
@@ -52,6 +60,16 @@ pub trait Upstream: Send + Sync {
         digest: &Digest,
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Option<u64>, UpstreamError>> + Send;
+
+    /// The digest the manifest `reference` (a tag) points to, from `HEAD
+    /// /v2/<name>/manifests/<reference>` (`Docker-Content-Digest`), asking for every manifest
+    /// type; `None` when the upstream answers 404.
+    fn manifest_digest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<Digest>, UpstreamError>> + Send;
 }
 
 impl<T: Upstream> Upstream for Arc<T> {
@@ -71,6 +89,15 @@ impl<T: Upstream> Upstream for Arc<T> {
     ) -> impl Future<Output = Result<Option<u64>, UpstreamError>> + Send {
         T::blob_size(self, repo, digest, auth)
     }
+
+    fn manifest_digest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<Digest>, UpstreamError>> + Send {
+        T::manifest_digest(self, repo, reference, auth)
+    }
 }
 
 impl<T: Upstream> Upstream for &T {
@@ -89,5 +116,14 @@ impl<T: Upstream> Upstream for &T {
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Option<u64>, UpstreamError>> + Send {
         T::blob_size(self, repo, digest, auth)
+    }
+
+    fn manifest_digest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<Digest>, UpstreamError>> + Send {
+        T::manifest_digest(self, repo, reference, auth)
     }
 }

@@ -39,6 +39,42 @@ fn check_config_prints_the_effective_limits() {
 }
 
 #[test]
+fn check_config_and_explain_show_protections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.yaml");
+    std::fs::write(
+        &path,
+        "read_only: \"false\"\nimmutable_tags: ['^v[0-9]+\\.']\nrules:\n  - path: ^frozen/\n    read_only: true\n    exempt_signature_tags: false\n    limit: {max_image_size: 1GB, tag_count_limit: 10}\n",
+    )
+    .expect("write config");
+    let path = path.to_string_lossy().into_owned();
+    let (ok, out, err) = run(&["check-config", &path]);
+    assert!(ok, "{err}");
+    for line in [
+        "global protections: read_only false, immutable_tags [^v[0-9]+\\.]",
+        "     read_only true, exempt_signature_tags false",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let (ok, out, err) = run(&["explain", "--config", &path, "frozen/app"]);
+    assert!(ok, "{err}");
+    for line in [
+        "read_only: true (rule 1: ^frozen/)",
+        "immutable_tags: ^v[0-9]+\\. (global)",
+        "exempt_signature_tags: false (rule 1: ^frozen/)",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let (ok, out, _) = run(&["explain", "--config", &path, "other/app"]);
+    assert!(ok);
+    assert!(out.contains("read_only: false (global)"), "{out}");
+    assert!(
+        out.contains("exempt_signature_tags: true (global)"),
+        "{out}"
+    );
+}
+
+#[test]
 fn explain_names_the_rule() {
     let cases: &[(&str, &str, &str)] = &[
         (

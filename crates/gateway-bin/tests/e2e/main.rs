@@ -5,6 +5,7 @@ mod cli;
 mod coordination;
 mod integrity;
 mod operations;
+mod policies;
 mod proxy;
 mod rawhttp;
 mod reads;

@@ -1,4 +1,5 @@
 //! Integration tests of limits-core through its public API.
 
 mod config_errors;
+mod protections;
 mod seeds;

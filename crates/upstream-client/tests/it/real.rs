@@ -32,7 +32,8 @@ fn expected_tags() -> Vec<String> {
     TAGS.iter().map(|t| (*t).to_owned()).collect()
 }
 
-/// Tags, a blob's size, a missing blob, an unknown repository, all with `auth`.
+/// Tags, a blob's size, a tag's digest, a missing blob and tag, an unknown repository, all
+/// with `auth`.
 async fn check_reads(upstream: &impl Upstream, image: &TestImage, auth: Auth<'_>) {
     let tags = upstream.tags(&repo(REPO), auth).await.expect("tags");
     assert_eq!(sorted(tags), expected_tags());
@@ -43,6 +44,16 @@ async fn check_reads(upstream: &impl Upstream, image: &TestImage, auth: Auth<'_>
             .expect("size");
         assert_eq!(size, Some(layer.size()), "layer {}", layer.digest);
     }
+    let current = upstream
+        .manifest_digest(&repo(REPO), TAGS[0], auth)
+        .await
+        .expect("manifest digest");
+    assert_eq!(current, Some(digest(&image.manifest().digest)));
+    let absent = upstream
+        .manifest_digest(&repo(REPO), "never-pushed", auth)
+        .await
+        .expect("absent tag");
+    assert_eq!(absent, None);
     let missing = upstream
         .blob_size(&repo(REPO), &digest(MISSING), auth)
         .await

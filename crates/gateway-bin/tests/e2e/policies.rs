@@ -1,0 +1,294 @@
+//! Protections beside the limits, against Debian's `docker-registry` with `skopeo`: read-only
+//! repositories answered as distribution's own `maintenance.readonly` mode answers, switched by
+//! a live reload.
+
+use std::path::Path;
+
+use http::{Method, StatusCode};
+use testkit::{OciLayout, RawPusher, Registry, RegistryAuth, SkopeoCopy, TestImage};
+
+use crate::support::{Gateway, eventually, upstream_tags};
+
+const KB: u64 = 1024;
+const RELOADS: &str = "registry_gateway_config_reloads_total{result=\"success\"}";
+
+fn frozen_config(read_only: bool) -> String {
+    format!(
+        "max_image_size: 100MB\ntag_count_limit: \"100\"\nrules:\n  - path: ^frozen/\n    read_only: {read_only}\n    limit: {{max_image_size: 100MB, tag_count_limit: \"100\"}}\n"
+    )
+}
+
+/// Pulls `<repository>:<tag>` through `host` into a fresh OCI layout.
+async fn pull(host: &str, repository: &str, tag: &str) -> testkit::CommandOutput {
+    let layout = OciLayout::new();
+    SkopeoCopy::new(
+        format!("docker://{host}/{repository}:{tag}"),
+        layout.reference(tag),
+    )
+    .run()
+    .await
+}
+
+async fn write_config(path: &Path, text: &str) {
+    tokio::fs::write(path, text).await.expect("write config");
+}
+
+/// The status and `Allow` header of a write, straight from the registry or through the gateway.
+async fn write_answer(base: url::Url, method: Method, path: &str) -> (StatusCode, Option<String>) {
+    let url = base.join(path).expect("url");
+    let answer = RawPusher::new(base)
+        .send(method, url, None, Vec::new())
+        .await;
+    (answer.status, answer.header("allow").map(str::to_owned))
+}
+
+#[tokio::test]
+async fn read_only_answers_like_the_registry_and_reloads_off() {
+    // The registry's own read-only mode, for the answer to match.
+    let readonly = Registry::builder(RegistryAuth::Anonymous)
+        .extra_config("storage:\n  maintenance:\n    readonly:\n      enabled: true\n")
+        .start();
+    let registry = Registry::anonymous();
+    let image = TestImage::new(&[8 * KB], 31);
+    registry.push(&image, "frozen/app", "v1").await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("limits.yaml");
+    write_config(&config, &frozen_config(true)).await;
+    let gateway = Gateway::builder(registry.base_url())
+        .config_path(&config)
+        .start();
+
+    // Every write method gets the registry's own status and Allow header.
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let writes = [
+        (Method::POST, "v2/frozen/app/blobs/uploads/".to_owned()),
+        (Method::PUT, "v2/frozen/app/manifests/v2".to_owned()),
+        (Method::DELETE, format!("v2/frozen/app/manifests/{digest}")),
+        (Method::DELETE, format!("v2/frozen/app/blobs/{digest}")),
+    ];
+    for (method, path) in &writes {
+        let own = write_answer(readonly.base_url(), method.clone(), path).await;
+        assert_eq!(own.0, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let through = write_answer(gateway.base_url(), method.clone(), path).await;
+        assert_eq!(through, own, "{method} {path}");
+    }
+    let url = gateway.base_url().join(&writes[0].1).expect("url");
+    let answer = RawPusher::new(gateway.base_url())
+        .send(Method::POST, url, None, Vec::new())
+        .await;
+    assert_eq!(answer.error_code().as_deref(), Some("UNSUPPORTED"));
+    assert!(
+        answer
+            .text()
+            .contains("repository frozen/app is read-only for maintenance (rule 1: ^frozen/)"),
+        "{}",
+        answer.text()
+    );
+
+    // skopeo is refused as by the registry in read-only mode; pulls work; other repositories
+    // take pushes.
+    // A new image, so that both start with a blob upload: the registry's plain-text 405 prints
+    // as `StatusCode: 405, Method not allowed`, the gateway's envelope as `unsupported: ...`.
+    let next = TestImage::new(&[8 * KB], 32);
+    let own = readonly.skopeo_push(&next, "frozen/app", "v2", &[]).await;
+    own.assert_failure();
+    assert!(
+        own.stderr.contains("initiating layer upload"),
+        "{}",
+        own.stderr
+    );
+    assert!(own.stderr.contains("StatusCode: 405"), "{}", own.stderr);
+    let refused = gateway.push(&next, "frozen/app", "v2", &[]).await;
+    refused.assert_failure();
+    assert!(
+        refused.stderr.contains("initiating layer upload"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("unsupported: repository frozen/app is read-only for maintenance"),
+        "{}",
+        refused.stderr
+    );
+    // An image whose blobs the registry holds goes straight to the manifest: refused too.
+    gateway
+        .push(&image, "frozen/app", "v3", &[])
+        .await
+        .assert_failure();
+    pull(&gateway.host(), "frozen/app", "v1")
+        .await
+        .assert_success();
+    gateway
+        .push(&image, "open/app", "v1", &[])
+        .await
+        .assert_success();
+    assert_eq!(
+        gateway.metric("registry_gateway_refusals_total{reason=\"read_only\"}"),
+        7.0
+    );
+
+    // `kubectl edit` closes the window: the same push goes through, no restart.
+    write_config(&config, &frozen_config(false)).await;
+    eventually("the reload", || gateway.metric(RELOADS) >= 2.0).await;
+    gateway
+        .push(&next, "frozen/app", "v2", &[])
+        .await
+        .assert_success();
+    assert_eq!(upstream_tags(&registry, "frozen/app").await, ["v1", "v2"]);
+
+    // And opens it again.
+    write_config(&config, "read_only: \"true\"\n").await;
+    eventually("the reload", || gateway.metric(RELOADS) >= 3.0).await;
+    gateway
+        .push(&image, "open/app", "v2", &[])
+        .await
+        .assert_failure();
+    pull(&gateway.host(), "open/app", "v1")
+        .await
+        .assert_success();
+}
+
+/// A cosign-style tag for the manifest `digest_hex`.
+fn signature_tag(digest_hex: &str, suffix: &str) -> String {
+    format!("sha256-{digest_hex}.{suffix}")
+}
+
+#[tokio::test]
+async fn signature_tags_do_not_use_up_the_tag_limit() {
+    let registry = Registry::anonymous();
+    let gateway = Gateway::builder(registry.base_url())
+        .config(
+            "max_image_size: 100MB\ntag_count_limit: \"2\"\nrules:\n  - path: ^counted/\n    exempt_signature_tags: false\n    limit: {max_image_size: 100MB, tag_count_limit: \"2\"}\n",
+        )
+        .start();
+    let image = TestImage::new(&[8 * KB], 41);
+    let signature = TestImage::new(&[KB], 42);
+    let hex = image.manifest().hex().to_owned();
+    for repository in ["signed/app", "counted/app"] {
+        for tag in ["v1", "v2"] {
+            gateway
+                .push(&image, repository, tag, &[])
+                .await
+                .assert_success();
+        }
+        let refused = gateway.push(&image, repository, "v3", &[]).await;
+        refused.assert_failure();
+        assert!(
+            refused.stderr.contains("would exceed the limit of 2"),
+            "{}",
+            refused.stderr
+        );
+    }
+    // At its limit, the repository still takes a signature, an attestation and an SBOM, and
+    // they do not count against the next ones.
+    for suffix in ["sig", "att", "sbom"] {
+        gateway
+            .push(&signature, "signed/app", &signature_tag(&hex, suffix), &[])
+            .await
+            .assert_success();
+    }
+    assert_eq!(upstream_tags(&registry, "signed/app").await.len(), 5);
+    let refused = gateway.push(&image, "signed/app", "v3", &[]).await;
+    refused.assert_failure();
+    assert!(
+        refused
+            .stderr
+            .contains("the repository holds 2 tags and this push adds 1"),
+        "{}",
+        refused.stderr
+    );
+    // `exempt_signature_tags: false`: a signature tag is a tag like any other.
+    let refused = gateway
+        .push(&signature, "counted/app", &signature_tag(&hex, "sig"), &[])
+        .await;
+    refused.assert_failure();
+    assert!(
+        refused.stderr.contains("would exceed the limit of 2"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test]
+async fn release_tag_cannot_be_moved_but_can_be_re_pushed() {
+    let registry = Registry::anonymous();
+    let gateway = Gateway::builder(registry.base_url())
+        .config(
+            "immutable_tags: ['^v[0-9]+\\.']\nrules:\n  - path: ^scratch/\n    immutable_tags: []\n    limit: {max_image_size: 100MB, tag_count_limit: \"100\"}\n",
+        )
+        .start();
+    let first = TestImage::new(&[8 * KB], 51);
+    let second = TestImage::new(&[8 * KB], 52);
+    let repository = "release/app";
+
+    gateway
+        .push(&first, repository, "v1.0", &[])
+        .await
+        .assert_success();
+    // The same bytes again: allowed, as often as wanted.
+    gateway
+        .push(&first, repository, "v1.0", &[])
+        .await
+        .assert_success();
+    // Other bytes under the release tag: refused, naming tag, current digest and rule.
+    let refused = gateway.push(&second, repository, "v1.0", &[]).await;
+    refused.assert_failure();
+    // (skopeo's log quotes the message, doubling the pattern's backslash.)
+    let expected = [
+        "denied: tag v1.0 of repository release/app is immutable (pattern ^v[0-9]+".to_owned(),
+        format!(
+            ". of global immutable_tags): it points to {} and cannot be moved to {}; push a new tag instead",
+            first.manifest().digest,
+            second.manifest().digest
+        ),
+    ];
+    for part in expected {
+        assert!(refused.stderr.contains(&part), "{}", refused.stderr);
+    }
+    // A tag no pattern matches moves freely, and so does a release tag where the rule has none.
+    for (repo, tag) in [(repository, "latest"), ("scratch/app", "v1.0")] {
+        for image in [&first, &second] {
+            gateway.push(image, repo, tag, &[]).await.assert_success();
+        }
+    }
+    // `?tag=` on a push by digest is checked too.
+    let pusher = RawPusher::new(gateway.base_url());
+    let by_digest = format!("{}?tag=v1.0", second.manifest().digest);
+    let answer = pusher
+        .put_manifest(
+            repository,
+            &by_digest,
+            "application/vnd.oci.image.manifest.v1+json",
+            &second.manifest().data,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+    assert_eq!(answer.error_code().as_deref(), Some("DENIED"));
+    assert!(
+        answer.text().contains("\"check\":\"immutable_tag\""),
+        "{}",
+        answer.text()
+    );
+    // Docker schema 2: the digest is read with the manifest types accepted, so a re-push of
+    // the same bytes is recognised.
+    for _ in 0..2 {
+        gateway
+            .push(&first, repository, "v2.0", &["--format", "v2s2"])
+            .await
+            .assert_success();
+    }
+    gateway
+        .push(&second, repository, "v2.0", &["--format", "v2s2"])
+        .await
+        .assert_failure();
+    assert_eq!(
+        gateway.metric("registry_gateway_refusals_total{reason=\"immutable_tag\"}"),
+        3.0
+    );
+    let mut tags = upstream_tags(&registry, repository).await;
+    tags.sort();
+    assert_eq!(tags, ["latest", "v1.0", "v2.0"]);
+}

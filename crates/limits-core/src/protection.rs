@@ -1,0 +1,358 @@
+//! Protections beside the two limits: a read-only switch, immutable tags, and signature tags
+//! that neither count nor freeze.
+
+use std::fmt;
+use std::sync::Arc;
+
+use regex::{RegexSet, RegexSetBuilder};
+use serde::Serialize;
+
+use crate::error::{ConfigError, Location, RegexError};
+use crate::policy::RULE_SIZE_LIMIT;
+use crate::{LimitSource, RepositoryName};
+
+/// The optional protection keys, as written globally or in one rule. `None` means "not given":
+/// in a rule, the global value applies; globally, the default does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Protections {
+    /// `read_only`: refuse every write (default `false`).
+    pub read_only: Option<bool>,
+    /// `immutable_tags`: patterns of tags that may not be moved to another digest (default
+    /// none).
+    pub immutable_tags: Option<Vec<String>>,
+    /// `exempt_signature_tags`: signature and attestation tags (`sha256-<hex>.sig`, `.att`,
+    /// `.sbom`) neither count against the tag limit nor are immutable (default `true`).
+    pub exempt_signature_tags: Option<bool>,
+}
+
+impl Protections {
+    /// Whether no key is given.
+    pub fn is_empty(&self) -> bool {
+        *self == Protections::default()
+    }
+}
+
+/// The keys given, as `read_only true, immutable_tags [^v[0-9]+\.], exempt_signature_tags
+/// false`; empty when none is.
+impl fmt::Display for Protections {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(read_only) = self.read_only {
+            parts.push(format!("read_only {read_only}"));
+        }
+        if let Some(patterns) = &self.immutable_tags {
+            parts.push(format!("immutable_tags [{}]", patterns.join(", ")));
+        }
+        if let Some(exempt) = self.exempt_signature_tags {
+            parts.push(format!("exempt_signature_tags {exempt}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Whether `tag` names a signature, attestation or SBOM the way cosign and its friends store
+/// them: `sha256-<64 lowercase hex>.sig`, `.att` or `.sbom`.
+///
+/// ```
+/// use limits_core::is_signature_tag;
+///
+/// let hex = "0123456789abcdef".repeat(4);
+/// assert!(is_signature_tag(&format!("sha256-{hex}.sig")));
+/// assert!(is_signature_tag(&format!("sha256-{hex}.sbom")));
+/// assert!(!is_signature_tag(&format!("sha256-{hex}")));
+/// assert!(!is_signature_tag("v1.sig"));
+/// ```
+pub fn is_signature_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let Some((hex, suffix)) = rest.split_once('.') else {
+        return false;
+    };
+    hex.len() == 64
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && matches!(suffix, "sig" | "att" | "sbom")
+}
+
+/// Compiled `immutable_tags` patterns.
+#[derive(Debug, Clone)]
+pub struct TagPatterns {
+    patterns: Vec<String>,
+    set: RegexSet,
+}
+
+impl PartialEq for TagPatterns {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
+impl Eq for TagPatterns {}
+
+impl TagPatterns {
+    /// Compiles the patterns of `immutable_tags` at `location`.
+    pub(crate) fn new(patterns: &[String], location: &Location) -> Result<Self, ConfigError> {
+        let invalid = |pattern: &str, e| ConfigError::InvalidPattern {
+            key: "immutable_tags",
+            location: location.clone(),
+            pattern: pattern.to_owned(),
+            source: RegexError(e),
+        };
+        for pattern in patterns {
+            regex::RegexBuilder::new(pattern)
+                .size_limit(RULE_SIZE_LIMIT)
+                .build()
+                .map_err(|e| invalid(pattern, e))?;
+        }
+        let set = RegexSetBuilder::new(patterns)
+            .size_limit(RULE_SIZE_LIMIT.saturating_mul(patterns.len().max(1)))
+            .build()
+            .map_err(|e| invalid(&patterns.join(", "), e))?;
+        Ok(Self {
+            patterns: patterns.to_vec(),
+            set,
+        })
+    }
+
+    /// The first pattern `tag` matches (unanchored, as rule paths are).
+    pub fn first_match(&self, tag: &str) -> Option<&str> {
+        self.set
+            .matches(tag)
+            .iter()
+            .next()
+            .map(|i| self.patterns[i].as_str())
+    }
+
+    /// The patterns as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+/// A protection's value for one repository and where it came from: the first matching rule
+/// when that rule gives the key, else the global configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    /// The value.
+    pub value: T,
+    /// The rule that gave it, or [`LimitSource::Global`] for the global key or the default.
+    pub source: LimitSource,
+}
+
+/// Where a setting came from, for messages: `rule 1: ^p/` or `global key`.
+fn setting_source(source: &LimitSource, key: &str) -> String {
+    match source {
+        LimitSource::Global => format!("global {key}"),
+        rule => rule.to_string(),
+    }
+}
+
+/// The protections in force for one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedProtections {
+    /// Whether every write is refused.
+    pub read_only: Setting<bool>,
+    /// Patterns of tags that may not move; `None` when there are none.
+    pub immutable_tags: Setting<Option<Arc<TagPatterns>>>,
+    /// Whether signature tags are exempt from the tag limit and from immutability.
+    pub exempt_signature_tags: Setting<bool>,
+}
+
+impl AppliedProtections {
+    /// Whether `tag` counts against the tag limit and can be immutable: every tag but signature
+    /// tags, unless `exempt_signature_tags: false`.
+    pub fn is_ordinary_tag(&self, tag: &str) -> bool {
+        !(self.exempt_signature_tags.value && is_signature_tag(tag))
+    }
+
+    /// The tags of `tags` that count against the tag limit, in order: all but exempt signature
+    /// tags.
+    pub fn counted_tags<'a>(&self, tags: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        tags.into_iter()
+            .filter(|tag| self.is_ordinary_tag(tag))
+            .cloned()
+            .collect()
+    }
+
+    /// The immutable pattern `tag` matches, if any; exempt signature tags never match.
+    pub fn immutable_pattern(&self, tag: &str) -> Option<&str> {
+        if !self.is_ordinary_tag(tag) {
+            return None;
+        }
+        self.immutable_tags.value.as_deref()?.first_match(tag)
+    }
+}
+
+/// A write refused because the repository is read-only.
+///
+/// ```
+/// use limits_core::Policy;
+///
+/// let policy = Policy::from_yaml(r#"
+/// rules:
+///   - path: ^project-1/
+///     read_only: true
+///     limit: {max_image_size: 1GB, tag_count_limit: 10}
+/// "#)?;
+/// let refusal = policy.limits_for(&"project-1/app".parse()?).check_write().unwrap_err();
+/// assert_eq!(
+///     refusal.to_string(),
+///     "repository project-1/app is read-only for maintenance (rule 1: ^project-1/): writes are refused until read_only is turned off"
+/// );
+/// assert!(policy.limits_for(&"other/app".parse()?).check_write().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOnly {
+    /// The repository, or `None` for a write whose repository could not be read.
+    pub repository: Option<RepositoryName>,
+    /// Where `read_only: true` came from.
+    pub source: LimitSource,
+}
+
+impl fmt::Display for ReadOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = setting_source(&self.source, "read_only");
+        match &self.repository {
+            Some(repository) => write!(
+                f,
+                "repository {repository} is read-only for maintenance ({source}): writes are refused until read_only is turned off"
+            ),
+            None => write!(
+                f,
+                "the registry is read-only for maintenance ({source}) and this write names no repository the gateway can read"
+            ),
+        }
+    }
+}
+
+/// A manifest push refused because it would move an immutable tag to another digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagMove {
+    /// The repository.
+    pub repository: RepositoryName,
+    /// The tag.
+    pub tag: String,
+    /// The digest the tag points to now.
+    pub current: String,
+    /// The digest of the pushed manifest.
+    pub pushed: String,
+    /// The `immutable_tags` pattern the tag matches.
+    pub pattern: String,
+    /// Where the pattern came from.
+    pub source: LimitSource,
+}
+
+/// The facts of a refused tag move, for the `detail` of an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagMoveDetail {
+    /// The repository.
+    pub repository: String,
+    /// `immutable_tag`.
+    pub check: &'static str,
+    /// The tag.
+    pub tag: String,
+    /// The digest the tag points to now.
+    pub current_digest: String,
+    /// The digest of the pushed manifest.
+    pub pushed_digest: String,
+    /// The matching pattern.
+    pub pattern: String,
+    /// 1-based position of the rule that gave the pattern; `None` for the global key.
+    pub rule: Option<usize>,
+    /// The rule's path; `None` for the global key.
+    pub rule_path: Option<String>,
+}
+
+impl TagMove {
+    /// The facts as values.
+    pub fn detail(&self) -> TagMoveDetail {
+        let (rule, rule_path) = match &self.source {
+            LimitSource::Global => (None, None),
+            LimitSource::Rule { position, path } => (Some(*position), Some(path.to_string())),
+        };
+        TagMoveDetail {
+            repository: self.repository.to_string(),
+            check: "immutable_tag",
+            tag: self.tag.clone(),
+            current_digest: self.current.clone(),
+            pushed_digest: self.pushed.clone(),
+            pattern: self.pattern.clone(),
+            rule,
+            rule_path,
+        }
+    }
+}
+
+impl fmt::Display for TagMove {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tag {} of repository {} is immutable (pattern {} of {}): it points to {} and cannot be moved to {}; push a new tag instead",
+            self.tag,
+            self.repository,
+            self.pattern,
+            setting_source(&self.source, "immutable_tags"),
+            self.current,
+            self.pushed
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_tags() {
+        let hex = "a".repeat(64);
+        let cases: &[(String, bool)] = &[
+            (format!("sha256-{hex}.sig"), true),
+            (format!("sha256-{hex}.att"), true),
+            (format!("sha256-{hex}.sbom"), true),
+            (format!("sha256-{hex}.SIG"), false),
+            (format!("sha256-{hex}.sig.bak"), false),
+            (format!("sha256-{hex}"), false),
+            (format!("sha512-{hex}.sig"), false),
+            (format!("sha256-{}.sig", "A".repeat(64)), false),
+            (format!("sha256-{}.sig", "a".repeat(63)), false),
+            ("v1.sig".to_owned(), false),
+            ("latest".to_owned(), false),
+        ];
+        for (tag, expected) in cases {
+            assert_eq!(is_signature_tag(tag), *expected, "{tag}");
+        }
+    }
+
+    #[test]
+    fn display_lists_given_keys() {
+        assert_eq!(Protections::default().to_string(), "");
+        let all = Protections {
+            read_only: Some(true),
+            immutable_tags: Some(vec!["^v".to_owned(), "^r".to_owned()]),
+            exempt_signature_tags: Some(false),
+        };
+        assert_eq!(
+            all.to_string(),
+            "read_only true, immutable_tags [^v, ^r], exempt_signature_tags false"
+        );
+    }
+
+    #[test]
+    fn patterns_match_unanchored_first_wins() {
+        let patterns = TagPatterns::new(
+            &["^v[0-9]+\\.".to_owned(), "release".to_owned()],
+            &Location::Global,
+        )
+        .expect("valid");
+        let cases: &[(&str, Option<&str>)] = &[
+            ("v1.0", Some("^v[0-9]+\\.")),
+            ("v1", None),
+            ("pre-release-2", Some("release")),
+            ("latest", None),
+        ];
+        for (tag, expected) in cases {
+            assert_eq!(patterns.first_match(tag), *expected, "{tag}");
+        }
+    }
+}
