@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, when any is missing:
 # docker-registry (CNCF distribution 2.8), skopeo, umoci, nginx, apache2-utils (htpasswd),
-# openssl, wrk, redis-server. Needs root (or sudo); on a machine without either it says what to install.
+# openssl, wrk, redis-server, podman and buildah (daemonless clients, pushing like users do). Needs root (or sudo); on a machine without either it says what to install.
 set -euo pipefail
 
-packages=(docker-registry skopeo umoci nginx-light apache2-utils openssl wrk curl redis-server)
-commands=(docker-registry skopeo umoci nginx htpasswd openssl wrk curl redis-server)
+packages=(docker-registry skopeo umoci nginx-light apache2-utils openssl wrk curl redis-server podman buildah)
+commands=(docker-registry skopeo umoci nginx htpasswd openssl wrk curl redis-server podman buildah)
 
 missing=()
 for i in "${!commands[@]}"; do

@@ -110,6 +110,38 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_GATEWAY_FAIL_OPEN")]
     pub fail_open: bool,
 
+    /// Post one CloudEvents 1.0 event per limit decision that refused, warned about or audited
+    /// a push to this URL, in the background (a slow or dead receiver never delays a push).
+    #[arg(long, env = "REGISTRY_GATEWAY_WEBHOOK_URL")]
+    pub webhook_url: Option<url::Url>,
+
+    /// A file (a mounted Secret) holding the `Authorization` header value sent with each
+    /// webhook event, such as `Bearer <token>`.
+    #[arg(long, env = "REGISTRY_GATEWAY_WEBHOOK_AUTHORIZATION_FILE")]
+    pub webhook_authorization_file: Option<std::path::PathBuf>,
+
+    /// The `Authorization` header value sent with each webhook event (prefer the file).
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_WEBHOOK_AUTHORIZATION",
+        hide_env_values = true
+    )]
+    pub webhook_authorization: Option<String>,
+
+    /// Webhook events waiting to be delivered at most; beyond, new ones are dropped and
+    /// counted.
+    #[arg(long, env = "REGISTRY_GATEWAY_WEBHOOK_QUEUE", default_value_t = 1024)]
+    pub webhook_queue: usize,
+
+    /// Longest wait for one webhook delivery attempt.
+    #[arg(long, env = "REGISTRY_GATEWAY_WEBHOOK_TIMEOUT", default_value = "5s")]
+    pub webhook_timeout: humantime::Duration,
+
+    /// Delivery attempts of one webhook event after the first failed, with exponential
+    /// backoff from 200ms up to 30s.
+    #[arg(long, env = "REGISTRY_GATEWAY_WEBHOOK_RETRIES", default_value_t = 5)]
+    pub webhook_retries: u32,
+
     /// Serve every request through hyper, turning off the relay of plain reads (GET and HEAD
     /// over HTTP/1.1 to a plain-HTTP upstream) that splices response bodies socket to socket.
     #[arg(long, env = "REGISTRY_GATEWAY_NO_READ_RELAY")]

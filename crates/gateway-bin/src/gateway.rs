@@ -79,6 +79,8 @@ pub struct Gateway<U> {
     pub metrics: Arc<Metrics>,
     /// Behaviour options.
     pub options: Options,
+    /// Where decisions are notified, if anywhere.
+    pub webhook: Option<crate::webhook::Webhook>,
 }
 
 /// The pushing client's credentials for the checks the gateway makes on its behalf.
@@ -360,20 +362,30 @@ impl<U: Upstream> Gateway<U> {
     /// One structured log line and one metric per decision.
     pub(crate) fn log_decision(&self, decision: &Decision, reference: &str) {
         self.metrics.decision(decision);
+        if let Some(webhook) = &self.webhook {
+            webhook.decision(decision, reference);
+        }
         let detail = decision.detail();
         // A number of bytes or tags; absent when unlimited.
         let limit = detail.limit;
-        if decision.is_allowed() {
+        let enforcement = decision.enforcement.as_str();
+        let action = if decision.refuses() {
+            "refused"
+        } else {
+            "accepted"
+        };
+        let message = decision.warning().unwrap_or_else(|| decision.to_string());
+        if decision.verdict() == "allowed" {
             tracing::info!(
                 event = "decision", repository = %decision.repository, reference, check = detail.check,
                 measured = detail.measured, limit, rule = %decision.source,
-                verdict = decision.verdict(), "{decision}"
+                verdict = decision.verdict(), enforcement, action, "{message}"
             );
         } else {
             tracing::warn!(
                 event = "decision", repository = %decision.repository, reference, check = detail.check,
                 measured = detail.measured, limit, rule = %decision.source,
-                verdict = decision.verdict(), "{decision}"
+                verdict = decision.verdict(), enforcement, action, "{message}"
             );
         }
     }

@@ -16,6 +16,7 @@ mod metrics;
 mod server;
 mod tags;
 mod upload;
+mod webhook;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -207,6 +208,49 @@ fn external_credentials(args: &ServeArgs) -> anyhow::Result<(Credentials, bool)>
     }
 }
 
+/// The webhook that decisions are notified to, when `--webhook-url` is given.
+fn webhook(args: &ServeArgs, metrics: &Arc<Metrics>) -> anyhow::Result<Option<webhook::Webhook>> {
+    let Some(url) = &args.webhook_url else {
+        return Ok(None);
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("invalid --webhook-url {url}: expected http:// or https://");
+    }
+    let authorization = match (
+        &args.webhook_authorization_file,
+        &args.webhook_authorization,
+    ) {
+        (Some(path), _) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
+        (None, Some(value)) => Some(value.clone()),
+        (None, None) => None,
+    };
+    let authorization = authorization
+        .map(|value| {
+            let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
+                anyhow::anyhow!("the webhook Authorization value is not a valid header value")
+            })?;
+            value.set_sensitive(true);
+            Ok::<_, anyhow::Error>(value)
+        })
+        .transpose()?;
+    tracing::info!(webhook = %url, authorization = authorization.is_some(), queue = args.webhook_queue, "decisions notified to a webhook");
+    Ok(Some(webhook::Webhook::start(
+        webhook::WebhookSettings {
+            url: url.clone(),
+            authorization,
+            queue: args.webhook_queue,
+            timeout: *args.webhook_timeout,
+            retries: args.webhook_retries,
+        },
+        Arc::clone(metrics),
+    )?))
+}
+
 /// The Redis URL, with the password from `password_file` when given.
 fn coordination_url(url: &str, password_file: Option<&Path>) -> anyhow::Result<String> {
     let mut parsed = url::Url::parse(url).map_err(|e| {
@@ -354,6 +398,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             recent_tag_window: *args.recent_tag_window,
             body_read_timeout: *args.body_read_timeout,
         },
+        webhook: webhook(&args, &metrics)?,
     });
     let listener = TcpListener::bind(args.listen)
         .await

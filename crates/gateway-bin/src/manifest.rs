@@ -42,6 +42,25 @@ impl TagReservation {
     }
 }
 
+/// A `Warning` header of the OCI distribution spec 1.1: code 299, no agent, the text quoted.
+fn warning_header(text: &str) -> http::HeaderValue {
+    let mut quoted = String::with_capacity(text.len() + 8);
+    quoted.push_str("299 - \"");
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            c if c.is_control() => quoted.push(' '),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    http::HeaderValue::from_bytes(quoted.as_bytes())
+        .unwrap_or_else(|_| http::HeaderValue::from_static("299 - \"limit warning\""))
+}
+
 fn too_large(size: Option<u64>) -> Refusal {
     let measured = size.map_or_else(
         || format!("more than {MAX_MANIFEST_BYTES}"),
@@ -188,11 +207,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                 return self.refusal(refusal);
             }
         };
-        let reservation = match self
+        let (reservation, warnings) = match self
             .check_manifest(&parts, &repository, &reference, &bytes)
             .await
         {
-            Ok(reservation) => reservation,
+            Ok(checked) => checked,
             Err(refusal) => return self.refusal(refusal),
         };
         // From here the push is admitted: the forward, and recording the tags it creates, run
@@ -213,7 +232,16 @@ impl<U: Upstream + 'static> Gateway<U> {
             response
         });
         match task.await {
-            Ok(response) => response,
+            Ok(mut response) => {
+                if response.status().is_success() {
+                    for warning in &warnings {
+                        response
+                            .headers_mut()
+                            .append(header::WARNING, warning_header(warning));
+                    }
+                }
+                response
+            }
             Err(err) => self.refusal(Refusal::new(
                 Reason::UpstreamUnreachable,
                 format!("the manifest push did not complete: {err}"),
@@ -221,15 +249,17 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
     }
 
-    /// Every check of a manifest push. `Ok(Some(_))` holds the repository's tag lock until the
-    /// upstream has answered.
+    /// Every check of a manifest push. `Ok((Some(_), _))` holds the repository's tag lock until
+    /// the upstream has answered; the texts are the warnings for the client (a limit broken
+    /// in `warn` mode, or a value past `warn_at`).
     pub(crate) async fn check_manifest(
         &self,
         parts: &Parts,
         repository: &RepositoryName,
         reference: &Reference,
         bytes: &Bytes,
-    ) -> Result<Option<TagReservation>, Refusal> {
+    ) -> Result<(Option<TagReservation>, Vec<String>), Refusal> {
+        let mut warnings = Vec::new();
         let reference_text = reference.to_string();
         let content_type = parts
             .headers
@@ -264,18 +294,20 @@ impl<U: Upstream + 'static> Gateway<U> {
         if let Some(size) = size? {
             let decision = applied.check_image_size(ByteSize::new(size));
             self.log_decision(&decision, &reference_text);
-            if !decision.is_allowed() {
+            if decision.refuses() {
                 return Err(denied_refusal(&decision));
             }
+            warnings.extend(decision.warning());
         }
         let tags = tags?;
         // Under the repository's lease, when one could be had.
         self.check_tag_moves(&applied, &immutable, bytes, auth)
             .await?;
-        match tags {
-            Some(read) => self.decide_tags(&applied, &reference_text, read),
-            None => Ok(None),
-        }
+        let reservation = match tags {
+            Some(read) => self.decide_tags(&applied, &reference_text, read, &mut warnings)?,
+            None => None,
+        };
+        Ok((reservation, warnings))
     }
 
     /// The image's size as the registry holds it: the config and every layer, each confirmed
@@ -524,6 +556,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         applied: &AppliedLimits,
         reference: &str,
         read: TagRead,
+        warnings: &mut Vec<String>,
     ) -> Result<Option<TagReservation>, Refusal> {
         let TagRead {
             lease,
@@ -547,9 +580,10 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
         let decision = applied.check_tags(tally.existing, tally.created.len() as u64);
         self.log_decision(&decision, reference);
-        if !decision.is_allowed() {
+        if decision.refuses() {
             return Err(denied_refusal(&decision));
         }
+        warnings.extend(decision.warning());
         Ok(Some(TagReservation {
             lease,
             created: tally.created,
@@ -685,6 +719,7 @@ mod tests {
                 recent_tag_window: window,
                 body_read_timeout: Duration::from_secs(1),
             },
+            webhook: None,
         }
     }
 
@@ -707,6 +742,7 @@ mod tests {
         gateway
             .check_manifest(&parts, &repository, &reference, &Bytes::from_static(INDEX))
             .await
+            .map(|(reservation, _)| reservation)
     }
 
     /// Tags created moments ago count although the upstream's listing does not show them, and

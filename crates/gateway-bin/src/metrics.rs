@@ -22,6 +22,7 @@ struct DecisionLabels {
     check: String,
     verdict: String,
     rule: String,
+    enforcement: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,6 +78,7 @@ pub struct Metrics {
     in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
     refused_bytes: Counter<u64, AtomicU64>,
     relayed_bytes: Family<RelayLabels, Counter>,
+    webhook_events: Family<ResultLabels, Counter>,
     coordination: CoordinationMetrics,
 }
 
@@ -133,6 +135,12 @@ impl Metrics {
             "read_relay_body_bytes",
             "Response body bytes of plain reads relayed outside hyper, by how (splice: socket to socket; copy: through a buffer)",
             relayed_bytes.clone(),
+        );
+        let webhook_events = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "webhook_events",
+            "Webhook events, by result (delivered, failed after retries, dropped when the queue was full)",
+            webhook_events.clone(),
         );
         let blob_cache = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -235,6 +243,7 @@ impl Metrics {
             in_flight,
             refused_bytes,
             relayed_bytes,
+            webhook_events,
             coordination,
         }
     }
@@ -308,6 +317,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a webhook event: `delivered`, `failed` or `dropped`.
+    pub fn webhook_event(&self, result: &str) {
+        self.webhook_events
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts body bytes relayed by the read relay; `how` is `splice` or `copy`.
     pub fn relayed(&self, how: &'static str, bytes: u64) {
         if bytes > 0 {
@@ -334,9 +352,10 @@ impl Metrics {
             check: decision.check.name().to_owned(),
             verdict: decision.verdict().to_owned(),
             rule,
+            enforcement: decision.enforcement.as_str(),
         };
         self.decisions.get_or_create(&labels).inc();
-        if !decision.is_allowed() {
+        if decision.refuses() {
             if let limits_core::Check::ImageSize { size, .. }
             | limits_core::Check::BlobSize { size, .. } = decision.check
             {

@@ -278,9 +278,14 @@ fn form_refusal() -> Refusal {
 
 impl<U: Upstream + 'static> Gateway<U> {
     /// The repository's image size limit in bytes, with the limits that set it; `None` when
-    /// unlimited.
+    /// unlimited, or enforced in `warn` or `audit` mode.
     fn upload_limit(&self, repository: &RepositoryName) -> Option<(AppliedLimits, u64)> {
         let applied = self.policy.borrow().limits_for(repository);
+        // In warn and audit modes the image goes through whatever its size: its layers too.
+        // The manifest push logs and counts the decision.
+        if applied.protections.enforcement.value != limits_core::Enforcement::Deny {
+            return None;
+        }
         let max = applied.limits.max_image_size.max()?.bytes();
         Some((applied, max))
     }

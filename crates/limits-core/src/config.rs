@@ -7,10 +7,10 @@ use crate::error::{ConfigError, Location, YamlError};
 use crate::{ByteSize, Limit, Limits, Protections};
 
 /// The keys of the ConfigMap's `data`.
-const DATA_KEYS: &str =
-    "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags";
+const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at";
 /// The keys of one rule.
-const RULE_KEYS: &str = "path, limit, read_only, immutable_tags, exempt_signature_tags";
+const RULE_KEYS: &str =
+    "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at";
 /// The keys of a rule's `limit`.
 const LIMIT_KEYS: &str = "max_image_size, tag_count_limit";
 /// The top-level keys of a ConfigMap manifest.
@@ -165,6 +165,12 @@ fn push_protections(out: &mut String, indent: &str, protections: &Protections) {
     if let Some(exempt) = protections.exempt_signature_tags {
         out.push_str(&format!("{indent}exempt_signature_tags: {exempt}\n"));
     }
+    if let Some(enforcement) = protections.enforcement {
+        out.push_str(&format!("{indent}enforcement: {enforcement}\n"));
+    }
+    if let Some(warn_at) = protections.warn_at {
+        out.push_str(&format!("{indent}warn_at: \"{warn_at}\"\n"));
+    }
 }
 
 /// Reads one of the optional protection keys into `protections`; `false` when `key` is not
@@ -184,9 +190,46 @@ fn protection(
         "immutable_tags" => {
             protections.immutable_tags = Some(patterns("immutable_tags", value, location)?);
         }
+        "enforcement" => {
+            let text = scalar_text(value).ok_or_else(|| {
+                wrong_type(
+                    "enforcement",
+                    location.clone(),
+                    "deny, warn or audit",
+                    value,
+                )
+            })?;
+            protections.enforcement = Some(text.parse().map_err(|_| {
+                wrong_type(
+                    "enforcement",
+                    location.clone(),
+                    "deny, warn or audit",
+                    value,
+                )
+            })?);
+        }
+        "warn_at" => {
+            const EXPECTED: &str = "a percentage from 1% to 100% (such as 80%) or off";
+            let text = scalar_text(value)
+                .ok_or_else(|| wrong_type("warn_at", location.clone(), EXPECTED, value))?;
+            protections.warn_at = Some(
+                text.parse()
+                    .map_err(|_| wrong_type("warn_at", location.clone(), EXPECTED, value))?,
+            );
+        }
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// A scalar's text: a string as it is, a number as written (ConfigMap `data` values are
+/// strings, but a YAML file may hold `warn_at: 80`).
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// `true` or `false`, as a YAML boolean or as a string (ConfigMap `data` values are strings).

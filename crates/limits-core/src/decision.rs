@@ -4,7 +4,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::{AppliedLimits, ByteSize, Limit, LimitSource, RepositoryName};
+use crate::{
+    AppliedLimits, ByteSize, Enforcement, Limit, LimitSource, RepositoryName, Standing, WarnAt,
+};
 
 /// What was measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,10 @@ pub struct Decision {
     pub check: Check,
     /// Where the limit came from.
     pub source: LimitSource,
+    /// What happens when the limit is broken.
+    pub enforcement: Enforcement,
+    /// The warning threshold below the limit.
+    pub warn_at: WarnAt,
     allowed: bool,
 }
 
@@ -134,6 +140,8 @@ impl AppliedLimits {
             repository: self.repository.clone(),
             check,
             source: self.source.clone(),
+            enforcement: self.protections.enforcement.value,
+            warn_at: self.protections.warn_at.value,
             allowed,
         }
     }
@@ -145,9 +153,113 @@ impl Decision {
         self.allowed
     }
 
-    /// `allowed` or `denied`, for logs and metric labels.
+    /// Whether the push is refused: over the limit, and the limit is enforced with `deny`.
+    pub fn refuses(&self) -> bool {
+        !self.allowed && self.enforcement == Enforcement::Deny
+    }
+
+    /// Within the limit, near it (at or above `warn_at`), or over it.
+    ///
+    /// ```
+    /// use limits_core::{ByteSize, Policy, Standing};
+    ///
+    /// let policy = Policy::from_yaml("max_image_size: 100MB\nwarn_at: 80%\nenforcement: warn")?;
+    /// let applied = policy.limits_for(&"team/app".parse()?);
+    /// let mb = |n: u64| ByteSize::new(n << 20);
+    /// assert_eq!(applied.check_image_size(mb(79)).standing(), Standing::Within);
+    /// let near = applied.check_image_size(mb(85));
+    /// assert_eq!(near.standing(), Standing::Near);
+    /// assert_eq!(
+    ///     near.warning().as_deref(),
+    ///     Some("image size 85.0 MB (89128960 bytes) is 85% of the limit of 100 MB for repository team/app (global limit); warnings start at 80%")
+    /// );
+    /// let over = applied.check_image_size(mb(120));
+    /// assert_eq!(over.standing(), Standing::Over);
+    /// assert!(!over.refuses());
+    /// assert_eq!(
+    ///     over.warning().as_deref(),
+    ///     Some("image size 120.0 MB (125829120 bytes) exceeds the limit of 100 MB for repository team/app (global limit); the push was accepted because the limit is enforced in warn mode")
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn standing(&self) -> Standing {
+        if !self.allowed {
+            return Standing::Over;
+        }
+        let (measured, limit) = match self.check {
+            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
+                (size.bytes(), limit.max().map(ByteSize::bytes))
+            }
+            // A push that creates no tag is not near the tag limit, whatever the count.
+            Check::TagCount { new: 0, .. } => return Standing::Within,
+            Check::TagCount {
+                existing,
+                new,
+                limit,
+            } => (existing.saturating_add(new), limit.max()),
+        };
+        match limit {
+            Some(limit) if self.warn_at.reached(measured, limit) => Standing::Near,
+            _ => Standing::Within,
+        }
+    }
+
+    /// `allowed`, `near_limit` or `denied` (over the limit, whatever the enforcement: with
+    /// `warn` or `audit`, a push `deny` would have refused), for logs and metric labels.
     pub fn verdict(&self) -> &'static str {
-        if self.allowed { "allowed" } else { "denied" }
+        match self.standing() {
+            Standing::Within => "allowed",
+            Standing::Near => "near_limit",
+            Standing::Over => "denied",
+        }
+    }
+
+    /// What the client is told of a push that goes through: over the limit in `warn` mode, or
+    /// near it in `deny` or `warn` mode. Nothing in `audit` mode, nor for a refusal.
+    pub fn warning(&self) -> Option<String> {
+        if self.enforcement == Enforcement::Audit {
+            return None;
+        }
+        match self.standing() {
+            Standing::Within => None,
+            Standing::Over => (self.enforcement == Enforcement::Warn).then(|| {
+                format!("{self}; the push was accepted because the limit is enforced in warn mode")
+            }),
+            Standing::Near => Some(self.near_message()),
+        }
+    }
+
+    fn near_message(&self) -> String {
+        let (repo, source, warn_at) = (&self.repository, &self.source, self.warn_at);
+        let percent =
+            |measured: u64, limit: u64| u128::from(measured) * 100 / u128::from(limit.max(1));
+        match self.check {
+            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
+                let what = if matches!(self.check, Check::BlobSize { .. }) {
+                    "layer size"
+                } else {
+                    "image size"
+                };
+                let max = limit.max().map_or(u64::MAX, ByteSize::bytes);
+                format!(
+                    "{what} {size} ({} bytes) is {}% of the limit of {limit} for repository {repo} ({source}); warnings start at {warn_at}",
+                    size.bytes(),
+                    percent(size.bytes(), max)
+                )
+            }
+            Check::TagCount {
+                existing,
+                new,
+                limit,
+            } => {
+                let total = existing.saturating_add(new);
+                let max = limit.max().unwrap_or(u64::MAX);
+                format!(
+                    "tag count {total} is {}% of the limit of {limit} for repository {repo} ({source}); warnings start at {warn_at}",
+                    percent(total, max)
+                )
+            }
+        }
     }
 
     /// The facts as numbers.

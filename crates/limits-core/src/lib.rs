@@ -59,6 +59,7 @@
 
 mod config;
 mod decision;
+mod enforcement;
 mod error;
 mod limit;
 mod policy;
@@ -69,6 +70,7 @@ mod tags;
 
 pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
+pub use enforcement::{Enforcement, EnforcementError, Standing, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
 pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};

@@ -10,6 +10,7 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use crate::error::{ConfigError, Location, RegexError};
 use crate::protection::{AppliedProtections, ReadOnly, Setting, TagMove, TagPatterns};
 use crate::{Config, Limits, Protections, RepositoryName, Rule};
+use crate::{Enforcement, WarnAt};
 
 /// Compiled size allowed for one rule's pattern: plenty for any real path rule, small enough
 /// that a hostile pattern such as `(a{1000}){1000}` is refused instead of exhausting memory.
@@ -371,6 +372,17 @@ impl Policy {
                     .map(|v| (v, &source)),
                 global.exempt_signature_tags.as_ref(),
                 true,
+            ),
+            enforcement: setting(
+                rule.and_then(|r| r.enforcement.as_ref())
+                    .map(|v| (v, &source)),
+                global.enforcement.as_ref(),
+                Enforcement::Deny,
+            ),
+            warn_at: setting(
+                rule.and_then(|r| r.warn_at.as_ref()).map(|v| (v, &source)),
+                global.warn_at.as_ref(),
+                WarnAt::Off,
             ),
         };
         AppliedLimits {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{ConfigError, Location, RegexError};
 use crate::policy::RULE_SIZE_LIMIT;
-use crate::{LimitSource, RepositoryName};
+use crate::{Enforcement, LimitSource, RepositoryName, WarnAt};
 
 /// The optional protection keys, as written globally or in one rule. `None` means "not given":
 /// in a rule, the global value applies; globally, the default does.
@@ -23,6 +23,11 @@ pub struct Protections {
     /// `exempt_signature_tags`: signature and attestation tags (`sha256-<hex>.sig`, `.att`,
     /// `.sbom`) neither count against the tag limit nor are immutable (default `true`).
     pub exempt_signature_tags: Option<bool>,
+    /// `enforcement`: what happens to a push over a limit (default `deny`).
+    pub enforcement: Option<Enforcement>,
+    /// `warn_at`: the share of a limit from which an allowed push is warned about (default
+    /// `off`).
+    pub warn_at: Option<WarnAt>,
 }
 
 impl Protections {
@@ -45,6 +50,12 @@ impl fmt::Display for Protections {
         }
         if let Some(exempt) = self.exempt_signature_tags {
             parts.push(format!("exempt_signature_tags {exempt}"));
+        }
+        if let Some(enforcement) = self.enforcement {
+            parts.push(format!("enforcement {enforcement}"));
+        }
+        if let Some(warn_at) = self.warn_at {
+            parts.push(format!("warn_at {warn_at}"));
         }
         f.write_str(&parts.join(", "))
     }
@@ -156,6 +167,10 @@ pub struct AppliedProtections {
     pub immutable_tags: Setting<Option<Arc<TagPatterns>>>,
     /// Whether signature tags are exempt from the tag limit and from immutability.
     pub exempt_signature_tags: Setting<bool>,
+    /// What happens to a push over a limit.
+    pub enforcement: Setting<Enforcement>,
+    /// From which share of a limit an allowed push is warned about.
+    pub warn_at: Setting<WarnAt>,
 }
 
 impl AppliedProtections {
@@ -331,10 +346,12 @@ mod tests {
             read_only: Some(true),
             immutable_tags: Some(vec!["^v".to_owned(), "^r".to_owned()]),
             exempt_signature_tags: Some(false),
+            enforcement: Some(crate::Enforcement::Audit),
+            warn_at: Some(crate::WarnAt::Percent(80)),
         };
         assert_eq!(
             all.to_string(),
-            "read_only true, immutable_tags [^v, ^r], exempt_signature_tags false"
+            "read_only true, immutable_tags [^v, ^r], exempt_signature_tags false, enforcement audit, warn_at 80%"
         );
     }
 

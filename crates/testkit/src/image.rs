@@ -270,7 +270,7 @@ fn gzip_layer(size: u64, seed: u64) -> (Blob, Vec<u8>) {
         .div_ceil(MAX_BLOCK + BLOCK_HEADER)
         .max(1);
     let payload_len = size - HEADER_AND_TRAILER - BLOCK_HEADER * blocks;
-    let payload = pseudo_random_bytes(payload_len as usize, seed);
+    let payload = tar_payload(payload_len as usize, seed);
     let mut out = Vec::with_capacity(size as usize);
     out.extend_from_slice(&[0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
     let mut rest: &[u8] = &payload;
@@ -292,6 +292,39 @@ fn gzip_layer(size: u64, seed: u64) -> (Blob, Vec<u8>) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     debug_assert_eq!(out.len() as u64, size);
     (Blob::new(out), payload)
+}
+
+/// `len` bytes of a tar archive holding one file of pseudo-random content (`data`), its
+/// end-of-archive blocks and zeros after them, so that clients that unpack layers (podman,
+/// buildah) can; below 2 KiB, just pseudo-random bytes.
+fn tar_payload(len: usize, seed: u64) -> Vec<u8> {
+    const BLOCK: usize = 512;
+    if len < 4 * BLOCK {
+        return pseudo_random_bytes(len, seed);
+    }
+    // Header, content padded to a block, two zero blocks; zeros fill what is left.
+    let content = (len - 3 * BLOCK) / BLOCK * BLOCK;
+    let mut header = [0u8; BLOCK];
+    let field = |header: &mut [u8; BLOCK], at: usize, value: &[u8]| {
+        header[at..at + value.len()].copy_from_slice(value);
+    };
+    field(&mut header, 0, b"data");
+    field(&mut header, 100, b"0000644\0");
+    field(&mut header, 108, b"0000000\0");
+    field(&mut header, 116, b"0000000\0");
+    field(&mut header, 124, format!("{content:011o}\0").as_bytes());
+    field(&mut header, 136, b"14000000000\0");
+    field(&mut header, 148, b"        ");
+    header[156] = b'0';
+    field(&mut header, 257, b"ustar\0");
+    field(&mut header, 263, b"00");
+    let checksum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    field(&mut header, 148, format!("{checksum:06o}\0 ").as_bytes());
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&pseudo_random_bytes(content, seed));
+    out.resize(len, 0);
+    out
 }
 
 /// CRC-32 (IEEE), as gzip's trailer needs.

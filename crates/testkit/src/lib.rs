@@ -36,6 +36,7 @@
 //! runtime. Registry start-up blocks the calling thread until `GET /v2/` answers (well under a
 //! second); pushes are `async` (they may go through a gateway served by the test's runtime).
 
+mod containers;
 mod fake;
 mod image;
 mod issuer;
@@ -46,6 +47,7 @@ mod server;
 mod skopeo;
 mod tools;
 
+pub use containers::pull_and_push;
 pub use fake::{FakeRequest, FakeServer, Reply};
 pub use image::{
     Blob, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, MIN_LAYER_SIZE, ManifestFormat,
@@ -58,4 +60,4 @@ pub use registry::{
     Registry, RegistryAuth, RegistryBuilder, TestUser, basic_authorization, free_port,
 };
 pub use skopeo::{CommandOutput, OciLayout, SkopeoCopy, skopeo_push};
-pub use tools::{DOCKER_REGISTRY, HTPASSWD, OPENSSL, REDIS_SERVER, SKOPEO, Tool};
+pub use tools::{BUILDAH, DOCKER_REGISTRY, HTPASSWD, OPENSSL, PODMAN, REDIS_SERVER, SKOPEO, Tool};

@@ -57,3 +57,15 @@ impl Tool {
             })
     }
 }
+
+/// `podman push`, as users push (daemonless, `--storage-driver vfs`).
+pub const PODMAN: Tool = Tool {
+    program: "podman",
+    package: "podman",
+};
+
+/// `buildah push`, as image builds push (daemonless, `--storage-driver vfs`).
+pub const BUILDAH: Tool = Tool {
+    program: "buildah",
+    package: "buildah",
+};

@@ -9,4 +9,5 @@ mod policies;
 mod proxy;
 mod rawhttp;
 mod reads;
+mod rollout;
 mod support;

@@ -176,9 +176,9 @@ async fn metrics_and_json_logs_show_every_decision() {
         assert!(value.parse::<f64>().is_ok(), "bad value in {line}");
     }
     let samples = [
-        "registry_gateway_decisions_total{check=\"image_size\",verdict=\"allowed\",rule=\"1\"}",
-        "registry_gateway_decisions_total{check=\"image_size\",verdict=\"denied\",rule=\"1\"}",
-        "registry_gateway_decisions_total{check=\"tag_count\",verdict=\"allowed\",rule=\"1\"}",
+        "registry_gateway_decisions_total{check=\"image_size\",verdict=\"allowed\",rule=\"1\",enforcement=\"deny\"}",
+        "registry_gateway_decisions_total{check=\"image_size\",verdict=\"denied\",rule=\"1\",enforcement=\"deny\"}",
+        "registry_gateway_decisions_total{check=\"tag_count\",verdict=\"allowed\",rule=\"1\",enforcement=\"deny\"}",
         "registry_gateway_requests_total{method=\"PUT\",status=\"4xx\"}",
         "registry_gateway_blob_size_cache_lookups_total{result=\"miss\"}",
         "registry_gateway_config_loaded",

@@ -1,5 +1,6 @@
 //! Integration tests of limits-core through its public API.
 
 mod config_errors;
+mod enforcement;
 mod protections;
 mod seeds;

@@ -186,7 +186,7 @@ fn bad_values_name_key_and_location() {
         ),
         (
             "rules:\n- path: ^a/\n  read_onyl: true\n  limit: {max_image_size: 1GB, tag_count_limit: 1}",
-            "unknown key \"read_onyl\" in rule 1 (^a/) (expected path, limit, read_only, immutable_tags, exempt_signature_tags)",
+            "unknown key \"read_onyl\" in rule 1 (^a/) (expected path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at)",
         ),
     ];
     for (text, message) in cases {

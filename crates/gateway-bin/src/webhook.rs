@@ -1,0 +1,243 @@
+//! Notifications: one CloudEvents 1.0 event (structured JSON mode) per limit decision that
+//! refused, warned about or audited a push, posted to a webhook in the background.
+//!
+//! A push never waits for the receiver: events go into a bounded queue (`try_send`; a full
+//! queue drops the event and counts it), and one background task delivers them in order, each
+//! with a timeout and retries with exponential backoff. A slow or dead receiver costs queue
+//! memory up to the bound, never a push's time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use http::HeaderValue;
+use limits_core::{Decision, Enforcement, Standing};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+
+/// How to reach the receiver.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Where events are posted.
+    pub url: url::Url,
+    /// The `Authorization` header sent with each event, if any.
+    pub authorization: Option<HeaderValue>,
+    /// Events waiting at most; beyond, new events are dropped.
+    pub queue: usize,
+    /// Longest wait for one delivery attempt.
+    pub timeout: Duration,
+    /// Attempts after the first one failed.
+    pub retries: u32,
+}
+
+/// The sending side: cheap to call from a request.
+#[derive(Debug)]
+pub struct Webhook {
+    queue: mpsc::Sender<Value>,
+    metrics: Arc<Metrics>,
+    source: String,
+    /// Random per process, so that ids are unique across replicas and restarts.
+    id_prefix: String,
+    sequence: AtomicU64,
+}
+
+/// The CloudEvents `type` of a decision's event: `...refused` (deny mode, over the limit),
+/// `...warned` (the client was told: over the limit in warn mode, or near it), `...audited`
+/// (audit mode, over or near the limit: recorded only). `None` for a decision within the limit
+/// and below the warning threshold: nothing to notify.
+pub fn event_type(decision: &Decision) -> Option<&'static str> {
+    match (decision.standing(), decision.enforcement) {
+        (Standing::Within, _) => None,
+        (_, Enforcement::Audit) => Some("io.registry-gateway.push.audited"),
+        (Standing::Over, Enforcement::Deny) => Some("io.registry-gateway.push.refused"),
+        _ => Some("io.registry-gateway.push.warned"),
+    }
+}
+
+impl Webhook {
+    /// Starts the delivery task.
+    pub fn start(settings: WebhookSettings, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let (queue, events) = mpsc::channel(settings.queue.max(1));
+        tokio::spawn(deliver(client, settings, events, Arc::clone(&metrics)));
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "registry-gateway".to_owned());
+        let random = ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new())
+            .map(|r| r.expose())
+            .unwrap_or_default();
+        Ok(Self {
+            queue,
+            metrics,
+            source: format!("registry-gateway/{host}"),
+            id_prefix: random.iter().map(|b| format!("{b:02x}")).collect(),
+            sequence: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues the event of `decision`, if it is one to notify; never waits.
+    pub fn decision(&self, decision: &Decision, reference: &str) {
+        let Some(kind) = event_type(decision) else {
+            return;
+        };
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let event = cloud_event(
+            &format!("{}-{sequence}", self.id_prefix),
+            &self.source,
+            kind,
+            decision,
+            reference,
+            SystemTime::now(),
+        );
+        if self.queue.try_send(event).is_err() {
+            self.metrics.webhook_event("dropped");
+            tracing::warn!(repository = %decision.repository, "webhook queue full; event dropped");
+        }
+    }
+}
+
+/// The event of `decision` in CloudEvents 1.0 structured JSON.
+fn cloud_event(
+    id: &str,
+    source: &str,
+    kind: &str,
+    decision: &Decision,
+    reference: &str,
+    time: SystemTime,
+) -> Value {
+    let detail = decision.detail();
+    let refused = decision.refuses();
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": source,
+        "type": kind,
+        "time": humantime::format_rfc3339_millis(time).to_string(),
+        "subject": format!("{}:{reference}", decision.repository),
+        "datacontenttype": "application/json",
+        "data": {
+            "repository": detail.repository,
+            "reference": reference,
+            "check": detail.check,
+            "measured": detail.measured,
+            "limit": detail.limit,
+            "rule": detail.rule,
+            "rule_path": detail.rule_path,
+            "enforcement": decision.enforcement.as_str(),
+            "verdict": decision.verdict(),
+            "action": if refused { "refused" } else { "accepted" },
+            "message": decision.warning().unwrap_or_else(|| decision.to_string()),
+        },
+    })
+}
+
+/// Delivers events in order until the process ends.
+async fn deliver(
+    client: reqwest::Client,
+    settings: WebhookSettings,
+    mut events: mpsc::Receiver<Value>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(event) = events.recv().await {
+        let body = event.to_string();
+        let mut backoff = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            let mut request = client
+                .post(settings.url.clone())
+                .header(http::header::CONTENT_TYPE, "application/cloudevents+json")
+                .body(body.clone());
+            if let Some(value) = &settings.authorization {
+                request = request.header(http::header::AUTHORIZATION, value.clone());
+            }
+            let outcome = match request.send().await {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err((
+                    format!("the receiver answered {}", response.status()),
+                    // A refusal of the event itself will not change on retry.
+                    response.status().is_client_error()
+                        && !matches!(response.status().as_u16(), 408 | 429),
+                )),
+                Err(err) => Err((format!("cannot deliver: {err}"), false)),
+            };
+            match outcome {
+                Ok(()) => {
+                    metrics.webhook_event("delivered");
+                    break;
+                }
+                Err((why, final_answer)) if final_answer || attempt >= settings.retries => {
+                    metrics.webhook_event("failed");
+                    tracing::warn!(url = %settings.url, error = %why, attempts = attempt + 1, "webhook event not delivered");
+                    break;
+                }
+                Err((why, _)) => {
+                    tracing::debug!(url = %settings.url, error = %why, "webhook delivery failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use limits_core::{ByteSize, Policy};
+
+    #[test]
+    fn events_follow_the_cloudevents_format() {
+        let policy = Policy::from_yaml(
+            "rules:\n- path: ^p/\n  enforcement: audit\n  limit: {max_image_size: 1MB, tag_count_limit: 2}\n",
+        )
+        .expect("valid");
+        let decision = policy
+            .limits_for(&"p/app".parse().expect("name"))
+            .check_image_size(ByteSize::new(2 << 20));
+        assert_eq!(
+            event_type(&decision),
+            Some("io.registry-gateway.push.audited")
+        );
+        let event = cloud_event(
+            "ab-1",
+            "registry-gateway/pod-1",
+            "io.registry-gateway.push.audited",
+            &decision,
+            "v1",
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        );
+        assert_eq!(
+            event,
+            json!({
+                "specversion": "1.0",
+                "id": "ab-1",
+                "source": "registry-gateway/pod-1",
+                "type": "io.registry-gateway.push.audited",
+                "time": "2023-11-14T22:13:20.123Z",
+                "subject": "p/app:v1",
+                "datacontenttype": "application/json",
+                "data": {
+                    "repository": "p/app",
+                    "reference": "v1",
+                    "check": "image_size",
+                    "measured": 2_097_152,
+                    "limit": 1_048_576,
+                    "rule": 1,
+                    "rule_path": "^p/",
+                    "enforcement": "audit",
+                    "verdict": "denied",
+                    "action": "accepted",
+                    "message": "image size 2.0 MB (2097152 bytes) exceeds the limit of 1 MB for repository p/app (rule 1: ^p/)",
+                },
+            })
+        );
+        let within = policy
+            .limits_for(&"p/app".parse().expect("name"))
+            .check_image_size(ByteSize::new(1));
+        assert_eq!(event_type(&within), None);
+    }
+}
