@@ -61,6 +61,7 @@ mod config;
 mod decision;
 mod error;
 mod limit;
+mod migration;
 mod policy;
 mod protection;
 mod repository;
@@ -71,6 +72,10 @@ pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
+pub use migration::{
+    ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
+    quantity,
+};
 pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,

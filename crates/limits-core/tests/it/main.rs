@@ -1,5 +1,6 @@
 //! Integration tests of limits-core through its public API.
 
 mod config_errors;
+mod migration;
 mod protections;
 mod seeds;
