@@ -51,6 +51,20 @@
 //! match stays fast with thousands of rules; compiled sizes are bounded ([`RULE_SIZE_LIMIT`],
 //! [`RULES_SIZE_LIMIT`]) so a hostile pattern is refused instead of exhausting memory.
 //!
+//! # Protections
+//!
+//! Optional keys, globally and per rule (the first matching rule's value, else the global one):
+//! `read_only` ([`AppliedLimits::check_write`]), `immutable_tags`
+//! ([`AppliedLimits::check_tag_move`]) and `exempt_signature_tags` (cosign-style
+//! `sha256-<hex>.sig`/`.att`/`.sbom` tags neither count nor freeze by default;
+//! [`AppliedProtections::counted_tags`]). Absent keys change nothing.
+//!
+//! # Migration to Registry v2
+//!
+//! [`Policy::export_registry_v2`] writes one Kubernetes `LimitRange` per namespace for the
+//! successor product, commenting every rule a namespace-wide limit cannot express;
+//! [`import_registry_v2`] reads such objects back into a [`Config`].
+//!
 //! # No I/O
 //!
 //! This crate does no I/O: no files, network, environment, clock or async runtime. Facts such as

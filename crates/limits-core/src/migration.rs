@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
+use crate::error::YamlError;
 use crate::policy::required_prefix;
 use crate::{ByteSize, Config, Limit, LimitSource, Limits, Policy, Protections, Rule};
 
@@ -277,12 +278,13 @@ pub fn quantity(size: ByteSize) -> String {
 #[non_exhaustive]
 pub enum ImportError {
     /// The text is not YAML.
-    #[error("invalid YAML in document {document}: {message}")]
+    #[error("invalid YAML in document {document}: {source}")]
     Yaml {
         /// 1-based position of the document in the stream.
         document: usize,
-        /// The parser's message.
-        message: String,
+        /// The parser's error.
+        #[source]
+        source: YamlError,
     },
     /// A `LimitRange` without `metadata.namespace`.
     #[error("LimitRange {name} in document {document} has no metadata.namespace")]
@@ -368,7 +370,7 @@ pub fn import_registry_v2<'a>(
             document += 1;
             let value = Value::deserialize(part).map_err(|e| ImportError::Yaml {
                 document,
-                message: e.to_string(),
+                source: YamlError(e),
             })?;
             let items = match value.get("kind").and_then(Value::as_str) {
                 Some("List") => value
