@@ -49,6 +49,67 @@ pub enum Command {
         /// Repository name, such as `project-1/app` (no host, no tag).
         repository: String,
     },
+    /// Print the limits of a configuration in another system's format.
+    Export {
+        /// The format.
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
+    /// Read limits written in another system's format back into a configuration.
+    Import {
+        /// The format.
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+/// Formats `export` writes.
+#[derive(Debug, Subcommand)]
+pub enum ExportTarget {
+    /// Registry v2: one Kubernetes LimitRange per namespace (the repository path's first
+    /// component), with a comment on every limit it cannot express exactly.
+    RegistryV2(ExportArgs),
+}
+
+/// Options of `export registry-v2`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Configuration file (data keys or a whole ConfigMap) or mounted ConfigMap directory.
+    #[arg(long, env = "REGISTRY_GATEWAY_CONFIG")]
+    pub config: PathBuf,
+
+    /// Namespaces to write a LimitRange for, comma-separated. Without it, the namespaces of the
+    /// repositories in `--upstream`'s catalog, else those the rules name.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_EXPORT_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+
+    /// A registry whose catalog (`GET /v2/_catalog`) lists the repositories in use.
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM")]
+    pub upstream: Option<Url>,
+
+    /// Username for the catalog, when the registry wants one.
+    #[arg(long, env = "REGISTRY_GATEWAY_EXPORT_USERNAME")]
+    pub username: Option<String>,
+
+    /// Password for the catalog.
+    #[arg(long, env = "REGISTRY_GATEWAY_EXPORT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+/// Formats `import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportSource {
+    /// Registry v2 LimitRange objects (YAML files, several documents each); prints the
+    /// configuration with one rule per namespace.
+    RegistryV2 {
+        /// Files holding the objects, as `kubectl get limitrange -A -o yaml` prints them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Options of `serve`.

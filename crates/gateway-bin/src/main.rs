@@ -13,6 +13,7 @@ mod forward;
 mod gateway;
 mod manifest;
 mod metrics;
+mod migrate;
 mod server;
 mod tags;
 mod upload;
@@ -42,6 +43,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::CheckConfig { path } => check_config(&path),
         Command::Explain { config, repository } => explain(&config, &repository),
+        Command::Export { target } => migrate::export(target),
+        Command::Import { source } => migrate::import(source),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

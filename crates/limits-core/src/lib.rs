@@ -51,6 +51,20 @@
 //! match stays fast with thousands of rules; compiled sizes are bounded ([`RULE_SIZE_LIMIT`],
 //! [`RULES_SIZE_LIMIT`]) so a hostile pattern is refused instead of exhausting memory.
 //!
+//! # Protections
+//!
+//! Optional keys, globally and per rule (the first matching rule's value, else the global one):
+//! `read_only` ([`AppliedLimits::check_write`]), `immutable_tags`
+//! ([`AppliedLimits::check_tag_move`]) and `exempt_signature_tags` (cosign-style
+//! `sha256-<hex>.sig`/`.att`/`.sbom` tags neither count nor freeze by default;
+//! [`AppliedProtections::counted_tags`]). Absent keys change nothing.
+//!
+//! # Migration to Registry v2
+//!
+//! [`Policy::export_registry_v2`] writes one Kubernetes `LimitRange` per namespace for the
+//! successor product, commenting every rule a namespace-wide limit cannot express;
+//! [`import_registry_v2`] reads such objects back into a [`Config`].
+//!
 //! # No I/O
 //!
 //! This crate does no I/O: no files, network, environment, clock or async runtime. Facts such as
@@ -62,6 +76,7 @@ mod decision;
 mod enforcement;
 mod error;
 mod limit;
+mod migration;
 mod policy;
 mod protection;
 mod repository;
@@ -73,6 +88,10 @@ pub use decision::{Check, Decision, Detail};
 pub use enforcement::{Enforcement, EnforcementError, Standing, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
+pub use migration::{
+    ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
+    quantity,
+};
 pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,

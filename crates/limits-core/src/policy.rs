@@ -118,7 +118,7 @@ impl Matcher {
 /// The literal every match must start with: what follows a leading `^` up to the first
 /// character with a special meaning. `None` when the pattern has no such literal or holds an
 /// alternation (`|`), which could make the literal optional.
-fn required_prefix(pattern: &str) -> Option<String> {
+pub(crate) fn required_prefix(pattern: &str) -> Option<String> {
     let rest = pattern.strip_prefix('^')?;
     if pattern.contains('|') {
         return None;

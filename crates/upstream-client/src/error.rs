@@ -211,6 +211,15 @@ pub enum ResponseProblem {
         #[source]
         source: BoxError,
     },
+    /// A catalog page is not `{"repositories": [...]}`.
+    #[error("the catalog is not JSON with a repositories array: {excerpt:?}")]
+    Catalog {
+        /// The start of the body, at most 100 characters.
+        excerpt: String,
+        /// The JSON error.
+        #[source]
+        source: BoxError,
+    },
     /// A blob HEAD answer has no `Content-Length`.
     #[error("the blob HEAD answer has no Content-Length")]
     MissingContentLength,

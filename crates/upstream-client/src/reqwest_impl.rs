@@ -91,6 +91,13 @@ struct TagList {
     tags: Option<Vec<String>>,
 }
 
+/// One catalog page.
+#[derive(Debug, serde::Deserialize)]
+struct Catalog {
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
+}
+
 /// `{"errors": [{"code": ..., "message": ...}]}`
 #[derive(Debug, Default, serde::Deserialize)]
 struct ErrorBody {
@@ -142,6 +149,54 @@ impl ReqwestUpstream {
     /// The upstream URL requests are built on (always ending in `/`).
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// Every repository the registry lists (`GET /v2/_catalog`, every page, scope
+    /// `registry:catalog:*`), for migrations that need the namespaces in use.
+    pub async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+        let mut url = self.url("v2/_catalog")?;
+        url.query_pairs_mut()
+            .append_pair("n", &self.page_size.to_string());
+        let first = shown(&url);
+        let mut repositories = Vec::new();
+        for _ in 0..self.max_pages {
+            let shown_url = shown(&url);
+            let response = self
+                .send(Method::GET, &url, auth, "registry:catalog:*", None)
+                .await?;
+            if response.status() != StatusCode::OK {
+                return Err(self.failure(response, &shown_url, auth).await);
+            }
+            let links: Vec<&str> = response
+                .headers()
+                .get_all(header::LINK)
+                .iter()
+                .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+                .collect();
+            let next = if links.is_empty() {
+                None
+            } else {
+                self.next_page(&url, &links.join(", "))?
+            };
+            let body = self.read_body(response, MAX_PAGE_BYTES, &shown_url).await?;
+            let page: Catalog =
+                serde_json::from_slice(&body).map_err(|e| UpstreamError::InvalidResponse {
+                    url: shown_url.clone(),
+                    problem: ResponseProblem::Catalog {
+                        excerpt: excerpt(&body),
+                        source: Box::new(e),
+                    },
+                })?;
+            repositories.extend(page.repositories.unwrap_or_default());
+            match next {
+                Some(next) => url = next,
+                None => return Ok(repositories),
+            }
+        }
+        Err(UpstreamError::TooManyPages {
+            limit: self.max_pages,
+            url: first,
+        })
     }
 
     /// Whether the registry is up: `GET /v2/` answered 200 or 401 (it wants credentials, which

@@ -4,6 +4,7 @@
 mod cli;
 mod coordination;
 mod integrity;
+mod migration;
 mod operations;
 mod policies;
 mod proxy;

@@ -2,5 +2,6 @@
 
 mod config_errors;
 mod enforcement;
+mod migration;
 mod protections;
 mod seeds;

@@ -87,6 +87,30 @@ fn first_matching_rule_or_global() {
 }
 
 #[test]
+fn signature_tags_are_never_immutable_unless_counted() {
+    let policy = Policy::from_yaml(
+        "immutable_tags: ['.']\nrules:\n  - path: ^strict/\n    exempt_signature_tags: false\n    limit: {max_image_size: 1GB, tag_count_limit: 10}\n",
+    )
+    .expect("loads");
+    let sig = format!("sha256-{}.att", "b".repeat(64));
+    let exempt = policy.limits_for(&"a/b".parse().expect("valid name"));
+    assert_eq!(exempt.protections.immutable_pattern(&sig), None);
+    assert!(
+        exempt
+            .check_tag_move(&sig, Some("sha256:a"), "sha256:b")
+            .is_ok()
+    );
+    assert_eq!(exempt.protections.immutable_pattern("latest"), Some("."));
+    let strict = policy.limits_for(&"strict/b".parse().expect("valid name"));
+    assert_eq!(strict.protections.immutable_pattern(&sig), Some("."));
+    assert!(
+        strict
+            .check_tag_move(&sig, Some("sha256:a"), "sha256:b")
+            .is_err()
+    );
+}
+
+#[test]
 fn messages_name_the_rule() {
     let policy = Policy::from_yaml(CONFIG).expect("loads");
     let frozen = policy.limits_for(&"frozen/app".parse().expect("valid name"));

@@ -126,6 +126,11 @@ async fn anonymous_registry() {
     check_reads(&upstream, &image, Auth::Anonymous).await;
     // Configured without credentials is anonymous.
     check_reads(&upstream, &image, Auth::Configured).await;
+    registry
+        .push(&TestImage::new(&[64], 9), "team-b/tool", "v1")
+        .await;
+    let catalog = upstream.catalog(Auth::Anonymous).await.expect("catalog");
+    assert_eq!(sorted(catalog), [REPO, "team-b/tool"]);
 }
 
 #[tokio::test]
