@@ -40,6 +40,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "cargo test --workspace (unit, integration, end-to-end against docker-registry, doc tests)"
 cargo test --locked --workspace
 
+step "Registry v2 exports of every configuration example validate against the API schemas"
+scripts/validate-exports.sh target/debug/registry-gateway
+
 step "cargo doc --workspace --no-deps (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps --quiet
 
@@ -48,6 +51,9 @@ cargo bench --locked -p registry-gateway-benches --bench rule_lookup --bench man
 
 step "proxy benchmark, short run (numbers printed, not asserted; fails only on request errors)"
 benches/proxy/run.sh --quick
+
+step "read-path benchmark, short run (numbers printed, not asserted; fails on request errors or when nothing is spliced)"
+benches/proxy/reads.sh --quick --no-build
 
 step "fuzz smoke run"
 # cargo-fuzz needs nightly flags; without a nightly toolchain, stable accepts them with
