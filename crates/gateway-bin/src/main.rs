@@ -169,6 +169,16 @@ fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
         protections.exempt_signature_tags.value,
         from(&protections.exempt_signature_tags.source)
     );
+    println!(
+        "enforcement: {} ({})",
+        protections.enforcement.value,
+        from(&protections.enforcement.source)
+    );
+    println!(
+        "warn_at: {} ({})",
+        protections.warn_at.value,
+        from(&protections.warn_at.source)
+    );
     Ok(())
 }
 
