@@ -65,6 +65,7 @@ mod policy;
 mod repository;
 mod size;
 mod tags;
+mod usage;
 
 pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
@@ -74,3 +75,4 @@ pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use size::{ByteSize, SizeError};
 pub use tags::TagTally;
+pub use usage::{Standing, Usage};
