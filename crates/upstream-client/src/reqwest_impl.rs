@@ -13,11 +13,12 @@ use crate::auth::{Auth, Credentials};
 use crate::builder::ReqwestUpstreamBuilder;
 use crate::challenge::{Challenge, parse_www_authenticate};
 use crate::error::{ResponseProblem, TokenProblem, UpstreamError};
+use crate::inventory::{FetchedManifest, Inventory, MANIFEST_ACCEPT, is_reference};
 use crate::link::parse_link_next;
 use crate::token::{BearerParams, TokenCache, TokenKey, excerpt, parse_token_response};
 use crate::upstream::Upstream;
 
-/// Largest tag list page read (a page of 1000 long tags is about 130 KiB).
+/// Largest tag list or catalog page read (a page of 1000 long tags is about 130 KiB).
 const MAX_PAGE_BYTES: usize = 32 << 20;
 /// Largest token endpoint answer read.
 const MAX_TOKEN_BYTES: usize = 1 << 20;
@@ -86,6 +87,56 @@ pub(crate) fn shown(url: &Url) -> String {
 struct TagList {
     #[serde(default)]
     tags: Option<Vec<String>>,
+}
+
+/// One catalog page.
+#[derive(Debug, serde::Deserialize)]
+struct CatalogPage {
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
+}
+
+/// A paginated listing.
+#[derive(Debug, Clone, Copy)]
+enum Listing<'a> {
+    /// `GET /v2/<name>/tags/list`
+    Tags(&'a RepositoryName),
+    /// `GET /v2/_catalog`
+    Catalog,
+}
+
+impl Listing<'_> {
+    fn path(self) -> String {
+        match self {
+            Listing::Tags(repo) => format!("v2/{repo}/tags/list"),
+            Listing::Catalog => "v2/_catalog".to_owned(),
+        }
+    }
+
+    fn scope(self) -> String {
+        match self {
+            Listing::Tags(repo) => format!("repository:{repo}:pull"),
+            Listing::Catalog => "registry:catalog:*".to_owned(),
+        }
+    }
+
+    /// The entries of one page's body.
+    fn entries(self, body: &[u8]) -> Result<Vec<String>, ResponseProblem> {
+        match self {
+            Listing::Tags(_) => serde_json::from_slice::<TagList>(body)
+                .map(|page| page.tags.unwrap_or_default())
+                .map_err(|e| ResponseProblem::TagList {
+                    excerpt: excerpt(body),
+                    source: Box::new(e),
+                }),
+            Listing::Catalog => serde_json::from_slice::<CatalogPage>(body)
+                .map(|page| page.repositories.unwrap_or_default())
+                .map_err(|e| ResponseProblem::Catalog {
+                    excerpt: excerpt(body),
+                    source: Box::new(e),
+                }),
+        }
+    }
 }
 
 /// `{"errors": [{"code": ..., "message": ...}]}`
@@ -197,10 +248,26 @@ impl ReqwestUpstream {
         authorization: Option<&HeaderValue>,
         shown_url: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
+        self.execute_accepting(method, url, authorization, None, shown_url)
+            .await
+    }
+
+    /// [`execute`](Self::execute), with an `Accept` header when given.
+    async fn execute_accepting(
+        &self,
+        method: Method,
+        url: &Url,
+        authorization: Option<&HeaderValue>,
+        accept: Option<&'static str>,
+        shown_url: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let started = Instant::now();
         let mut request = self.client.request(method.clone(), url.clone());
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value.clone());
+        }
+        if let Some(value) = accept {
+            request = request.header(header::ACCEPT, value);
         }
         match request.send().await {
             Ok(response) => {
@@ -345,10 +412,22 @@ impl ReqwestUpstream {
         auth: Auth<'_>,
         scope: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
+        self.send_accepting(method, url, auth, scope, None).await
+    }
+
+    /// [`send`](Self::send), with an `Accept` header when given.
+    async fn send_accepting(
+        &self,
+        method: Method,
+        url: &Url,
+        auth: Auth<'_>,
+        scope: &str,
+        accept: Option<&'static str>,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let shown_url = shown(url);
         let first = self.upfront(auth, scope).await?;
         let response = self
-            .execute(method.clone(), url, first.as_ref(), &shown_url)
+            .execute_accepting(method.clone(), url, first.as_ref(), accept, &shown_url)
             .await?;
         if response.status() != StatusCode::UNAUTHORIZED || matches!(auth, Auth::Forward(_)) {
             return Ok(response);
@@ -381,7 +460,9 @@ impl ReqwestUpstream {
         let Some(retry) = retry else {
             return Err(self.failure(response, &shown_url, auth).await);
         };
-        let response = self.execute(method, url, Some(&retry), &shown_url).await?;
+        let response = self
+            .execute_accepting(method, url, Some(&retry), accept, &shown_url)
+            .await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(self.failure(response, &shown_url, auth).await);
         }
@@ -464,23 +545,24 @@ impl ReqwestUpstream {
         Ok(Some(next))
     }
 
-    async fn list_tags(
+    /// Every entry of a paginated listing (a tag list or the catalog), following `Link`.
+    async fn list(
         &self,
-        repo: &RepositoryName,
+        listing: Listing<'_>,
         auth: Auth<'_>,
     ) -> Result<Vec<String>, UpstreamError> {
-        let mut url = self.url(&format!("v2/{repo}/tags/list"))?;
+        let mut url = self.url(&listing.path())?;
         url.query_pairs_mut()
             .append_pair("n", &self.page_size.to_string());
         let first = shown(&url);
-        let scope = format!("repository:{repo}:pull");
-        let mut tags = Vec::new();
+        let scope = listing.scope();
+        let mut entries = Vec::new();
         for page in 1..=self.max_pages {
             let shown_url = shown(&url);
             let response = self.send(Method::GET, &url, auth, &scope).await?;
             match response.status() {
                 StatusCode::OK => {}
-                StatusCode::NOT_FOUND if page == 1 => {
+                StatusCode::NOT_FOUND if page == 1 && matches!(listing, Listing::Tags(_)) => {
                     let error = self.failure(response, &shown_url, auth).await;
                     return match &error {
                         UpstreamError::Status {
@@ -503,20 +585,30 @@ impl ReqwestUpstream {
                 self.next_page(&url, &links.join(", "))?
             };
             let body = self.read_body(response, MAX_PAGE_BYTES, &shown_url).await?;
-            let list: TagList =
-                serde_json::from_slice(&body).map_err(|e| UpstreamError::InvalidResponse {
-                    url: shown_url.clone(),
-                    problem: ResponseProblem::TagList {
-                        excerpt: excerpt(&body),
-                        source: Box::new(e),
-                    },
-                })?;
-            tags.extend(list.tags.unwrap_or_default());
+            let page_entries =
+                listing
+                    .entries(&body)
+                    .map_err(|problem| UpstreamError::InvalidResponse {
+                        url: shown_url.clone(),
+                        problem,
+                    })?;
+            entries.extend(page_entries);
             match next {
                 Some(next) => url = next,
                 None => {
-                    tracing::debug!(repository = %repo, tags = tags.len(), pages = page, "listed upstream tags");
-                    return Ok(tags);
+                    match listing {
+                        Listing::Tags(repo) => {
+                            tracing::debug!(repository = %repo, tags = entries.len(), pages = page, "listed upstream tags");
+                        }
+                        Listing::Catalog => {
+                            tracing::debug!(
+                                repositories = entries.len(),
+                                pages = page,
+                                "listed upstream catalog"
+                            );
+                        }
+                    }
+                    return Ok(entries);
                 }
             }
         }
@@ -524,6 +616,39 @@ impl ReqwestUpstream {
             limit: self.max_pages,
             url: first,
         })
+    }
+
+    async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<FetchedManifest>, UpstreamError> {
+        if !is_reference(reference) {
+            return Err(UpstreamError::InvalidReference {
+                reference: reference.to_owned(),
+            });
+        }
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let shown_url = shown(&url);
+        let scope = format!("repository:{repo}:pull");
+        let response = self
+            .send_accepting(Method::GET, &url, auth, &scope, Some(MANIFEST_ACCEPT))
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(self.failure(response, &shown_url, auth).await),
+        }
+        let media_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = self
+            .read_body(response, oci_manifest::MAX_MANIFEST_BYTES, &shown_url)
+            .await?;
+        Ok(Some(FetchedManifest { media_type, body }))
     }
 
     async fn head_blob(
@@ -584,7 +709,7 @@ impl Upstream for ReqwestUpstream {
         repo: &RepositoryName,
         auth: Auth<'_>,
     ) -> Result<Vec<String>, UpstreamError> {
-        self.list_tags(repo, auth).await
+        self.list(Listing::Tags(repo), auth).await
     }
 
     async fn blob_size(
@@ -594,5 +719,20 @@ impl Upstream for ReqwestUpstream {
         auth: Auth<'_>,
     ) -> Result<Option<u64>, UpstreamError> {
         self.head_blob(repo, digest, auth).await
+    }
+}
+
+impl Inventory for ReqwestUpstream {
+    async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+        self.list(Listing::Catalog, auth).await
+    }
+
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<FetchedManifest>, UpstreamError> {
+        self.get_manifest(repo, reference, auth).await
     }
 }
