@@ -13,7 +13,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use limits_core::{ByteSize, Limits, Standing, Usage};
+use limits_core::{ByteSize, Limit, Limits, Standing, Usage};
 use upstream_client::ReqwestUpstream;
 
 use crate::cli::{FailOn, ReportArgs, ReportFormat};
@@ -108,7 +108,6 @@ impl Row {
 /// Which limits a standing is about: `tag count over the limit`, `image size at 85% of the
 /// limit`, joined with `; `; empty when ok.
 fn note(usage: &Usage, standing: Standing, near: u8) -> String {
-    let percent = |f: Option<f64>| (f.unwrap_or(0.0) * 100.0).floor();
     let mut parts = Vec::new();
     match standing {
         Standing::Over => {
@@ -121,17 +120,26 @@ fn note(usage: &Usage, standing: Standing, near: u8) -> String {
         }
         Standing::Near => {
             if usage.tags_near(near) {
-                let p = percent(usage.tag_fraction());
+                let p = percent(usage.tags, usage.limits.tag_count_limit);
                 parts.push(format!("tag count at {p}% of the limit"));
             }
             if usage.size_near(near) {
-                let p = percent(usage.size_fraction());
+                let size = usage.largest_image.map_or(0, ByteSize::bytes);
+                let p = percent(size, usage.limits.max_image_size.map(ByteSize::bytes));
                 parts.push(format!("image size at {p}% of the limit"));
             }
         }
         Standing::Ok => {}
     }
     parts.join("; ")
+}
+
+/// `value` in whole percent of `limit`, rounded down; 0 without a bound.
+fn percent(value: u64, limit: Limit<u64>) -> u128 {
+    match limit {
+        Limit::Max(max) if max > 0 => u128::from(value) * 100 / u128::from(max),
+        _ => 0,
+    }
 }
 
 /// Over first, then near, errors, ok; within a group the highest fraction first, then by name.
@@ -213,7 +221,6 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use limits_core::Limit;
 
     fn limits(size: u64, tags: u64) -> Limits {
         Limits {

@@ -8,4 +8,5 @@ mod operations;
 mod proxy;
 mod rawhttp;
 mod reads;
+mod report;
 mod support;
