@@ -446,3 +446,16 @@ fn a_repository_that_cannot_be_read_is_an_error_row() {
         "{err}"
     );
 }
+
+#[test]
+fn every_report_flag_has_an_environment_variable() {
+    let (ok, out, _) = crate::support::run(&["report", "--help"]);
+    assert!(ok);
+    let flags = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help"))
+        .count();
+    let envs = out.matches("[env: REGISTRY_GATEWAY_").count();
+    assert!(flags >= 12, "{out}");
+    assert_eq!(flags, envs, "{out}");
+}
