@@ -218,3 +218,191 @@ fn error_row(
         fraction: 0.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use limits_core::Standing;
+    use oci_manifest::media_types::{OCI_IMAGE_INDEX, OCI_IMAGE_MANIFEST};
+
+    const CONCURRENCY: usize = 2;
+
+    /// Status, repository, tags, largest image (tag, bytes).
+    type Summary<'a> = (&'a str, &'a str, Option<u64>, Option<(&'a str, u64)>);
+
+    fn digest(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    /// An OCI image manifest whose config and layers declare these sizes.
+    fn image(config: u64, layers: &[u64]) -> FetchedManifest {
+        let layers: Vec<serde_json::Value> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, size)| {
+                serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": digest(100 + i as u8), "size": size})
+            })
+            .collect();
+        let body = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_IMAGE_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(99), "size": config},
+            "layers": layers});
+        FetchedManifest {
+            media_type: Some(OCI_IMAGE_MANIFEST.to_owned()),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    fn index(children: &[u8]) -> FetchedManifest {
+        let manifests: Vec<serde_json::Value> = children
+            .iter()
+            .map(|n| serde_json::json!({"mediaType": OCI_IMAGE_MANIFEST, "digest": digest(*n), "size": 100}))
+            .collect();
+        let body = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_IMAGE_INDEX, "manifests": manifests});
+        FetchedManifest {
+            media_type: Some(OCI_IMAGE_INDEX.to_owned()),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// A registry in memory that counts requests in flight and manifest fetches.
+    #[derive(Debug, Default)]
+    struct Fake {
+        catalog: Vec<String>,
+        tags: HashMap<String, Option<Vec<String>>>,
+        manifests: HashMap<String, FetchedManifest>,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+        fetches: Mutex<HashMap<String, usize>>,
+    }
+
+    impl Fake {
+        async fn request(&self) {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl upstream_client::Upstream for Fake {
+        async fn tags(
+            &self,
+            repo: &RepositoryName,
+            _: Auth<'_>,
+        ) -> Result<Vec<String>, UpstreamError> {
+            self.request().await;
+            self.tags
+                .get(repo.as_str())
+                .cloned()
+                .flatten()
+                .ok_or_else(|| UpstreamError::Status {
+                    status: http::StatusCode::INTERNAL_SERVER_ERROR,
+                    url: format!("http://fake/v2/{repo}/tags/list"),
+                    code: None,
+                    message: None,
+                })
+        }
+
+        async fn blob_size(
+            &self,
+            _: &RepositoryName,
+            _: &Digest,
+            _: Auth<'_>,
+        ) -> Result<Option<u64>, UpstreamError> {
+            Ok(None)
+        }
+    }
+
+    impl Inventory for Fake {
+        async fn catalog(&self, _: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+            self.request().await;
+            Ok(self.catalog.clone())
+        }
+
+        async fn manifest(
+            &self,
+            _: &RepositoryName,
+            reference: &str,
+            _: Auth<'_>,
+        ) -> Result<Option<FetchedManifest>, UpstreamError> {
+            self.request().await;
+            *self
+                .fetches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(reference.to_owned())
+                .or_default() += 1;
+            Ok(self.manifests.get(reference).cloned())
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_every_repository_with_bounded_concurrency() {
+        let mut fake = Fake {
+            catalog: ["a/multi", "a/same", "b/gone", "c/broken", "d/many"]
+                .map(str::to_owned)
+                .to_vec(),
+            ..Fake::default()
+        };
+        let tags = |names: &[&str]| Some(names.iter().map(|t| (*t).to_owned()).collect());
+        fake.tags.insert("a/multi".into(), tags(&["v1", "v2"]));
+        fake.tags.insert("a/same".into(), tags(&["latest"]));
+        fake.tags.insert("b/gone".into(), tags(&["deleted"]));
+        fake.tags.insert("c/broken".into(), None);
+        let many: Vec<String> = (0..12).map(|i| format!("t{i:02}")).collect();
+        fake.tags.insert("d/many".into(), Some(many.clone()));
+        // v1, v2 and latest point at one index of two images; t05 is the largest of d/many.
+        for tag in ["v1", "v2", "latest"] {
+            fake.manifests.insert(tag.into(), index(&[1, 2]));
+        }
+        fake.manifests.insert(digest(1), image(10, &[100]));
+        fake.manifests.insert(digest(2), image(10, &[500, 490]));
+        for (i, tag) in many.iter().enumerate() {
+            let layer = if i == 5 { 900 } else { 50 + i as u64 };
+            fake.manifests.insert(tag.clone(), image(10, &[layer]));
+        }
+
+        let policy = Policy::from_yaml("max_image_size: 1000B\ntag_count_limit: 10\n")
+            .expect("valid policy");
+        let reader = Reader::new(&fake, policy, CONCURRENCY, 80, Progress::new(false));
+        let names = reader.catalog().await.expect("catalog");
+        let mut rows = reader.rows(names).await;
+        crate::report::sort(&mut rows);
+
+        let summary: Vec<Summary<'_>> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.status.as_str(),
+                    r.repository.as_str(),
+                    r.tags,
+                    r.largest.as_ref().map(|l| (l.tag.as_str(), l.size.bytes())),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("over", "d/many", Some(12), Some(("t05", 910))),
+                ("near", "a/multi", Some(2), Some(("v1", 1000))),
+                ("near", "a/same", Some(1), Some(("latest", 1000))),
+                ("error", "c/broken", None, None),
+                ("ok", "b/gone", Some(1), None),
+            ]
+        );
+        assert_eq!(rows[0].status, Status::Standing(Standing::Over));
+        assert!(rows[3].note.contains("500"), "{}", rows[3].note);
+
+        // Children of the shared index are fetched once; each tag once.
+        let fetches = fake.fetches.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(fetches.get(&digest(1)), Some(&1));
+        assert_eq!(fetches.get(&digest(2)), Some(&1));
+        assert_eq!(fetches.get("v1"), Some(&1));
+        let most = fake.most_in_flight.load(Ordering::SeqCst);
+        assert_eq!(most, CONCURRENCY, "requests at once");
+    }
+}
