@@ -61,6 +61,10 @@ pub enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Read the registry (catalog, tag lists, manifests) and print each repository's tag count
+    /// and largest image against the limits that apply to it, those over or near a limit
+    /// first.
+    Report(Box<ReportArgs>),
 }
 
 /// Formats `export` writes.
@@ -110,6 +114,85 @@ pub enum ImportSource {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+/// Options of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Configuration file (data keys or a whole ConfigMap) or mounted ConfigMap directory.
+    #[arg(long, env = "REGISTRY_GATEWAY_CONFIG")]
+    pub config: PathBuf,
+
+    /// The registry to read, such as `http://docker-registry:5000`; in Harbor mode, Harbor's
+    /// public address (the gateway's --external-url).
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM")]
+    pub upstream: Url,
+
+    /// A directory laid out like the Secret `registry-gateway-external-registry-secret` (files
+    /// `username`, `password`, optional `insecure`); wins over --username and --password.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_CREDENTIALS_DIR")]
+    pub credentials_dir: Option<PathBuf>,
+
+    /// User name for the registry (Basic or token auth). Without an account the registry is
+    /// read anonymously.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_USERNAME")]
+    pub username: Option<String>,
+
+    /// Password or robot token. Prefer the environment variable or --credentials-dir to keep it
+    /// out of process listings.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// Skip certificate checks, and allow a plain http token service behind an https registry.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_INSECURE")]
+    pub insecure: bool,
+
+    /// Output format.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_FORMAT", value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+
+    /// Most requests to the registry at once.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// A repository is `near` when its tag count or largest image is at or above this percent
+    /// of its limit.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_NEAR", default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub near: u8,
+
+    /// Exit with status 3 when a repository is over a limit (`over`), or over or near one
+    /// (`near`).
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_FAIL_ON", value_enum)]
+    pub fail_on: Option<FailOn>,
+
+    /// Longest wait for one answer of the registry.
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM_TIMEOUT", default_value = "30s")]
+    pub upstream_timeout: humantime::Duration,
+
+    /// Longest wait for a connection to the registry.
+    #[arg(long, env = "REGISTRY_GATEWAY_CONNECT_TIMEOUT", default_value = "5s")]
+    pub connect_timeout: humantime::Duration,
+}
+
+/// Output formats of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned columns for people; sizes like `25.0 MB`.
+    Table,
+    /// An array of objects with sizes in bytes and counts as numbers; `null` for unlimited.
+    Json,
+    /// A header row, then one row per repository (RFC 4180); sizes in bytes, empty for
+    /// unlimited.
+    Csv,
+}
+
+/// When `report` exits with status 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// A repository is over a limit.
+    Over,
+    /// A repository is over or near a limit.
+    Near,
 }
 
 /// Options of `serve`.

@@ -8,12 +8,14 @@ mod body;
 mod cli;
 mod config_source;
 mod coordination;
+mod credentials;
 mod fastpath;
 mod forward;
 mod gateway;
 mod manifest;
 mod metrics;
 mod migrate;
+mod report;
 mod server;
 mod tags;
 mod upload;
@@ -45,6 +47,10 @@ fn main() -> ExitCode {
         Command::Explain { config, repository } => explain(&config, &repository),
         Command::Export { target } => migrate::export(target),
         Command::Import { source } => migrate::import(source),
+        Command::Report(args) => match report::run(*args) {
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -184,41 +190,15 @@ fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
 
 /// Harbor mode credentials: the Secret's directory, else the environment or flags.
 fn external_credentials(args: &ServeArgs) -> anyhow::Result<(Credentials, bool)> {
-    if let Some(dir) = &args.external_credentials_dir {
-        let read = |name: &str| -> anyhow::Result<Option<String>> {
-            let path = dir.join(name);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned())),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-            }
-        };
-        let username =
-            read("username")?.with_context(|| format!("{} has no username file", dir.display()))?;
-        let password =
-            read("password")?.with_context(|| format!("{} has no password file", dir.display()))?;
-        let insecure = match read("insecure")?.as_deref().map(str::trim) {
-            None | Some("" | "false") => false,
-            Some("true") => true,
-            Some(other) => bail!(
-                "invalid insecure \"{other}\" in {} (expected true or false)",
-                dir.display()
-            ),
-        };
-        return Ok((
-            Credentials::new(username, password),
-            insecure || args.external_insecure,
-        ));
-    }
-    match (&args.external_username, &args.external_password) {
-        (Some(username), Some(password)) => Ok((
-            Credentials::new(username.clone(), password.clone()),
-            args.external_insecure,
-        )),
-        _ => bail!(
-            "--external-url needs credentials: --external-credentials-dir, or REGISTRY_GATEWAY_EXTERNAL_USERNAME and REGISTRY_GATEWAY_EXTERNAL_PASSWORD"
-        ),
-    }
+    let source = credentials::CredentialSource {
+        dir: args.external_credentials_dir.as_deref(),
+        username: args.external_username.as_deref(),
+        password: args.external_password.as_deref(),
+        insecure: args.external_insecure,
+    };
+    source.load()?.context(
+        "--external-url needs credentials: --external-credentials-dir, or REGISTRY_GATEWAY_EXTERNAL_USERNAME and REGISTRY_GATEWAY_EXTERNAL_PASSWORD",
+    )
 }
 
 /// The webhook that decisions are notified to, when `--webhook-url` is given.

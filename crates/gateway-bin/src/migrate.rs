@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use limits_core::import_registry_v2;
-use upstream_client::{Auth, Credentials, ReqwestUpstream};
+use upstream_client::{Auth, Credentials, Inventory, ReqwestUpstream};
 
 use crate::cli::{ExportArgs, ExportTarget, ImportSource};
 use crate::config_source;

@@ -49,7 +49,7 @@ pub struct Webhook {
 /// and below the warning threshold: nothing to notify.
 pub fn event_type(decision: &Decision) -> Option<&'static str> {
     match (decision.standing(), decision.enforcement) {
-        (Standing::Within, _) => None,
+        (Standing::Ok, _) => None,
         (_, Enforcement::Audit) => Some("io.registry-gateway.push.audited"),
         (Standing::Over, Enforcement::Deny) => Some("io.registry-gateway.push.refused"),
         _ => Some("io.registry-gateway.push.warned"),

@@ -166,7 +166,7 @@ impl Decision {
     /// let policy = Policy::from_yaml("max_image_size: 100MB\nwarn_at: 80%\nenforcement: warn")?;
     /// let applied = policy.limits_for(&"team/app".parse()?);
     /// let mb = |n: u64| ByteSize::new(n << 20);
-    /// assert_eq!(applied.check_image_size(mb(79)).standing(), Standing::Within);
+    /// assert_eq!(applied.check_image_size(mb(79)).standing(), Standing::Ok);
     /// let near = applied.check_image_size(mb(85));
     /// assert_eq!(near.standing(), Standing::Near);
     /// assert_eq!(
@@ -191,7 +191,7 @@ impl Decision {
                 (size.bytes(), limit.max().map(ByteSize::bytes))
             }
             // A push that creates no tag is not near the tag limit, whatever the count.
-            Check::TagCount { new: 0, .. } => return Standing::Within,
+            Check::TagCount { new: 0, .. } => return Standing::Ok,
             Check::TagCount {
                 existing,
                 new,
@@ -200,7 +200,7 @@ impl Decision {
         };
         match limit {
             Some(limit) if self.warn_at.reached(measured, limit) => Standing::Near,
-            _ => Standing::Within,
+            _ => Standing::Ok,
         }
     }
 
@@ -208,7 +208,7 @@ impl Decision {
     /// `warn` or `audit`, a push `deny` would have refused), for logs and metric labels.
     pub fn verdict(&self) -> &'static str {
         match self.standing() {
-            Standing::Within => "allowed",
+            Standing::Ok => "allowed",
             Standing::Near => "near_limit",
             Standing::Over => "denied",
         }
@@ -221,7 +221,7 @@ impl Decision {
             return None;
         }
         match self.standing() {
-            Standing::Within => None,
+            Standing::Ok => None,
             Standing::Over => (self.enforcement == Enforcement::Warn).then(|| {
                 format!("{self}; the push was accepted because the limit is enforced in warn mode")
             }),

@@ -130,14 +130,3 @@ impl FromStr for WarnAt {
         }
     }
 }
-
-/// How close a measured value is to its limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Standing {
-    /// Within the limit and below the warning threshold.
-    Within,
-    /// Within the limit, at or above the warning threshold.
-    Near,
-    /// Over the limit.
-    Over,
-}

@@ -82,10 +82,11 @@ mod protection;
 mod repository;
 mod size;
 mod tags;
+mod usage;
 
 pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
-pub use enforcement::{Enforcement, EnforcementError, Standing, WarnAt, WarnAtError};
+pub use enforcement::{Enforcement, EnforcementError, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
 pub use migration::{
@@ -100,3 +101,4 @@ pub use protection::{
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use size::{ByteSize, SizeError};
 pub use tags::TagTally;
+pub use usage::{Standing, Usage};

@@ -23,6 +23,16 @@ impl<T: PartialOrd> Limit<T> {
     }
 }
 
+impl<T> Limit<T> {
+    /// The bound mapped by `f`; unlimited stays unlimited.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Limit<U> {
+        match self {
+            Limit::Max(max) => Limit::Max(f(max)),
+            Limit::Unlimited => Limit::Unlimited,
+        }
+    }
+}
+
 impl<T: Copy> Limit<T> {
     /// The bound, or `None` when unlimited.
     pub fn max(&self) -> Option<T> {

@@ -99,8 +99,8 @@ pub enum UpstreamError {
         /// The resolved target.
         target: String,
     },
-    /// The tag list still had a next page after the configured number of pages.
-    #[error("tag list at {url} still has a next page after {limit} pages")]
+    /// The tag list or catalog still had a next page after the configured number of pages.
+    #[error("listing at {url} still has a next page after {limit} pages")]
     TooManyPages {
         /// The configured page limit.
         limit: usize,
@@ -143,6 +143,12 @@ pub enum UpstreamError {
         /// What is wrong with it.
         #[source]
         problem: ResponseProblem,
+    },
+    /// A manifest reference that is neither a tag nor a digest, which is not put in a URL.
+    #[error("invalid manifest reference {reference:?}: neither a tag nor a digest")]
+    InvalidReference {
+        /// The reference.
+        reference: String,
     },
     /// A request URL could not be built from the upstream URL.
     #[error("cannot build a request URL from {value:?}")]
@@ -295,7 +301,7 @@ impl UpstreamError {
             | Self::TooManyPages { .. }
             | Self::Challenge { .. }
             | Self::InvalidResponse { .. } => Fault::Upstream,
-            Self::InvalidUrl { .. } => Fault::Internal,
+            Self::InvalidUrl { .. } | Self::InvalidReference { .. } => Fault::Internal,
         }
     }
 

@@ -2,7 +2,9 @@
 //!
 //! The gateway codes against the [`Upstream`] trait; [`ReqwestUpstream`] implements it over
 //! HTTP for any registry speaking the OCI distribution API (CNCF distribution, Harbor, zot).
-//! Tests can supply their own implementation.
+//! Tests can supply their own implementation. A usage report reads more than a push needs: the
+//! catalog of repositories and manifests, through the [`Inventory`] trait, which
+//! [`ReqwestUpstream`] implements too.
 //!
 //! Every call says which credentials to use ([`Auth`]): the pushing client's own
 //! `Authorization` header, nothing, or the configured account, which works with both Basic auth
@@ -47,6 +49,7 @@ mod builder;
 mod challenge;
 mod error;
 mod header_tokens;
+mod inventory;
 mod link;
 mod reqwest_impl;
 mod token;
@@ -59,6 +62,7 @@ pub use builder::{
 };
 pub use challenge::{Challenge, ChallengeError, parse_www_authenticate};
 pub use error::{BoxError, BuildError, Fault, ResponseProblem, TokenProblem, UpstreamError};
+pub use inventory::{FetchedManifest, Inventory, MANIFEST_ACCEPT};
 pub use link::{LinkError, parse_link_next};
 pub use reqwest_impl::ReqwestUpstream;
 pub use upstream::Upstream;

@@ -13,17 +13,15 @@ use crate::auth::{Auth, Credentials};
 use crate::builder::ReqwestUpstreamBuilder;
 use crate::challenge::{Challenge, parse_www_authenticate};
 use crate::error::{ResponseProblem, TokenProblem, UpstreamError};
+use crate::inventory::{FetchedManifest, Inventory, MANIFEST_ACCEPT, is_reference};
 use crate::link::parse_link_next;
 use crate::token::{BearerParams, TokenCache, TokenKey, excerpt, parse_token_response};
 use crate::upstream::Upstream;
 
-/// Largest tag list page read (a page of 1000 long tags is about 130 KiB).
+/// Largest tag list or catalog page read (a page of 1000 long tags is about 130 KiB).
 const MAX_PAGE_BYTES: usize = 32 << 20;
 /// Largest token endpoint answer read.
 const MAX_TOKEN_BYTES: usize = 1 << 20;
-/// The manifest types a manifest `HEAD` accepts: without them, distribution does not answer
-/// an OCI manifest by tag, and answers a Docker schema 2 one as schema 1 (another digest).
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 /// Largest error body read to find a distribution error code.
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
@@ -93,9 +91,52 @@ struct TagList {
 
 /// One catalog page.
 #[derive(Debug, serde::Deserialize)]
-struct Catalog {
+struct CatalogPage {
     #[serde(default)]
     repositories: Option<Vec<String>>,
+}
+
+/// A paginated listing.
+#[derive(Debug, Clone, Copy)]
+enum Listing<'a> {
+    /// `GET /v2/<name>/tags/list`
+    Tags(&'a RepositoryName),
+    /// `GET /v2/_catalog`
+    Catalog,
+}
+
+impl Listing<'_> {
+    fn path(self) -> String {
+        match self {
+            Listing::Tags(repo) => format!("v2/{repo}/tags/list"),
+            Listing::Catalog => "v2/_catalog".to_owned(),
+        }
+    }
+
+    fn scope(self) -> String {
+        match self {
+            Listing::Tags(repo) => format!("repository:{repo}:pull"),
+            Listing::Catalog => "registry:catalog:*".to_owned(),
+        }
+    }
+
+    /// The entries of one page's body.
+    fn entries(self, body: &[u8]) -> Result<Vec<String>, ResponseProblem> {
+        match self {
+            Listing::Tags(_) => serde_json::from_slice::<TagList>(body)
+                .map(|page| page.tags.unwrap_or_default())
+                .map_err(|e| ResponseProblem::TagList {
+                    excerpt: excerpt(body),
+                    source: Box::new(e),
+                }),
+            Listing::Catalog => serde_json::from_slice::<CatalogPage>(body)
+                .map(|page| page.repositories.unwrap_or_default())
+                .map_err(|e| ResponseProblem::Catalog {
+                    excerpt: excerpt(body),
+                    source: Box::new(e),
+                }),
+        }
+    }
 }
 
 /// `{"errors": [{"code": ..., "message": ...}]}`
@@ -149,54 +190,6 @@ impl ReqwestUpstream {
     /// The upstream URL requests are built on (always ending in `/`).
     pub fn base_url(&self) -> &Url {
         &self.base
-    }
-
-    /// Every repository the registry lists (`GET /v2/_catalog`, every page, scope
-    /// `registry:catalog:*`), for migrations that need the namespaces in use.
-    pub async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
-        let mut url = self.url("v2/_catalog")?;
-        url.query_pairs_mut()
-            .append_pair("n", &self.page_size.to_string());
-        let first = shown(&url);
-        let mut repositories = Vec::new();
-        for _ in 0..self.max_pages {
-            let shown_url = shown(&url);
-            let response = self
-                .send(Method::GET, &url, auth, "registry:catalog:*", None)
-                .await?;
-            if response.status() != StatusCode::OK {
-                return Err(self.failure(response, &shown_url, auth).await);
-            }
-            let links: Vec<&str> = response
-                .headers()
-                .get_all(header::LINK)
-                .iter()
-                .map(|v| v.to_str().unwrap_or("\u{fffd}"))
-                .collect();
-            let next = if links.is_empty() {
-                None
-            } else {
-                self.next_page(&url, &links.join(", "))?
-            };
-            let body = self.read_body(response, MAX_PAGE_BYTES, &shown_url).await?;
-            let page: Catalog =
-                serde_json::from_slice(&body).map_err(|e| UpstreamError::InvalidResponse {
-                    url: shown_url.clone(),
-                    problem: ResponseProblem::Catalog {
-                        excerpt: excerpt(&body),
-                        source: Box::new(e),
-                    },
-                })?;
-            repositories.extend(page.repositories.unwrap_or_default());
-            match next {
-                Some(next) => url = next,
-                None => return Ok(repositories),
-            }
-        }
-        Err(UpstreamError::TooManyPages {
-            limit: self.max_pages,
-            url: first,
-        })
     }
 
     /// Whether the registry is up: `GET /v2/` answered 200 or 401 (it wants credentials, which
@@ -264,8 +257,8 @@ impl ReqwestUpstream {
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value.clone());
         }
-        if let Some(accept) = accept {
-            request = request.header(header::ACCEPT, accept);
+        if let Some(value) = accept {
+            request = request.header(header::ACCEPT, value);
         }
         match request.send().await {
             Ok(response) => {
@@ -532,23 +525,24 @@ impl ReqwestUpstream {
         Ok(Some(next))
     }
 
-    async fn list_tags(
+    /// Every entry of a paginated listing (a tag list or the catalog), following `Link`.
+    async fn list(
         &self,
-        repo: &RepositoryName,
+        listing: Listing<'_>,
         auth: Auth<'_>,
     ) -> Result<Vec<String>, UpstreamError> {
-        let mut url = self.url(&format!("v2/{repo}/tags/list"))?;
+        let mut url = self.url(&listing.path())?;
         url.query_pairs_mut()
             .append_pair("n", &self.page_size.to_string());
         let first = shown(&url);
-        let scope = format!("repository:{repo}:pull");
-        let mut tags = Vec::new();
+        let scope = listing.scope();
+        let mut entries = Vec::new();
         for page in 1..=self.max_pages {
             let shown_url = shown(&url);
             let response = self.send(Method::GET, &url, auth, &scope, None).await?;
             match response.status() {
                 StatusCode::OK => {}
-                StatusCode::NOT_FOUND if page == 1 => {
+                StatusCode::NOT_FOUND if page == 1 && matches!(listing, Listing::Tags(_)) => {
                     let error = self.failure(response, &shown_url, auth).await;
                     return match &error {
                         UpstreamError::Status {
@@ -571,20 +565,30 @@ impl ReqwestUpstream {
                 self.next_page(&url, &links.join(", "))?
             };
             let body = self.read_body(response, MAX_PAGE_BYTES, &shown_url).await?;
-            let list: TagList =
-                serde_json::from_slice(&body).map_err(|e| UpstreamError::InvalidResponse {
-                    url: shown_url.clone(),
-                    problem: ResponseProblem::TagList {
-                        excerpt: excerpt(&body),
-                        source: Box::new(e),
-                    },
-                })?;
-            tags.extend(list.tags.unwrap_or_default());
+            let page_entries =
+                listing
+                    .entries(&body)
+                    .map_err(|problem| UpstreamError::InvalidResponse {
+                        url: shown_url.clone(),
+                        problem,
+                    })?;
+            entries.extend(page_entries);
             match next {
                 Some(next) => url = next,
                 None => {
-                    tracing::debug!(repository = %repo, tags = tags.len(), pages = page, "listed upstream tags");
-                    return Ok(tags);
+                    match listing {
+                        Listing::Tags(repo) => {
+                            tracing::debug!(repository = %repo, tags = entries.len(), pages = page, "listed upstream tags");
+                        }
+                        Listing::Catalog => {
+                            tracing::debug!(
+                                repositories = entries.len(),
+                                pages = page,
+                                "listed upstream catalog"
+                            );
+                        }
+                    }
+                    return Ok(entries);
                 }
             }
         }
@@ -592,6 +596,39 @@ impl ReqwestUpstream {
             limit: self.max_pages,
             url: first,
         })
+    }
+
+    async fn get_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<FetchedManifest>, UpstreamError> {
+        if !is_reference(reference) {
+            return Err(UpstreamError::InvalidReference {
+                reference: reference.to_owned(),
+            });
+        }
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let shown_url = shown(&url);
+        let scope = format!("repository:{repo}:pull");
+        let response = self
+            .send(Method::GET, &url, auth, &scope, Some(MANIFEST_ACCEPT))
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(self.failure(response, &shown_url, auth).await),
+        }
+        let media_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = self
+            .read_body(response, oci_manifest::MAX_MANIFEST_BYTES, &shown_url)
+            .await?;
+        Ok(Some(FetchedManifest { media_type, body }))
     }
 
     async fn head_blob(
@@ -691,7 +728,7 @@ impl Upstream for ReqwestUpstream {
         repo: &RepositoryName,
         auth: Auth<'_>,
     ) -> Result<Vec<String>, UpstreamError> {
-        self.list_tags(repo, auth).await
+        self.list(Listing::Tags(repo), auth).await
     }
 
     async fn blob_size(
@@ -710,5 +747,20 @@ impl Upstream for ReqwestUpstream {
         auth: Auth<'_>,
     ) -> Result<Option<Digest>, UpstreamError> {
         self.head_manifest(repo, reference, auth).await
+    }
+}
+
+impl Inventory for ReqwestUpstream {
+    async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+        self.list(Listing::Catalog, auth).await
+    }
+
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<FetchedManifest>, UpstreamError> {
+        self.get_manifest(repo, reference, auth).await
     }
 }

@@ -10,5 +10,6 @@ mod policies;
 mod proxy;
 mod rawhttp;
 mod reads;
+mod report;
 mod rollout;
 mod support;

@@ -72,11 +72,11 @@ fn decisions_follow_the_mode() {
         applied("warned/app")
             .check_image_size(ByteSize::new((5 << 20) - 1))
             .standing(),
-        Standing::Within
+        Standing::Ok
     );
     assert_eq!(
         applied("strict/app").check_image_size(mb(10)).standing(),
-        Standing::Within
+        Standing::Ok
     );
     // Tags: 2 held + 1 new = 3 of 4 is 75%, past warned/'s 50%; a push of no new tag never is.
     let near = applied("warned/app").check_tags(2, 1);

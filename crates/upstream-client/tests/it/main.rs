@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod fake;
+mod inventory;
 mod real;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use testkit::{ManifestFormat, RawPusher, Registry, RegistryAuth, TestImage};
-use upstream_client::{Auth, AuthKind, Fault, Upstream, UpstreamError};
+use upstream_client::{Auth, AuthKind, Fault, Inventory, Upstream, UpstreamError};
 
 use crate::{client, digest, repo, sorted};
 
