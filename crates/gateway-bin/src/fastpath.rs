@@ -5,16 +5,17 @@
 //! Pulls are most of a registry's traffic and the gateway checks nothing on them, so they
 //! should cost as little as a relay can. Every connection starts here: the request head is
 //! read and parsed with `httparse`, routed with the same [`ApiRequest::parse`] as every other
-//! request, and only a plain read (HTTP/1.1, origin-form target, no body, no `Expect` or
+//! request, and only a plain read (HTTP/1.1 or 1.0, origin-form target, no body, no `Expect` or
 //! `Upgrade`, [`Route::Read`]) is relayed here, with the headers prepared by the same
-//! [`Target`] code as the hyper path. Anything else (a write, a refusal, HTTP/1.0, h2c, a head
+//! [`Target`] code as the hyper path. Anything else (a write, a refusal, h2c, a head
 //! `httparse` rejects or one too large) hands the connection, with the bytes already read, to
 //! hyper for the rest of its life; hyper then reads it exactly as it would have from the
 //! start. The fast path therefore never decides anything about a write.
 //!
 //! Upstream connections are kept in a small pool of idle sockets. A response body of known
 //! length is spliced through a pipe, socket to socket, without being copied into the process;
-//! chunked and close-delimited bodies (tag lists, error answers) are copied through a buffer,
+//! chunked and close-delimited bodies (tag lists, error answers) are copied through a buffer
+//! (chunks decoded for an HTTP/1.0 client),
 //! with the chunked framing followed so that the connection can be reused.
 
 use std::io;
@@ -94,8 +95,11 @@ struct ReadRequest {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    /// The client asked to close the connection after this answer.
+    /// The connection closes after this answer: the client asked (HTTP/1.1 `Connection:
+    /// close`), or did not ask to keep it (HTTP/1.0 without `Connection: keep-alive`).
     close: bool,
+    /// An HTTP/1.0 client: no chunked answers, and keep-alive said explicitly.
+    http10: bool,
 }
 
 /// Why a relayed request failed.
@@ -236,7 +240,7 @@ impl ReadPath {
         pipe: &mut Option<Pipe>,
     ) -> Result<(StatusCode, bool), RelayError> {
         let head = self.upstream_head(&request, remote);
-        let close = request.close;
+        let (close, http10) = (request.close, request.http10);
         let started = Instant::now();
         let (mut upstream, response) = tokio::time::timeout(
             self.upstream_timeout,
@@ -254,7 +258,16 @@ impl ReadPath {
         })??;
         self.metrics.upstream("proxy", started.elapsed());
         let status = response.status;
-        let mut out = self.response_head(status, response.headers, response.framing, close);
+        // An HTTP/1.0 client cannot read chunks: the body is sent decoded, delimited by the
+        // end of the connection.
+        let dechunk = http10 && response.framing == Framing::Chunked;
+        let mut out = self.response_head(
+            status,
+            response.headers,
+            response.framing,
+            close || dechunk,
+            http10,
+        );
         let in_hand = scratch.len() as u64;
         let reusable = match response.framing {
             Framing::Empty => {
@@ -278,8 +291,15 @@ impl ReadPath {
             }
             Framing::Chunked => {
                 write_all(conn, &out).await?;
-                let (bytes, clean) = copy_chunked(&mut upstream, conn, scratch).await?;
+                let (bytes, clean) = copy_chunked(&mut upstream, conn, scratch, dechunk).await?;
                 self.metrics.relayed("copy", bytes);
+                if dechunk {
+                    if clean && response.reusable {
+                        self.check_in(upstream);
+                    }
+                    conn.shutdown().await?;
+                    return Ok((status, false));
+                }
                 clean
             }
             Framing::UntilClose => {
@@ -409,6 +429,7 @@ impl ReadPath {
         mut headers: HeaderMap,
         framing: Framing,
         close: bool,
+        http10: bool,
     ) -> Vec<u8> {
         self.target.response_headers(&mut headers);
         let mut head = Vec::with_capacity(512);
@@ -419,13 +440,17 @@ impl ReadPath {
         head.extend_from_slice(b"\r\n");
         if framing == Framing::Chunked {
             headers.remove(header::CONTENT_LENGTH);
-            headers.insert(
-                header::TRANSFER_ENCODING,
-                HeaderValue::from_static("chunked"),
-            );
+            if !http10 {
+                headers.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
         }
         if close || framing == Framing::UntilClose {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        } else if http10 {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         }
         write_headers(&mut head, &headers);
         head.extend_from_slice(b"\r\n");
@@ -456,16 +481,19 @@ fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     }
 }
 
-/// The request in `head` when this path relays it: a plain HTTP/1.1 read without a body.
+/// The request in `head` when this path relays it: a plain HTTP/1.1 or HTTP/1.0 read without a
+/// body.
 fn read_request(head: &[u8]) -> Option<ReadRequest> {
     let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut parsed);
     if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
         return None;
     }
-    if request.version != Some(1) {
-        return None;
-    }
+    let http10 = match request.version? {
+        1 => false,
+        0 => true,
+        _ => return None,
+    };
     let method = match request.method? {
         "GET" => Method::GET,
         "HEAD" => Method::HEAD,
@@ -481,7 +509,7 @@ fn read_request(head: &[u8]) -> Option<ReadRequest> {
         return None;
     }
     let mut headers = HeaderMap::with_capacity(request.headers.len());
-    let mut close = false;
+    let (mut close, mut keep_alive) = (false, false);
     for h in request.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         let value = HeaderValue::from_bytes(h.value).ok()?;
@@ -492,11 +520,10 @@ fn read_request(head: &[u8]) -> Option<ReadRequest> {
             return None;
         }
         if name == header::CONNECTION {
-            close |= value
-                .to_str()
-                .ok()?
-                .split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("close"));
+            for token in value.to_str().ok()?.split(',') {
+                close |= token.trim().eq_ignore_ascii_case("close");
+                keep_alive |= token.trim().eq_ignore_ascii_case("keep-alive");
+            }
         }
         headers.append(name, value);
     }
@@ -507,7 +534,8 @@ fn read_request(head: &[u8]) -> Option<ReadRequest> {
         method,
         uri,
         headers,
-        close,
+        close: close || (http10 && !keep_alive),
+        http10,
     })
 }
 
@@ -762,23 +790,34 @@ async fn copy_to_end(
     }
 }
 
-/// Copies a chunked body, bytes unchanged, to its last chunk and trailers. `buf` holds the
-/// bytes already read. Returns the bytes copied and whether the connection ended exactly at
-/// the body's end (so that it can be reused).
+/// Copies a chunked body to its last chunk and trailers: the bytes unchanged, or with
+/// `dechunk` only the chunks' data (for an HTTP/1.0 client). `buf` holds the bytes already
+/// read. Returns the bytes copied and whether the connection ended exactly at the body's end
+/// (so that it can be reused).
 async fn copy_chunked(
     upstream: &mut TcpStream,
     conn: &mut Watched,
     buf: &mut BytesMut,
+    dechunk: bool,
 ) -> Result<(u64, bool), RelayError> {
     let mut chunks = Chunks::default();
     let mut copied = 0;
+    let mut data = Vec::new();
     loop {
         if !buf.is_empty() {
-            let (used, done) = chunks.feed(buf).map_err(|why| {
+            data.clear();
+            let (used, done) = chunks.feed(buf, &mut data).map_err(|why| {
                 RelayError::Broken(io::Error::new(io::ErrorKind::InvalidData, why))
             })?;
-            conn.write_all(&buf[..used]).await?;
-            copied += used as u64;
+            if dechunk {
+                for range in &data {
+                    conn.write_all(&buf[range.clone()]).await?;
+                    copied += range.len() as u64;
+                }
+            } else {
+                conn.write_all(&buf[..used]).await?;
+                copied += used as u64;
+            }
             let extra = buf.len() > used;
             buf.clear();
             if done {
@@ -826,8 +865,13 @@ enum ChunkState {
 const MAX_LINE: usize = 8 * 1024;
 
 impl Chunks {
-    /// Follows `bytes`; returns how many belong to the body and whether the body ended.
-    fn feed(&mut self, bytes: &[u8]) -> Result<(usize, bool), &'static str> {
+    /// Follows `bytes`; returns how many belong to the body and whether the body ended, and
+    /// adds the ranges of `bytes` that are chunk data to `data`.
+    fn feed(
+        &mut self,
+        bytes: &[u8],
+        data: &mut Vec<std::ops::Range<usize>>,
+    ) -> Result<(usize, bool), &'static str> {
         let mut i = 0;
         while i < bytes.len() {
             if self.state == ChunkState::Done {
@@ -835,6 +879,7 @@ impl Chunks {
             }
             if let ChunkState::Data(left) = self.state {
                 let take = (bytes.len() - i).min(usize::try_from(left).unwrap_or(usize::MAX));
+                data.push(i..i + take);
                 i += take;
                 let left = left - take as u64;
                 self.state = if left == 0 {
@@ -1049,12 +1094,35 @@ mod tests {
     /// Feeds `body` split at `at` and returns what `Chunks` made of it.
     fn follow(body: &[u8], at: usize) -> Result<(usize, bool), &'static str> {
         let mut chunks = Chunks::default();
-        let (first, done) = chunks.feed(&body[..at])?;
+        let mut data = Vec::new();
+        let (first, done) = chunks.feed(&body[..at], &mut data)?;
         if done {
             return Ok((first, true));
         }
-        let (second, done) = chunks.feed(&body[at..])?;
+        let (second, done) = chunks.feed(&body[at..], &mut data)?;
         Ok((first + second, done))
+    }
+
+    /// The data of a chunked body, fed split at `at`.
+    fn decode(body: &[u8], at: usize) -> Vec<u8> {
+        let mut chunks = Chunks::default();
+        let mut out = Vec::new();
+        for part in [&body[..at], &body[at..]] {
+            let mut data = Vec::new();
+            chunks.feed(part, &mut data).expect("valid");
+            for range in data {
+                out.extend_from_slice(&part[range]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn chunk_data_is_found_however_the_body_is_split() {
+        let body = b"5\r\nhello\r\nA;x=1\r\n, chunked!\r\n0\r\nX-Sum: 1\r\n\r\n";
+        for at in 0..=body.len() {
+            assert_eq!(decode(body, at), b"hello, chunked!", "split at {at}");
+        }
     }
 
     #[test]
@@ -1179,6 +1247,9 @@ mod tests {
         // decodes and redirects them itself.
         assert!(relayed("GET /v2/a%2Fb/manifests/v1 HTTP/1.1\r\n\r\n"));
         assert!(relayed("GET /v2//a/manifests/v1 HTTP/1.1\r\n\r\n"));
+        assert!(relayed(
+            "HEAD /v2/a/manifests/v1 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+        ));
         for head in [
             // Writes, whatever they look like.
             "PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
@@ -1194,7 +1265,7 @@ mod tests {
             "GET /v2/ HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             "GET /v2/ HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
             // Other versions and target forms.
-            "GET /v2/ HTTP/1.0\r\n\r\n",
+            "GET /v2/ HTTP/2.0\r\n\r\n",
             "GET http://registry/v2/ HTTP/1.1\r\n\r\n",
             "GET * HTTP/1.1\r\n\r\n",
             // Paths the gateway answers itself.

@@ -157,6 +157,52 @@ async fn chunked_answers_are_relayed_and_the_connection_reused() {
         assert_eq!(visible(&through), visible(&direct));
     }
     assert!(gateway.metric(COPIED) > copied_before + direct.body.len() as f64);
+    // An HTTP/1.0 client cannot read chunks: it gets the listing decoded, and the connection
+    // closes after it.
+    let mut conn = RawConn::connect(gateway.port).await;
+    conn.write(b"GET /v2/many/tags/tags/list HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .expect("write");
+    let old_client = conn
+        .read_answer(false, LIMIT)
+        .await
+        .expect("HTTP/1.0 listing");
+    assert_eq!(old_client.status, 200);
+    assert_eq!(old_client.header("transfer-encoding"), None);
+    assert_eq!(old_client.body, direct.body);
+    assert!(conn.closed_within(Duration::from_secs(5)).await.is_ok());
+}
+
+#[tokio::test]
+async fn http10_clients_keep_alive_only_when_they_ask() {
+    let (registry, gateway) = start();
+    let blob = stored_blob(&registry, "pull/old", 300 * 1024, 6).await;
+    let target = format!("/v2/pull/old/blobs/{}", blob.digest);
+    // Keep-alive asked (as ApacheBench does): said in the answer, and the connection serves a
+    // second request.
+    let mut conn = RawConn::connect(gateway.port).await;
+    for method in ["HEAD", "GET"] {
+        let head = format!("{method} {target} HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+        conn.write(head.as_bytes()).await.expect("write");
+        let answer = conn
+            .read_answer(method == "HEAD", LIMIT)
+            .await
+            .expect("answer");
+        assert_eq!(answer.status, 200, "{method}");
+        assert_eq!(answer.header("connection"), Some("keep-alive"), "{method}");
+        if method == "GET" {
+            assert_eq!(sha256_digest(&answer.body), blob.digest);
+        }
+    }
+    // Not asked: the answer, then the end of the connection.
+    let mut conn = RawConn::connect(gateway.port).await;
+    conn.write(format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let answer = conn.read_answer(false, LIMIT).await.expect("HTTP/1.0");
+    assert_eq!(sha256_digest(&answer.body), blob.digest);
+    assert!(conn.closed_within(Duration::from_secs(5)).await.is_ok());
+    assert!(gateway.metric(SPLICED) > 0.0);
 }
 
 #[tokio::test]
@@ -251,15 +297,6 @@ async fn reads_the_relay_leaves_to_hyper_are_answered_as_before() {
         assert_eq!(answer.status, 200, "{what}: {}", answer.describe());
         assert_eq!(sha256_digest(&answer.body), blob.digest, "{what}");
     }
-
-    // HTTP/1.0, which hyper answers and closes.
-    let mut conn = RawConn::connect(gateway.port).await;
-    conn.write(format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
-    let answer = conn.read_answer(false, LIMIT).await.expect("HTTP/1.0");
-    assert_eq!(sha256_digest(&answer.body), blob.digest);
-    assert!(conn.closed_within(Duration::from_secs(5)).await.is_ok());
 
     // A path outside the API and a method the API lacks get the gateway's own refusals.
     let outside = get(gateway.port, "/debug/vars", &[]).await;
