@@ -14,9 +14,9 @@
 //!
 //! Upstream connections are kept in a small pool of idle sockets. A response body of known
 //! length is spliced through a pipe, socket to socket, without being copied into the process;
-//! chunked and close-delimited bodies (tag lists, error answers) are copied through a buffer
-//! (chunks decoded for an HTTP/1.0 client),
-//! with the chunked framing followed so that the connection can be reused.
+//! chunked and close-delimited bodies (tag lists, error answers) are copied through a buffer,
+//! with the chunked framing followed so that the connection can be reused (and the chunks
+//! decoded for an HTTP/1.0 client).
 
 use std::io;
 use std::net::SocketAddr;
