@@ -38,6 +38,8 @@ EOF
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 command_line="benches/proxy/reads.sh${*:+ $*}"
+# shellcheck source=benches/proxy/lib.sh
+. "$here/lib.sh"
 
 quick=0 write_docs=0 build=1 keep=0 size='' rounds='' duration='' connections=16
 while [ $# -gt 0 ]; do
@@ -70,8 +72,6 @@ for tool in cargo docker-registry nginx wrk ab curl sha256sum numfmt; do
 done
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 if [ "$build" = 1 ]; then
     log "building the gateway (cargo build --release -p gateway-bin)"
@@ -97,97 +97,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-used_ports=' '
-free_port() { # variable
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 12000))
-        case "$used_ports" in *" $port "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            used_ports="$used_ports$port "
-            printf -v "$1" '%s' "$port"
-            return
-        fi
-    done
-}
-wait_ready() { # name url pid
-    local i
-    for i in $(seq 1 100); do
-        if curl -fs -o /dev/null --max-time 1 "$2"; then return 0; fi
-        kill -0 "$3" 2>/dev/null || die "$1 exited at start (see $work)"
-        sleep 0.1
-    done
-    die "$1 did not answer $2 within 10 s"
-}
 
 registry_port='' nginx_port='' gateway_port='' admin_port='' hyper_port='' hyper_admin_port=''
 for v in registry_port nginx_port gateway_port admin_port hyper_port hyper_admin_port; do free_port "$v"; done
 mkdir -p "$work/storage" "$work/nginx" "$work/samples"
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $work/storage
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$registry_port
-  secret: read-bench-secret
-EOF
+write_registry_config "$work/registry.yml" "$registry_port" "$work/storage" read-bench-secret
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
 pids+=("$registry_pid")
 
-nginx_user=''
-[ "$(id -u)" = 0 ] && nginx_user='user root;'
-cat >"$work/nginx/nginx.conf" <<EOF
-$nginx_user
-daemon off;
-worker_processes auto;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream registry {
-        server 127.0.0.1:$registry_port;
-        keepalive 128;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$nginx_port;
-        client_max_body_size 0;
-        location / {
-            proxy_pass http://registry;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_request_buffering off;
-            proxy_buffering off;
-            proxy_buffer_size 256k;
-            proxy_buffers 4 256k;
-            proxy_busy_buffers_size 256k;
-            proxy_read_timeout 900s;
-            proxy_send_timeout 900s;
-        }
-    }
-}
-EOF
+write_nginx_config "$work/nginx" "$nginx_port" "$registry_port" 256k
 "$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx" >"$work/nginx/stderr.log" 2>&1 &
 nginx_pid=$!
 pids+=("$nginx_pid")
@@ -228,14 +147,6 @@ order() { # round
 }
 
 clk_tck=$(getconf CLK_TCK)
-cpu_ticks() { # pid...
-    local pid total=0 t
-    for pid in "$@"; do
-        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        total=$((total + t))
-    done
-    echo "$total"
-}
 relay_pids() { # path
     case "$1" in
         nginx) pgrep -P "$nginx_pid" 2>/dev/null || true ;;
@@ -243,30 +154,7 @@ relay_pids() { # path
         hyper) echo "$hyper_pid" ;;
     esac
 }
-rss_kib() { # pid field
-    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
-}
-sample() { echo "$2" >>"$work/samples/$1"; } # name value
 
-hdr="$work/headers"
-request() { # expected-status curl-args...; prints time_total
-    local expected=$1 out status time
-    shift
-    out=$(curl -s -o /dev/null -D "$hdr" -H 'Expect:' -w '%{http_code} %{time_total}' "$@") || true
-    status=${out%% *} time=${out#* }
-    [ "$status" = "$expected" ] || die "expected $expected, got $status: curl $*"
-    echo "$time"
-}
-location() { # base
-    local loc
-    loc=$(tr -d '\r' <"$hdr" | awk 'tolower($1) == "location:" { print $2 }' | tail -1)
-    [ -n "$loc" ] || die "no Location header"
-    case "$loc" in /*) loc="$1$loc" ;; esac
-    echo "$loc"
-}
-with_query() { case "$1" in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac; }
-add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a + b }'; }
-mbps() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.1f", s / t / 1e6 }'; }
 
 # ---------------------------------------------------------------------------------------------
 # Scenario 1: blob upload and download.
@@ -404,16 +292,6 @@ elapsed=$(($(date +%s) - started_at))
 # ---------------------------------------------------------------------------------------------
 # Results.
 
-median() { sort -g "$1" | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
-    if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-fmt() { awk -v v="$1" 'BEGIN { if (v == "nan" || v == "") print "-"; else if (v >= 100) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.2f", v }'; }
-# Median and range of the per-round ratios a_i / b_i.
-paired() { # file-a file-b
-    paste "$1" "$2" | awk '{ if ($2 > 0) print $1 / $2 }' | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "-"; exit }
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
-}
 s="$work/samples"
 row() { # label unit key
     local d n g h

@@ -47,6 +47,8 @@ EOF
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 command_line="benches/proxy/run.sh${*:+ $*}"
+# shellcheck source=benches/proxy/lib.sh
+. "$here/lib.sh"
 
 quick=0 write_docs=0 build=1 keep=0
 size='' chunk='' blob_rounds='' push_rounds='' pushes='' wrk_rounds='' duration='' connections=64
@@ -95,8 +97,6 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 # 1073741824 -> 1GiB, 33554432 -> 32MiB
 iec() { numfmt --to=iec "$1" | sed -E 's/\.0([KMGT])/\1/; s/([KMGT])$/\1iB/'; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 # Build and start everything.
@@ -128,30 +128,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Sets variable $1 to a loopback port nothing listens on and no other variable was given.
-used_ports=' '
-free_port() { # variable
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        case "$used_ports" in *" $port "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            used_ports="$used_ports$port "
-            printf -v "$1" '%s' "$port"
-            return
-        fi
-    done
-}
-
-wait_ready() { # name url pid
-    local i
-    for i in $(seq 1 100); do
-        if curl -fs -o /dev/null --max-time 1 "$2"; then return 0; fi
-        kill -0 "$3" 2>/dev/null || die "$1 exited at start (see $work)"
-        sleep 0.1
-    done
-    die "$1 did not answer $2 within 10 s"
-}
 
 registry_port='' nginx_port='' gateway_port='' admin_port='' redis_port='' redis_gw_port='' redis_admin_port=''
 free_port registry_port
@@ -163,75 +139,12 @@ free_port redis_gw_port
 free_port redis_admin_port
 
 mkdir -p "$work/storage" "$work/nginx" "$work/data" "$work/samples"
-cat >"$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $work/storage
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$registry_port
-  secret: proxy-bench-secret
-EOF
+write_registry_config "$work/registry.yml" "$registry_port" "$work/storage" proxy-bench-secret
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
 pids+=("$registry_pid")
 
-# nginx as the fair peer: streaming both ways, keepalive to the registry, no access log (the
-# gateway writes none for plain requests either), workers = cores, and a read buffer the size
-# of the gateway's (with proxy_buffering off nginx relays through one proxy_buffer_size buffer).
-nginx_user=''
-[ "$(id -u)" = 0 ] && nginx_user='user root;'
-cat >"$work/nginx/nginx.conf" <<EOF
-$nginx_user
-daemon off;
-worker_processes auto;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    fastcgi_temp_path $work/nginx/fastcgi;
-    uwsgi_temp_path $work/nginx/uwsgi;
-    scgi_temp_path $work/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream registry {
-        server 127.0.0.1:$registry_port;
-        keepalive 128;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$nginx_port;
-        client_max_body_size 0;
-        chunked_transfer_encoding on;
-        location / {
-            proxy_pass http://registry;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_request_buffering off;
-            proxy_buffering off;
-            proxy_buffer_size $nginx_buffer;
-            proxy_buffers 4 $nginx_buffer;
-            proxy_busy_buffers_size $nginx_buffer;
-            proxy_read_timeout 900s;
-            proxy_send_timeout 900s;
-        }
-    }
-}
-EOF
+write_nginx_config "$work/nginx" "$nginx_port" "$registry_port" "$nginx_buffer"
 "$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx" >"$work/nginx/stderr.log" 2>&1 &
 nginx_pid=$!
 pids+=("$nginx_pid")
@@ -280,27 +193,6 @@ order() {
 # ---------------------------------------------------------------------------------------------
 # HTTP helpers. Every request checks its status; any other is an error.
 
-hdr="$work/headers"
-# request EXPECTED_STATUS curl-args... ; prints "time_total"; leaves headers in $hdr.
-request() {
-    local expected=$1 out status time
-    shift
-    out=$(curl -s -o /dev/null -D "$hdr" -H 'Expect:' -w '%{http_code} %{time_total}' "$@") || true
-    status=${out%% *} time=${out#* }
-    [ "$status" = "$expected" ] || die "expected $expected, got $status: curl $* ($(tr -d '\r' <"$hdr" 2>/dev/null | head -1))"
-    echo "$time"
-}
-# The upload URL from the Location of the last answer, absolute.
-location() { # base
-    local loc
-    loc=$(tr -d '\r' <"$hdr" | awk 'tolower($1) == "location:" { print $2 }' | tail -1)
-    [ -n "$loc" ] || die "no Location header"
-    case "$loc" in /*) loc="$1$loc" ;; esac
-    echo "$loc"
-}
-with_query() { # url key=value
-    case "$1" in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac
-}
 # Monolithic upload of a small file directly, for set-up.
 put_blob() { # base repo file digest
     request 202 -X POST "$1/v2/$2/blobs/uploads/" >/dev/null
@@ -308,9 +200,6 @@ put_blob() { # base repo file digest
     url=$(with_query "$(location "$1")" "digest=$4")
     request 201 -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$3" "$url" >/dev/null
 }
-# Sums decimal seconds.
-add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a + b }'; }
-mbps() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.1f", s / t / 1e6 }'; }
 
 # Sample statistics over a file of numbers: median, or nearest-rank percentile.
 percentile() { # file p(0-100)
@@ -318,23 +207,8 @@ percentile() { # file p(0-100)
         if (NR == 0) { print "nan"; exit }
         i = int(p / 100 * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'
 }
-median() { # file
-    sort -g "$1" | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-sample() { echo "$2" >>"$work/samples/$1"; } # name value
 
-# CPU time (clock ticks) used so far by processes.
 clk_tck=$(getconf CLK_TCK)
-cpu_ticks() { # pid...
-    local pid total=0 t
-    for pid in "$@"; do
-        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-        total=$((total + t))
-    done
-    echo "$total"
-}
 # The processes that relay a path's requests (none for direct).
 relay_pids() { # path
     case "$1" in
@@ -353,9 +227,6 @@ blob_digest="sha256:$(sha256sum "$blob" | cut -d' ' -f1)"
 (cd "$work/data" && split -b "$chunk_bytes" -d -a 4 blob chunk.)
 chunks=("$work"/data/chunk.*)
 
-rss_kib() { # pid field
-    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
-}
 # Reset the peak RSS counters, so the peak measured is the one during the transfers.
 for pid in "$gateway_pid" $(relay_pids nginx); do
     echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
@@ -593,16 +464,7 @@ elapsed=$(($(date +%s) - started_at))
 # ---------------------------------------------------------------------------------------------
 # Results.
 
-fmt() { awk -v v="$1" 'BEGIN { if (v == "nan" || v == "") print "-"; else if (v >= 100) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.2f", v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "nan" || b == "nan") print "-"; else printf "%.2f", a / b }'; }
-# Median of the per-round ratios a_i / b_i (same round, so shared noise cancels), with their
-# range: "0.97 (0.93-1.02)".
-paired() { # file-a file-b
-    paste "$1" "$2" | awk '$2 > 0 { print $1 / $2 }' | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "-"; exit }
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        if (NR == 1) printf "%.2f", m; else printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
-}
 paired_median() { # file-a file-b: the median ratio alone
     paste "$1" "$2" | awk '$2 > 0 { print $1 / $2 }' | sort -g | awk '{ v[NR] = $1 } END {
         if (NR == 0) { print "nan"; exit }

@@ -1,0 +1,159 @@
+# Shared by the proxy benchmarks (run.sh, reads.sh): logging, free ports, the registry's and
+# nginx's configuration, HTTP helpers that check every status, CPU and memory readings, and
+# statistics. Sourced, not run; the caller sets `work` (its temporary directory) first.
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Sets variable $1 to a loopback port below the ephemeral range that nothing listens on and no
+# other variable was given.
+used_ports=' '
+free_port() { # variable
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 12000))
+        case "$used_ports" in *" $port "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            used_ports="$used_ports$port "
+            printf -v "$1" '%s' "$port"
+            return
+        fi
+    done
+}
+
+wait_ready() { # name url pid
+    local i
+    for i in $(seq 1 100); do
+        if curl -fs -o /dev/null --max-time 1 "$2"; then return 0; fi
+        kill -0 "$3" 2>/dev/null || die "$1 exited at start (see $work)"
+        sleep 0.1
+    done
+    die "$1 did not answer $2 within 10 s"
+}
+
+# docker-registry's configuration: filesystem storage, in-memory blob descriptor cache, no
+# access log, no upload purging.
+write_registry_config() { # file port storage-dir secret
+    cat >"$1" <<CONF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $3
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$2
+  secret: $4
+CONF
+}
+
+# nginx as the fair peer: streaming both ways, keepalive to the registry, no access log (the
+# gateway writes none for plain requests either), workers = cores, and a read buffer of the
+# given size (with proxy_buffering off nginx relays through one proxy_buffer_size buffer).
+write_nginx_config() { # dir listen-port registry-port buffer-size
+    local user=''
+    [ "$(id -u)" = 0 ] && user='user root;'
+    cat >"$1/nginx.conf" <<CONF
+$user
+daemon off;
+worker_processes auto;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    keepalive_requests 1000000;
+    upstream registry {
+        server 127.0.0.1:$3;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$2;
+        client_max_body_size 0;
+        chunked_transfer_encoding on;
+        location / {
+            proxy_pass http://registry;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_buffer_size $4;
+            proxy_buffers 4 $4;
+            proxy_busy_buffers_size $4;
+            proxy_read_timeout 900s;
+            proxy_send_timeout 900s;
+        }
+    }
+}
+CONF
+}
+
+# request EXPECTED_STATUS curl-args... ; prints "time_total"; leaves headers in $work/headers.
+request() {
+    local expected=$1 out status time hdr="$work/headers"
+    shift
+    out=$(curl -s -o /dev/null -D "$hdr" -H 'Expect:' -w '%{http_code} %{time_total}' "$@") || true
+    status=${out%% *} time=${out#* }
+    [ "$status" = "$expected" ] || die "expected $expected, got $status: curl $* ($(tr -d '\r' <"$hdr" 2>/dev/null | head -1))"
+    echo "$time"
+}
+# The upload URL from the Location of the last answer, absolute.
+location() { # base
+    local loc
+    loc=$(tr -d '\r' <"$work/headers" | awk 'tolower($1) == "location:" { print $2 }' | tail -1)
+    [ -n "$loc" ] || die "no Location header"
+    case "$loc" in /*) loc="$1$loc" ;; esac
+    echo "$loc"
+}
+with_query() { # url key=value
+    case "$1" in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac
+}
+# Sums decimal seconds.
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a + b }'; }
+mbps() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.1f", s / t / 1e6 }'; }
+
+sample() { echo "$2" >>"$work/samples/$1"; } # name value
+
+# CPU time (clock ticks) used so far by processes.
+cpu_ticks() { # pid...
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+rss_kib() { # pid field
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+median() { # file
+    sort -g "$1" | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+fmt() { awk -v v="$1" 'BEGIN { if (v == "nan" || v == "") print "-"; else if (v >= 100) printf "%.0f", v; else if (v >= 10) printf "%.1f", v; else printf "%.2f", v }'; }
+# Median of the per-round ratios a_i / b_i (same round, so shared noise cancels), with their
+# range: "0.97 (0.93-1.02)".
+paired() { # file-a file-b
+    paste "$1" "$2" | awk '$2 > 0 { print $1 / $2 }' | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "-"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        if (NR == 1) printf "%.2f", m; else printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
+}
