@@ -99,7 +99,9 @@ impl<U: Inventory> Reader<U> {
         };
         tags.sort();
         tags.dedup();
-        let count = tags.len() as u64;
+        // Counted as the gateway counts them: signature and attestation tags left out unless
+        // `exempt_signature_tags: false`.
+        let count = applied.protections.counted_tags(&tags).len() as u64;
         let repo = &repo;
         let measured: Vec<(String, Measured)> = futures_util::stream::iter(tags)
             .map(|tag| async move {
@@ -413,5 +415,38 @@ mod tests {
         assert_eq!(fetches.get("v1"), Some(&1));
         let most = fake.most_in_flight.load(Ordering::SeqCst);
         assert_eq!(most, CONCURRENCY, "requests at once");
+    }
+
+    #[tokio::test]
+    async fn signature_tags_count_as_the_gateway_counts_them() {
+        let signature = format!("sha256-{}.sig", "ab".repeat(32));
+        let mut fake = Fake {
+            catalog: vec!["a/signed".to_owned(), "strict/signed".to_owned()],
+            ..Fake::default()
+        };
+        for repository in ["a/signed", "strict/signed"] {
+            fake.tags.insert(
+                repository.into(),
+                Some(vec!["v1".to_owned(), "v2".to_owned(), signature.clone()]),
+            );
+        }
+        for tag in ["v1", "v2", signature.as_str()] {
+            fake.manifests.insert(tag.into(), image(10, &[100]));
+        }
+        let policy = Policy::from_yaml(
+            "tag_count_limit: 2\nrules:\n- path: ^strict/\n  exempt_signature_tags: false\n  limit: {max_image_size: 1GB, tag_count_limit: 2}\n",
+        )
+        .expect("valid policy");
+        let reader = Reader::new(&fake, policy, CONCURRENCY, 80, Progress::new(false));
+        let mut rows = reader.rows(fake.catalog.clone()).await;
+        crate::report::sort(&mut rows);
+        let summary: Vec<(&str, &str, Option<u64>)> = rows
+            .iter()
+            .map(|r| (r.status.as_str(), r.repository.as_str(), r.tags))
+            .collect();
+        assert_eq!(
+            summary,
+            [("over", "strict/signed", Some(3)), ("near", "a/signed", Some(2))]
+        );
     }
 }
