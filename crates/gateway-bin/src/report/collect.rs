@@ -446,7 +446,10 @@ mod tests {
             .collect();
         assert_eq!(
             summary,
-            [("over", "strict/signed", Some(3)), ("near", "a/signed", Some(2))]
+            [
+                ("over", "strict/signed", Some(3)),
+                ("near", "a/signed", Some(2))
+            ]
         );
     }
 }
