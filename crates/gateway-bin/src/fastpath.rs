@@ -142,7 +142,6 @@ impl ReadPath {
     ) -> Outcome {
         let mut buf = BytesMut::with_capacity(8 * 1024);
         let mut scratch = BytesMut::new();
-        let mut pipe = None;
         loop {
             if *stop.borrow() && buf.is_empty() {
                 return Outcome::Closed;
@@ -156,9 +155,7 @@ impl ReadPath {
                 return Outcome::Handoff(Prefixed::new(buf.freeze(), conn));
             };
             buf.advance(head_len);
-            let keep = self
-                .relay(&mut conn, request, remote, &mut scratch, &mut pipe)
-                .await;
+            let keep = self.relay(&mut conn, request, remote, &mut scratch).await;
             if !keep {
                 return Outcome::Closed;
             }
@@ -205,12 +202,11 @@ impl ReadPath {
         request: ReadRequest,
         remote: SocketAddr,
         scratch: &mut BytesMut,
-        pipe: &mut Option<Pipe>,
     ) -> bool {
         let _in_flight = self.metrics.in_flight();
         let method = request.method.clone();
         let close = request.close;
-        match self.exchange(conn, request, remote, scratch, pipe).await {
+        match self.exchange(conn, request, remote, scratch).await {
             Ok((status, keep)) => {
                 self.metrics.request(&method, status);
                 keep && !close
@@ -237,7 +233,6 @@ impl ReadPath {
         request: ReadRequest,
         remote: SocketAddr,
         scratch: &mut BytesMut,
-        pipe: &mut Option<Pipe>,
     ) -> Result<(StatusCode, bool), RelayError> {
         let head = self.upstream_head(&request, remote);
         let (close, http10) = (request.close, request.http10);
@@ -281,7 +276,7 @@ impl ReadPath {
                 self.metrics.relayed("copy", first as u64);
                 let remaining = length - first as u64;
                 if remaining >= SPLICE_MIN {
-                    let how = splice_body(&mut upstream, conn, remaining, pipe, scratch).await?;
+                    let how = splice_body(&mut upstream, conn, remaining, scratch).await?;
                     self.metrics.relayed(how, remaining);
                 } else if remaining > 0 {
                     copy_exact(&mut upstream, conn, remaining, scratch).await?;
@@ -950,7 +945,7 @@ fn hex(byte: u8) -> Result<u8, &'static str> {
     }
 }
 
-/// A pipe for splicing, made on a connection's first large body and kept for the next ones.
+/// A pipe for splicing, made for one large body and closed after it.
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub struct Pipe {
@@ -979,30 +974,20 @@ async fn splice_body(
     upstream: &mut TcpStream,
     conn: &mut Watched,
     remaining: u64,
-    pipe: &mut Option<Pipe>,
     scratch: &mut BytesMut,
 ) -> io::Result<&'static str> {
-    if pipe.is_none() {
-        match Pipe::new() {
-            Ok(made) => *pipe = Some(made),
-            Err(err) => {
-                tracing::debug!(error = %err, "no pipe for splicing; copying instead");
-                copy_exact(upstream, conn, remaining, scratch).await?;
-                return Ok("copy");
-            }
+    // Made for this body and closed after it: an idle keep-alive connection holds no pipe
+    // (two descriptors, and pipe pages counted against the user's limit whether used or not).
+    let pipe = match Pipe::new() {
+        Ok(pipe) => pipe,
+        Err(err) => {
+            tracing::debug!(error = %err, "no pipe for splicing; copying instead");
+            copy_exact(upstream, conn, remaining, scratch).await?;
+            return Ok("copy");
         }
-    }
-    let Some(through) = pipe.as_ref() else {
-        copy_exact(upstream, conn, remaining, scratch).await?;
-        return Ok("copy");
     };
-    let mut in_pipe = 0;
-    let result = splice_loop(upstream, conn, remaining, through, &mut in_pipe).await;
-    if result.is_err() || in_pipe > 0 {
-        // Bytes of a broken answer may be left in it.
-        *pipe = None;
-    }
-    result.map(|()| "splice")
+    splice_loop(upstream, conn, remaining, &pipe).await?;
+    Ok("splice")
 }
 
 #[cfg(target_os = "linux")]
@@ -1011,7 +996,6 @@ async fn splice_loop(
     conn: &Watched,
     mut remaining: u64,
     pipe: &Pipe,
-    in_pipe: &mut usize,
 ) -> io::Result<()> {
     use rustix::io::Errno;
     use rustix::pipe::{SpliceFlags, splice};
@@ -1019,13 +1003,15 @@ async fn splice_loop(
 
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     let client = conn.tcp();
-    while remaining > 0 || *in_pipe > 0 {
-        if remaining > 0 && *in_pipe < pipe.size {
+    // Bytes in the pipe, spliced from the upstream and not yet to the client.
+    let mut in_pipe = 0;
+    while remaining > 0 || in_pipe > 0 {
+        if remaining > 0 && in_pipe < pipe.size {
             let want = usize::try_from(remaining)
                 .unwrap_or(usize::MAX)
-                .min(pipe.size - *in_pipe);
+                .min(pipe.size - in_pipe);
             let fill = || splice(upstream, None, &pipe.write, None, want, flags);
-            let moved = if *in_pipe == 0 {
+            let moved = if in_pipe == 0 {
                 // With the pipe empty, "would block" can only mean the socket has nothing:
                 // let tokio clear its readiness and wait for more.
                 match upstream.try_io(Interest::READABLE, || fill().map_err(io::Error::from)) {
@@ -1048,18 +1034,18 @@ async fn splice_loop(
             match moved {
                 Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Some(n) => {
-                    *in_pipe += n;
+                    in_pipe += n;
                     remaining -= n as u64;
                 }
                 None => {}
             }
         }
-        if *in_pipe > 0 {
+        if in_pipe > 0 {
             let drain =
-                || splice(&pipe.read, None, client, None, *in_pipe, flags).map_err(io::Error::from);
+                || splice(&pipe.read, None, client, None, in_pipe, flags).map_err(io::Error::from);
             match client.try_io(Interest::WRITABLE, drain) {
                 Ok(n) => {
-                    *in_pipe -= n;
+                    in_pipe -= n;
                     conn.touch();
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => client.writable().await?,
@@ -1072,15 +1058,10 @@ async fn splice_loop(
 
 /// Without `splice(2)`, bodies are copied.
 #[cfg(not(target_os = "linux"))]
-#[derive(Debug)]
-pub struct Pipe;
-
-#[cfg(not(target_os = "linux"))]
 async fn splice_body(
     upstream: &mut TcpStream,
     conn: &mut Watched,
     remaining: u64,
-    _pipe: &mut Option<Pipe>,
     scratch: &mut BytesMut,
 ) -> io::Result<&'static str> {
     copy_exact(upstream, conn, remaining, scratch).await?;

@@ -63,6 +63,7 @@ async fn blob_downloads_are_spliced_and_byte_identical() {
     let (registry, gateway) = start();
     let blob = stored_blob(&registry, "pull/app", 3 * 1024 * 1024 + 17, 1).await;
     let target = format!("/v2/pull/app/blobs/{}", blob.digest);
+    let pipes_before = open_pipes(gateway.pid());
 
     let through = get(gateway.port, &target, &[]).await;
     let direct = get(registry.port(), &target, &[]).await;
@@ -115,6 +116,18 @@ async fn blob_downloads_are_spliced_and_byte_identical() {
         .await
         .expect("GET after HEAD");
     assert_eq!(sha256_digest(&after.body), blob.digest);
+    // The connection stays open, idle: the pipe of its spliced body is closed already.
+    assert_eq!(open_pipes(gateway.pid()), pipes_before);
+}
+
+/// The pipes a process holds open.
+fn open_pipes(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd directory")
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+        .count()
 }
 
 #[tokio::test]
