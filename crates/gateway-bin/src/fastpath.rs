@@ -90,6 +90,18 @@ enum Framing {
     UntilClose,
 }
 
+/// What a connection's next request head calls for. (Returned once per request and matched
+/// at once: boxing the large variant would cost an allocation per request.)
+#[allow(clippy::large_enum_variant)]
+enum Head {
+    /// A plain read, relayed here; the head's length.
+    Relay(ReadRequest, usize),
+    /// Something hyper must read, from the bytes already read on.
+    Handoff,
+    /// The connection is over: closed, timed out, or the listener stopping.
+    Closed,
+}
+
 /// A request head this path relays.
 struct ReadRequest {
     method: Method,
@@ -146,13 +158,10 @@ impl ReadPath {
             if *stop.borrow() && buf.is_empty() {
                 return Outcome::Closed;
             }
-            let head_len = match self.read_head(&mut conn, &mut buf, stop).await {
-                Some(Some(len)) => len,
-                Some(None) => return Outcome::Handoff(Prefixed::new(buf.freeze(), conn)),
-                None => return Outcome::Closed,
-            };
-            let Some(request) = read_request(&buf[..head_len]) else {
-                return Outcome::Handoff(Prefixed::new(buf.freeze(), conn));
+            let (request, head_len) = match self.read_head(&mut conn, &mut buf, stop).await {
+                Head::Relay(request, len) => (request, len),
+                Head::Handoff => return Outcome::Handoff(Prefixed::new(buf.freeze(), conn)),
+                Head::Closed => return Outcome::Closed,
             };
             buf.advance(head_len);
             let keep = self.relay(&mut conn, request, remote, &mut scratch).await;
@@ -162,34 +171,38 @@ impl ReadPath {
         }
     }
 
-    /// Reads until `buf` holds a complete request head. `Some(Some(len))`: a head of `len`
-    /// bytes; `Some(None)`: something hyper must read; `None`: the connection is over.
+    /// Reads until `buf` holds a complete request head, parsed once, and tells what to do
+    /// with it.
     async fn read_head(
         &self,
         conn: &mut Watched,
         buf: &mut BytesMut,
         stop: &mut watch::Receiver<bool>,
-    ) -> Option<Option<usize>> {
+    ) -> Head {
         let deadline = tokio::time::Instant::now() + self.header_read_timeout;
         loop {
             if !buf.is_empty() {
                 if buf.starts_with(b"PRI ") {
-                    return Some(None);
+                    return Head::Handoff;
                 }
                 let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                match httparse::Request::new(&mut headers).parse(buf) {
-                    Ok(httparse::Status::Complete(len)) => return Some(Some(len)),
+                let mut request = httparse::Request::new(&mut headers);
+                match request.parse(buf) {
+                    Ok(httparse::Status::Complete(len)) => {
+                        return read_request(&request)
+                            .map_or(Head::Handoff, |read| Head::Relay(read, len));
+                    }
                     Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-                    _ => return Some(None),
+                    _ => return Head::Handoff,
                 }
             }
             buf.reserve(4096);
             let read = tokio::select! {
                 read = tokio::time::timeout_at(deadline, conn.read_buf(buf)) => read,
-                _ = stop.changed(), if buf.is_empty() => return None,
+                _ = stop.changed(), if buf.is_empty() => return Head::Closed,
             };
             match read {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Head::Closed,
                 Ok(Ok(_)) => {}
             }
         }
@@ -478,12 +491,7 @@ fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
 
 /// The request in `head` when this path relays it: a plain HTTP/1.1 or HTTP/1.0 read without a
 /// body.
-fn read_request(head: &[u8]) -> Option<ReadRequest> {
-    let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut parsed);
-    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        return None;
-    }
+fn read_request(request: &httparse::Request<'_, '_>) -> Option<ReadRequest> {
     let http10 = match request.version? {
         1 => false,
         0 => true,
@@ -1215,7 +1223,14 @@ mod tests {
 
     #[test]
     fn only_plain_reads_are_relayed() {
-        let relayed = |head: &str| read_request(head.as_bytes()).is_some();
+        let relayed = |head: &str| {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut request = httparse::Request::new(&mut headers);
+            matches!(
+                request.parse(head.as_bytes()),
+                Ok(httparse::Status::Complete(_))
+            ) && read_request(&request).is_some()
+        };
         assert!(relayed("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"));
         assert!(relayed("HEAD /v2/a/b/blobs/sha256:00 HTTP/1.1\r\n\r\n"));
         assert!(relayed(
