@@ -598,6 +598,27 @@ impl ReqwestUpstream {
         })
     }
 
+    /// Sends `method` to `v2/<repo>/<rest>` with pull scope: `None` for 404, the answer and
+    /// its URL as shown in errors for 200, an error otherwise.
+    async fn pull(
+        &self,
+        method: Method,
+        repo: &RepositoryName,
+        rest: &str,
+        accept: Option<&'static str>,
+        auth: Auth<'_>,
+    ) -> Result<Option<(reqwest::Response, String)>, UpstreamError> {
+        let url = self.url(&format!("v2/{repo}/{rest}"))?;
+        let shown_url = shown(&url);
+        let scope = format!("repository:{repo}:pull");
+        let response = self.send(method, &url, auth, &scope, accept).await?;
+        match response.status() {
+            StatusCode::OK => Ok(Some((response, shown_url))),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.failure(response, &shown_url, auth).await),
+        }
+    }
+
     async fn get_manifest(
         &self,
         repo: &RepositoryName,
@@ -609,17 +630,13 @@ impl ReqwestUpstream {
                 reference: reference.to_owned(),
             });
         }
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
-        let shown_url = shown(&url);
-        let scope = format!("repository:{repo}:pull");
-        let response = self
-            .send(Method::GET, &url, auth, &scope, Some(MANIFEST_ACCEPT))
-            .await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(self.failure(response, &shown_url, auth).await),
-        }
+        let rest = format!("manifests/{reference}");
+        let Some((response, shown_url)) = self
+            .pull(Method::GET, repo, &rest, Some(MANIFEST_ACCEPT), auth)
+            .await?
+        else {
+            return Ok(None);
+        };
         let media_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -637,72 +654,71 @@ impl ReqwestUpstream {
         digest: &Digest,
         auth: Auth<'_>,
     ) -> Result<Option<u64>, UpstreamError> {
-        let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
-        let shown_url = shown(&url);
-        let scope = format!("repository:{repo}:pull");
-        let response = self.send(Method::HEAD, &url, auth, &scope, None).await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(self.failure(response, &shown_url, auth).await),
-        }
-        let invalid = |problem| UpstreamError::InvalidResponse {
-            url: shown_url.clone(),
-            problem,
+        let rest = format!("blobs/{digest}");
+        let Some((response, shown_url)) = self.pull(Method::HEAD, repo, &rest, None, auth).await?
+        else {
+            return Ok(None);
         };
-        let value = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .ok_or_else(|| invalid(ResponseProblem::MissingContentLength))?;
-        let size = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        size.map(Some).ok_or_else(|| {
-            invalid(ResponseProblem::InvalidContentLength {
-                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            })
-        })
+        header_value(
+            &response,
+            header::CONTENT_LENGTH.as_str(),
+            &shown_url,
+            ResponseProblem::MissingContentLength,
+            |value| ResponseProblem::InvalidContentLength { value },
+        )
+        .map(Some)
     }
-}
 
-impl ReqwestUpstream {
     async fn head_manifest(
         &self,
         repo: &RepositoryName,
         reference: &str,
         auth: Auth<'_>,
     ) -> Result<Option<Digest>, UpstreamError> {
-        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
-        let shown_url = shown(&url);
-        let scope = format!("repository:{repo}:pull");
-        let response = self
-            .send(Method::HEAD, &url, auth, &scope, Some(MANIFEST_ACCEPT))
-            .await?;
-        match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(None),
-            _ => return Err(self.failure(response, &shown_url, auth).await),
-        }
-        let invalid = |problem| UpstreamError::InvalidResponse {
-            url: shown_url.clone(),
-            problem,
+        let rest = format!("manifests/{reference}");
+        let Some((response, shown_url)) = self
+            .pull(Method::HEAD, repo, &rest, Some(MANIFEST_ACCEPT), auth)
+            .await?
+        else {
+            return Ok(None);
         };
-        let value = response
-            .headers()
-            .get("docker-content-digest")
-            .ok_or_else(|| invalid(ResponseProblem::MissingDigest))?;
-        value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<Digest>().ok())
-            .map(Some)
-            .ok_or_else(|| {
-                invalid(ResponseProblem::InvalidDigest {
-                    value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                })
-            })
+        header_value(
+            &response,
+            "docker-content-digest",
+            &shown_url,
+            ResponseProblem::MissingDigest,
+            |value| ResponseProblem::InvalidDigest { value },
+        )
+        .map(Some)
     }
+}
+
+/// The value of header `name` of an answer, parsed: `missing` when absent, `invalid` with the
+/// value as received when it does not parse.
+fn header_value<T: std::str::FromStr>(
+    response: &reqwest::Response,
+    name: &str,
+    shown_url: &str,
+    missing: ResponseProblem,
+    invalid: impl FnOnce(String) -> ResponseProblem,
+) -> Result<T, UpstreamError> {
+    let problem = |problem| UpstreamError::InvalidResponse {
+        url: shown_url.to_owned(),
+        problem,
+    };
+    let value = response
+        .headers()
+        .get(name)
+        .ok_or_else(|| problem(missing))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<T>().ok())
+        .ok_or_else(|| {
+            problem(invalid(
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ))
+        })
 }
 
 /// Every challenge in every `WWW-Authenticate` header of a 401 answer.
