@@ -5,6 +5,16 @@
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# The release binary of the gateway, built first when $2 is 1.
+gateway_binary() { # root build
+    if [ "$2" = 1 ]; then
+        log "building the gateway (cargo build --release -p gateway-bin)"
+        (cd "$1" && cargo build --release -p gateway-bin --quiet)
+    fi
+    [ -x "$1/target/release/registry-gateway" ] || die "$1/target/release/registry-gateway not built"
+    echo "$1/target/release/registry-gateway"
+}
+
 # Sets variable $1 to a loopback port below the ephemeral range that nothing listens on and no
 # other variable was given.
 used_ports=' '

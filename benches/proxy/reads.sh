@@ -73,12 +73,7 @@ done
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 
-if [ "$build" = 1 ]; then
-    log "building the gateway (cargo build --release -p gateway-bin)"
-    (cd "$root" && cargo build --release -p gateway-bin --quiet)
-fi
-gateway_bin="$root/target/release/registry-gateway"
-[ -x "$gateway_bin" ] || die "$gateway_bin not built"
+gateway_bin=$(gateway_binary "$root" "$build")
 started_at=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/read-bench.XXXXXX")

@@ -101,12 +101,7 @@ iec() { numfmt --to=iec "$1" | sed -E 's/\.0([KMGT])/\1/; s/([KMGT])$/\1iB/'; }
 # ---------------------------------------------------------------------------------------------
 # Build and start everything.
 
-if [ "$build" = 1 ]; then
-    log "building the gateway (cargo build --release -p gateway-bin)"
-    (cd "$root" && cargo build --release -p gateway-bin --quiet)
-fi
-gateway_bin="$root/target/release/registry-gateway"
-[ -x "$gateway_bin" ] || die "$gateway_bin not built"
+gateway_bin=$(gateway_binary "$root" "$build")
 started_at=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/proxy-bench.XXXXXX")
