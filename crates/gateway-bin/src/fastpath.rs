@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::answer::{Reason, Refusal};
-use crate::forward::Target;
+use crate::forward::{Target, connection_tokens};
 use crate::metrics::Metrics;
 use crate::server::{Prefixed, Watched};
 
@@ -512,7 +512,6 @@ fn read_request(request: &httparse::Request<'_, '_>) -> Option<ReadRequest> {
         return None;
     }
     let mut headers = HeaderMap::with_capacity(request.headers.len());
-    let (mut close, mut keep_alive) = (false, false);
     for h in request.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         let value = HeaderValue::from_bytes(h.value).ok()?;
@@ -522,17 +521,17 @@ fn read_request(request: &httparse::Request<'_, '_>) -> Option<ReadRequest> {
         if name == header::CONTENT_LENGTH && value.as_bytes() != b"0" {
             return None;
         }
-        if name == header::CONNECTION {
-            for token in value.to_str().ok()?.split(',') {
-                close |= token.trim().eq_ignore_ascii_case("close");
-                keep_alive |= token.trim().eq_ignore_ascii_case("keep-alive");
-            }
+        if name == header::CONNECTION && value.to_str().is_err() {
+            return None;
         }
         headers.append(name, value);
     }
     if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
         return None;
     }
+    let close = connection_tokens(&headers).any(|token| token.eq_ignore_ascii_case("close"));
+    let keep_alive =
+        connection_tokens(&headers).any(|token| token.eq_ignore_ascii_case("keep-alive"));
     Some(ReadRequest {
         method,
         uri,
@@ -656,12 +655,7 @@ fn parse_response(
         headers.append(name, value);
     }
     let framing = framing(&headers, status, method)?;
-    let close = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("close"));
+    let close = connection_tokens(&headers).any(|token| token.eq_ignore_ascii_case("close"));
     let reusable = response.version == Some(1) && !close;
     Ok((
         len,

@@ -135,12 +135,8 @@ fn connection_names_checked_header(headers: &http::HeaderMap) -> Option<String> 
         "content-type",
         "host",
     ];
-    headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
+    crate::forward::connection_tokens(headers)
+        .map(str::to_ascii_lowercase)
         .find(|name| CHECKED.contains(&name.as_str()))
 }
 
