@@ -38,6 +38,21 @@ pub enum Check {
 }
 
 impl Check {
+    /// The measured number (bytes, or the tags the repository would hold) and the limit's,
+    /// `None` when unlimited.
+    fn measured_and_limit(&self) -> (u64, Option<u64>) {
+        match *self {
+            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
+                (size.bytes(), limit.max().map(ByteSize::bytes))
+            }
+            Check::TagCount {
+                existing,
+                new,
+                limit,
+            } => (existing.saturating_add(new), limit.max()),
+        }
+    }
+
     /// A short name for logs and metric labels: `image_size`, `tag_count` or `blob_size`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -186,18 +201,11 @@ impl Decision {
         if !self.allowed {
             return Standing::Over;
         }
-        let (measured, limit) = match self.check {
-            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
-                (size.bytes(), limit.max().map(ByteSize::bytes))
-            }
-            // A push that creates no tag is not near the tag limit, whatever the count.
-            Check::TagCount { new: 0, .. } => return Standing::Ok,
-            Check::TagCount {
-                existing,
-                new,
-                limit,
-            } => (existing.saturating_add(new), limit.max()),
-        };
+        // A push that creates no tag is not near the tag limit, whatever the count.
+        if matches!(self.check, Check::TagCount { new: 0, .. }) {
+            return Standing::Ok;
+        }
+        let (measured, limit) = self.check.measured_and_limit();
         match limit {
             Some(limit) if self.warn_at.reached(measured, limit) => Standing::Near,
             _ => Standing::Ok,
@@ -264,20 +272,10 @@ impl Decision {
 
     /// The facts as numbers.
     pub fn detail(&self) -> Detail {
-        let (measured, limit, existing_tags, new_tags) = match self.check {
-            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
-                (size.bytes(), limit.max().map(ByteSize::bytes), None, None)
-            }
-            Check::TagCount {
-                existing,
-                new,
-                limit,
-            } => (
-                existing.saturating_add(new),
-                limit.max(),
-                Some(existing),
-                Some(new),
-            ),
+        let (measured, limit) = self.check.measured_and_limit();
+        let (existing_tags, new_tags) = match self.check {
+            Check::TagCount { existing, new, .. } => (Some(existing), Some(new)),
+            Check::ImageSize { .. } | Check::BlobSize { .. } => (None, None),
         };
         let (rule, rule_path) = match &self.source {
             LimitSource::Global => (None, None),
