@@ -26,13 +26,13 @@ fn namespaces(
     policy: &limits_core::Policy,
 ) -> anyhow::Result<(Vec<String>, String)> {
     if !args.namespaces.is_empty() {
-        let mut namespaces: Vec<String> = args
-            .namespaces
-            .iter()
-            .map(|n| n.trim().to_owned())
-            .collect();
-        namespaces.retain(|n| !n.is_empty());
-        namespaces.dedup();
+        // In the order given, each once.
+        let mut namespaces: Vec<String> = Vec::new();
+        for namespace in args.namespaces.iter().map(|n| n.trim()) {
+            if !namespace.is_empty() && !namespaces.iter().any(|n| n == namespace) {
+                namespaces.push(namespace.to_owned());
+            }
+        }
         return Ok((namespaces, "given with --namespaces".to_owned()));
     }
     let Some(upstream) = &args.upstream else {

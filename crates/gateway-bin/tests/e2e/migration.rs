@@ -30,9 +30,14 @@ fn seed_example_exports_and_imports_back() {
         "--config",
         &seed("additional-examples.yaml"),
         "--namespaces",
-        "project-1,project-2,other",
+        "project-1,project-2,other,project-1",
     ]);
     assert!(ok, "{err}");
+    assert_eq!(
+        exported.matches("# namespace project-1:").count(),
+        1,
+        "a namespace given twice is exported once:\n{exported}"
+    );
     for line in [
         "# Namespaces: given with --namespaces.",
         "# namespace project-1: rule 1: ^project-1/.*",
