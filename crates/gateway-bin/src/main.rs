@@ -438,6 +438,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::ZERO,
     ));
     let watch_task = tokio::spawn(source.watch(*args.reload_interval));
+    let webhook_gateway = Arc::clone(&gateway);
     let finished =
         server::serve(
             listener,
@@ -460,6 +461,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("all requests finished; exiting");
     } else {
         tracing::warn!("shutdown timeout reached with requests still in flight; exiting");
+    }
+    if let Some(webhook) = &webhook_gateway.webhook {
+        webhook.flush().await;
     }
     admin_task.abort();
     watch_task.abort();

@@ -4,16 +4,18 @@
 //! A push never waits for the receiver: events go into a bounded queue (`try_send`; a full
 //! queue drops the event and counts it), and one background task delivers them in order, each
 //! with a timeout and retries with exponential backoff. A slow or dead receiver costs queue
-//! memory up to the bound, never a push's time.
+//! memory up to the bound, never a push's time. At shutdown the queue is flushed: the events
+//! still in it get one delivery attempt each, within `--webhook-timeout` in all.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
 use limits_core::{Decision, Enforcement, Standing};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 
@@ -41,6 +43,12 @@ pub struct Webhook {
     /// Random per process, so that ids are unique across replicas and restarts.
     id_prefix: String,
     sequence: AtomicU64,
+    /// Set at shutdown: the delivery task takes no new events and stops retrying.
+    closing: watch::Sender<bool>,
+    /// The delivery task, until flushed.
+    task: Mutex<Option<JoinHandle<()>>>,
+    /// Longest wait for the flush at shutdown.
+    flush_within: Duration,
 }
 
 /// The CloudEvents `type` of a decision's event: `...refused` (deny mode, over the limit),
@@ -64,7 +72,15 @@ impl Webhook {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let (queue, events) = mpsc::channel(settings.queue.max(1));
-        tokio::spawn(deliver(client, settings, events, Arc::clone(&metrics)));
+        let (closing, closed) = watch::channel(false);
+        let flush_within = settings.timeout;
+        let task = tokio::spawn(deliver(
+            client,
+            settings,
+            events,
+            closed,
+            Arc::clone(&metrics),
+        ));
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "registry-gateway".to_owned());
         let random = ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new())
             .map(|r| r.expose())
@@ -75,7 +91,41 @@ impl Webhook {
             source: format!("registry-gateway/{host}"),
             id_prefix: random.iter().map(|b| format!("{b:02x}")).collect(),
             sequence: AtomicU64::new(0),
+            closing,
+            task: Mutex::new(Some(task)),
+            flush_within,
         })
+    }
+
+    /// At shutdown, after the last request: stops taking events and waits, at most
+    /// `--webhook-timeout`, for the queued ones to be delivered (one attempt each, no
+    /// retries). Events still queued after that are counted as dropped and logged.
+    pub async fn flush(&self) {
+        let _ = self.closing.send(true);
+        let Some(mut task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let queued = self.queue.max_capacity() - self.queue.capacity();
+        if tokio::time::timeout(self.flush_within, &mut task)
+            .await
+            .is_ok()
+        {
+            if queued > 0 {
+                tracing::info!(events = queued, "webhook queue flushed at shutdown");
+            }
+            return;
+        }
+        task.abort();
+        // What the task did not get to, and the event it was delivering.
+        let lost = self.queue.max_capacity() - self.queue.capacity() + 1;
+        for _ in 0..lost {
+            self.metrics.webhook_event("dropped");
+        }
+        tracing::warn!(
+            events = lost,
+            within = %humantime::format_duration(self.flush_within),
+            "webhook events not delivered before exit"
+        );
     }
 
     /// Queues the event of `decision`, if it is one to notify; never waits.
@@ -134,14 +184,30 @@ fn cloud_event(
     })
 }
 
-/// Delivers events in order until the process ends.
+/// Delivers events in order until the process ends, or until `closing` is set and the events
+/// queued by then have had their attempt.
 async fn deliver(
     client: reqwest::Client,
     settings: WebhookSettings,
     mut events: mpsc::Receiver<Value>,
+    mut closing: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(event) = events.recv().await {
+    let mut closed = false;
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = closing.wait_for(|c| *c), if !closed => {
+                // Takes no new events; the queued ones are still received, then `None`.
+                events.close();
+                closed = true;
+                continue;
+            }
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+        };
         let body = event.to_string();
         let mut backoff = Duration::from_millis(200);
         let mut attempt = 0;
@@ -168,14 +234,20 @@ async fn deliver(
                     metrics.webhook_event("delivered");
                     break;
                 }
-                Err((why, final_answer)) if final_answer || attempt >= settings.retries => {
+                Err((why, final_answer))
+                    if final_answer || attempt >= settings.retries || *closing.borrow() =>
+                {
                     metrics.webhook_event("failed");
                     tracing::warn!(url = %settings.url, error = %why, attempts = attempt + 1, "webhook event not delivered");
                     break;
                 }
                 Err((why, _)) => {
                     tracing::debug!(url = %settings.url, error = %why, "webhook delivery failed; retrying");
-                    tokio::time::sleep(backoff).await;
+                    // A retry waiting at shutdown is made at once, as the last attempt.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = closing.wait_for(|c| *c) => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     attempt += 1;
                 }

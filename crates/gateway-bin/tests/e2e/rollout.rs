@@ -166,7 +166,8 @@ async fn pushes_past_warn_at_carry_a_warning_and_those_below_do_not() {
 }
 
 /// A webhook receiver: answers every request `200` and keeps the bodies.
-async fn receiver() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
+/// A webhook receiver that keeps every event and answers 200 after `delay`.
+async fn receiver(delay: Duration) -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -213,6 +214,7 @@ async fn receiver() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
                         event["_authorization"] = header("authorization").into();
                         kept.lock().expect("events").push(event);
                     }
+                    tokio::time::sleep(delay).await;
                     let _ = stream
                         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                         .await;
@@ -226,7 +228,7 @@ async fn receiver() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
 
 #[tokio::test]
 async fn each_decision_reaches_the_webhook_as_a_cloudevent() {
-    let (port, events) = receiver().await;
+    let (port, events) = receiver(Duration::ZERO).await;
     let url = format!("http://127.0.0.1:{port}/events");
     let registry = Registry::anonymous();
     let gateway = Gateway::builder(registry.base_url())
@@ -355,6 +357,118 @@ async fn a_hanging_or_missing_receiver_never_delays_a_push() {
         );
         drop(registry);
     }
+}
+
+/// Pushes warned with `CONFIG`'s `warn/` rule, as fast as the gateway takes them.
+async fn warned_pushes(gateway: &Gateway, tags: &[&str]) {
+    let pusher = RawPusher::new(gateway.base_url());
+    let image = too_big();
+    for blob in image.layers().iter().chain([image.config()]) {
+        pusher.upload_blob("warn/app", blob).await;
+    }
+    let manifest = image.manifest_as(ManifestFormat::Oci, None);
+    for tag in tags {
+        let answer = pusher
+            .put_manifest("warn/app", tag, testkit::OCI_MANIFEST, &manifest)
+            .await;
+        assert_eq!(answer.status.as_u16(), 201, "{}", answer.text());
+    }
+}
+
+fn terminate(gateway: &Gateway) {
+    let killed = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(gateway.pid().to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+}
+
+// Multi-threaded: the receiver keeps answering while the test blocks waiting for the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_queued_at_shutdown_are_delivered_before_exit() {
+    // The receiver takes 700 ms per event: three pushes (four events) outrun it, and SIGTERM
+    // comes while events still wait in the queue.
+    let (port, events) = receiver(Duration::from_millis(700)).await;
+    let (_registry, mut gateway) = start(&[
+        "--webhook-url",
+        &format!("http://127.0.0.1:{port}/events"),
+        "--webhook-timeout",
+        "10s",
+    ]);
+    warned_pushes(&gateway, &["t0", "t1", "t2"]).await;
+    let received = events.lock().expect("events").len();
+    assert!(received < 4, "the receiver already had {received} events");
+    let stopped = Instant::now();
+    terminate(&gateway);
+    let status = gateway
+        .wait_exit(Duration::from_secs(20))
+        .expect("gateway exits");
+    assert!(status.success(), "{status:?}\n{}", gateway.logs());
+    let events = events.lock().expect("events").clone();
+    let decisions: Vec<(&str, &str)> = events
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["data"]["reference"].as_str()?,
+                e["data"]["check"].as_str()?,
+            ))
+        })
+        .collect();
+    // Every push is over the size limit; the third tag is also over the tag count limit.
+    assert_eq!(
+        decisions,
+        [
+            ("t0", "image_size"),
+            ("t1", "image_size"),
+            ("t2", "image_size"),
+            ("t2", "tag_count")
+        ],
+        "{}",
+        gateway.logs()
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "exit took {:?}",
+        stopped.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flush_at_shutdown_is_bounded_by_the_webhook_timeout() {
+    // A receiver that accepts and never answers: the flush gives up after --webhook-timeout.
+    let hanging = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = hanging.local_addr().expect("addr").port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&held);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = hanging.accept().await {
+            keep.lock().expect("held").push(stream);
+        }
+    });
+    let (_registry, mut gateway) = start(&[
+        "--webhook-url",
+        &format!("http://127.0.0.1:{port}/"),
+        "--webhook-timeout",
+        "2s",
+    ]);
+    warned_pushes(&gateway, &["t0", "t1"]).await;
+    let stopped = Instant::now();
+    terminate(&gateway);
+    let status = gateway
+        .wait_exit(Duration::from_secs(20))
+        .expect("gateway exits");
+    let took = stopped.elapsed();
+    assert!(status.success(), "{status:?}\n{}", gateway.logs());
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        "exit took {took:?}"
+    );
+    let logs = gateway.logs();
+    assert!(
+        logs.contains("webhook events not delivered before exit"),
+        "{logs}"
+    );
 }
 
 /// What real clients make of a push accepted with a warning: each push succeeds, and none of
