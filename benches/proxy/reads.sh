@@ -27,7 +27,7 @@ usage: benches/proxy/reads.sh [--quick] [--write-docs] [options]
   --quick            CI mode: 32 MiB blob, 1 round, 2 s runs
   --write-docs       write the results to docs/performance.md (section "Read path")
   --size SIZE        blob size (default 512M; quick 32M)
-  --rounds N         rounds of every scenario (default 3; quick 1)
+  --rounds N         rounds of every scenario (default 5; quick 1)
   --duration SECS    length of one wrk/ab run (default 8; quick 2)
   --connections N    connections of those runs (default 16)
   --no-build         use target/release/registry-gateway as built
@@ -60,7 +60,7 @@ done
 if [ "$quick" = 1 ]; then
     : "${size:=32M}" "${rounds:=1}" "${duration:=2}"
 else
-    : "${size:=512M}" "${rounds:=3}" "${duration:=8}"
+    : "${size:=512M}" "${rounds:=5}" "${duration:=8}"
 fi
 size_bytes=$(numfmt --from=iec "$size")
 
