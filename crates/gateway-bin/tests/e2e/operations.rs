@@ -235,12 +235,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
     let (first, rest) = data.split_at(data.len() / 2);
     stream.write_all(first).expect("first half");
 
-    let killed = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(gateway.pid().to_string())
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    gateway.signal("TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No new connections once stopping...
     assert!(
@@ -445,12 +440,7 @@ async fn sighup_reloads_at_once() {
     std::fs::write(&path, "tag_count_limit: \"2\"\n").expect("config");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(gateway.metric(success), 1.0, "reloaded without a signal");
-    let signalled = std::process::Command::new("kill")
-        .arg("-HUP")
-        .arg(gateway.pid().to_string())
-        .status()
-        .expect("kill");
-    assert!(signalled.success());
+    gateway.signal("HUP");
     wait_for_metric(&gateway, success, 2.0).await;
     assert!(gateway.logs().contains("SIGHUP"), "{}", gateway.logs());
 }

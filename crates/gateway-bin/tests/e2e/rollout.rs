@@ -375,15 +375,6 @@ async fn warned_pushes(gateway: &Gateway, tags: &[&str]) {
     }
 }
 
-fn terminate(gateway: &Gateway) {
-    let killed = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(gateway.pid().to_string())
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-}
-
 // Multi-threaded: the receiver keeps answering while the test blocks waiting for the exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_queued_at_shutdown_are_delivered_before_exit() {
@@ -400,7 +391,7 @@ async fn events_queued_at_shutdown_are_delivered_before_exit() {
     let received = events.lock().expect("events").len();
     assert!(received < 4, "the receiver already had {received} events");
     let stopped = Instant::now();
-    terminate(&gateway);
+    gateway.signal("TERM");
     let status = gateway
         .wait_exit(Duration::from_secs(20))
         .expect("gateway exits");
@@ -454,7 +445,7 @@ async fn the_flush_at_shutdown_is_bounded_by_the_webhook_timeout() {
     ]);
     warned_pushes(&gateway, &["t0", "t1"]).await;
     let stopped = Instant::now();
-    terminate(&gateway);
+    gateway.signal("TERM");
     let status = gateway
         .wait_exit(Duration::from_secs(20))
         .expect("gateway exits");

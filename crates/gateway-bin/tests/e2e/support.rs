@@ -147,6 +147,16 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Sends the process a signal by name: `TERM` (how Kubernetes stops a pod), `HUP`.
+    pub fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{name} {}", self.pid());
+    }
+
     /// Waits for the process to exit, at most `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
