@@ -301,18 +301,23 @@ async fn each_decision_reaches_the_webhook_as_a_cloudevent() {
     .await;
 }
 
+/// The port of a webhook receiver that accepts connections, keeps them open and never answers.
+async fn hanging_receiver() -> u16 {
+    let hanging = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = hanging.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hanging.accept().await {
+            held.push(stream);
+        }
+    });
+    port
+}
+
 #[tokio::test]
 async fn a_hanging_or_missing_receiver_never_delays_a_push() {
     // A receiver that accepts connections and never answers, and a port nothing listens on.
-    let hanging = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let hanging_port = hanging.local_addr().expect("addr").port();
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&held);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = hanging.accept().await {
-            keep.lock().expect("held").push(stream);
-        }
-    });
+    let hanging_port = hanging_receiver().await;
     let gone_port = testkit::free_port();
     for port in [hanging_port, gone_port] {
         let registry = Registry::anonymous();
@@ -428,15 +433,7 @@ async fn events_queued_at_shutdown_are_delivered_before_exit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_flush_at_shutdown_is_bounded_by_the_webhook_timeout() {
     // A receiver that accepts and never answers: the flush gives up after --webhook-timeout.
-    let hanging = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = hanging.local_addr().expect("addr").port();
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&held);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = hanging.accept().await {
-            keep.lock().expect("held").push(stream);
-        }
-    });
+    let port = hanging_receiver().await;
     let (_registry, mut gateway) = start(&[
         "--webhook-url",
         &format!("http://127.0.0.1:{port}/"),
