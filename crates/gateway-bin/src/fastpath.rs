@@ -247,23 +247,22 @@ impl ReadPath {
         remote: SocketAddr,
         scratch: &mut BytesMut,
     ) -> Result<(StatusCode, bool), RelayError> {
-        let head = self.upstream_head(&request, remote);
         let (close, http10) = (request.close, request.http10);
+        let method = request.method.clone();
+        let head = self.upstream_head(request, remote);
         let started = Instant::now();
-        let (mut upstream, response) = tokio::time::timeout(
-            self.upstream_timeout,
-            self.send(&head, &request.method, scratch),
-        )
-        .await
-        .map_err(|_| {
-            RelayError::Answer(Refusal::new(
-                Reason::UpstreamTimeout,
-                format!(
-                    "the upstream registry did not answer within {}",
-                    humantime::format_duration(self.upstream_timeout)
-                ),
-            ))
-        })??;
+        let (mut upstream, response) =
+            tokio::time::timeout(self.upstream_timeout, self.send(&head, &method, scratch))
+                .await
+                .map_err(|_| {
+                    RelayError::Answer(Refusal::new(
+                        Reason::UpstreamTimeout,
+                        format!(
+                            "the upstream registry did not answer within {}",
+                            humantime::format_duration(self.upstream_timeout)
+                        ),
+                    ))
+                })??;
         self.metrics.upstream("proxy", started.elapsed());
         let status = response.status;
         // An HTTP/1.0 client cannot read chunks: the body is sent decoded, delimited by the
@@ -405,8 +404,8 @@ impl ReadPath {
 
     /// The request head sent upstream: the client's method and target, its headers prepared
     /// exactly as the hyper path prepares them.
-    fn upstream_head(&self, request: &ReadRequest, remote: SocketAddr) -> Vec<u8> {
-        let mut headers = request.headers.clone();
+    fn upstream_head(&self, request: ReadRequest, remote: SocketAddr) -> Vec<u8> {
+        let mut headers = request.headers;
         self.target
             .request_headers(&mut headers, &request.uri, remote);
         if !headers.contains_key(header::HOST) {
@@ -529,9 +528,11 @@ fn read_request(request: &httparse::Request<'_, '_>) -> Option<ReadRequest> {
     if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
         return None;
     }
-    let close = connection_tokens(&headers).any(|token| token.eq_ignore_ascii_case("close"));
-    let keep_alive =
-        connection_tokens(&headers).any(|token| token.eq_ignore_ascii_case("keep-alive"));
+    let (mut close, mut keep_alive) = (false, false);
+    for token in connection_tokens(&headers) {
+        close |= token.eq_ignore_ascii_case("close");
+        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    }
     Some(ReadRequest {
         method,
         uri,
