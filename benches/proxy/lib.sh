@@ -1,9 +1,65 @@
-# Shared by the proxy benchmarks (run.sh, reads.sh): logging, free ports, the registry's and
-# nginx's configuration, HTTP helpers that check every status, CPU and memory readings, and
+# Shared by the proxy benchmarks (run.sh, reads.sh): logging, tool checks, free ports, the
+# registry's, nginx's and the gateways' configuration and processes, HTTP helpers that check every status, CPU and memory readings, and
 # statistics. Sourced, not run; the caller sets `work` (its temporary directory) first.
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# Exits with a hint when a tool is missing; sets nginx_bin (nginx is in /usr/sbin on Debian).
+require_tools() { # tool...
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
+            echo "error: $tool is missing (scripts/install-deps.sh installs the Debian packages)" >&2
+            exit 1
+        }
+    done
+    nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+}
+
+# Background processes: `spawn` starts one with its output in a log and sets `spawned` to its
+# pid; `stop_spawned` (for the caller's exit trap) stops them all and waits for them.
+pids=()
+spawn() { # log command...
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 &
+    spawned=$!
+    pids+=("$spawned")
+}
+stop_spawned() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# docker-registry on port $1 with its storage in $work/storage; sets registry_pid.
+start_registry() { # port secret
+    mkdir -p "$work/storage"
+    write_registry_config "$work/registry.yml" "$1" "$work/storage" "$2"
+    spawn "$work/registry.log" docker-registry serve "$work/registry.yml"
+    registry_pid=$spawned
+}
+
+# nginx on port $1 in front of the registry on port $2; sets nginx_pid.
+start_nginx() { # port registry-port buffer-size
+    mkdir -p "$work/nginx"
+    write_nginx_config "$work/nginx" "$1" "$2" "$3"
+    spawn "$work/nginx/stderr.log" "$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx"
+    nginx_pid=$spawned
+}
+
+# A gateway (binary $gateway_bin) on ports $2 and $3 in front of the registry on
+# $registry_port, with limits that no benchmark reaches; its output in $1, its pid in
+# `spawned`. Further arguments go to `serve`.
+start_gateway() { # log port admin-port [serve-argument...]
+    local log=$1 port=$2 admin=$3
+    shift 3
+    [ -f "$work/gateway.yml" ] || printf 'max_image_size: 4GB\ntag_count_limit: 100000\n' >"$work/gateway.yml"
+    spawn "$log" "$gateway_bin" serve --config "$work/gateway.yml" \
+        --upstream "http://127.0.0.1:$registry_port" \
+        --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" "$@"
+}
 
 # The release binary of the gateway, built first when $2 is 1.
 gateway_binary() { # root build

@@ -64,24 +64,16 @@ else
 fi
 size_bytes=$(numfmt --from=iec "$size")
 
-for tool in cargo docker-registry nginx wrk ab curl sha256sum numfmt; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
-        echo "error: $tool is missing (scripts/install-deps.sh installs the Debian packages)" >&2
-        exit 1
-    }
-done
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+require_tools cargo docker-registry nginx wrk ab curl sha256sum numfmt
 
 
 gateway_bin=$(gateway_binary "$root" "$build")
 started_at=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/read-bench.XXXXXX")
-pids=()
 cleanup() {
     local status=$?
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_spawned
     if [ "$keep" = 1 ] || [ "$status" -ne 0 ]; then
         rm -rf "$work/storage" "$work/blob"
         log "kept the logs in $work"
@@ -95,31 +87,13 @@ trap 'exit 130' INT TERM
 
 registry_port='' nginx_port='' gateway_port='' admin_port='' hyper_port='' hyper_admin_port=''
 for v in registry_port nginx_port gateway_port admin_port hyper_port hyper_admin_port; do free_port "$v"; done
-mkdir -p "$work/storage" "$work/nginx" "$work/samples"
-write_registry_config "$work/registry.yml" "$registry_port" "$work/storage" read-bench-secret
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-pids+=("$registry_pid")
-
-write_nginx_config "$work/nginx" "$nginx_port" "$registry_port" 256k
-"$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx" >"$work/nginx/stderr.log" 2>&1 &
-nginx_pid=$!
-pids+=("$nginx_pid")
-
-cat >"$work/gateway.yml" <<EOF
-max_image_size: 4GB
-tag_count_limit: 100000
-EOF
-"$gateway_bin" serve --config "$work/gateway.yml" --upstream "http://127.0.0.1:$registry_port" \
-    --listen "127.0.0.1:$gateway_port" --admin-listen "127.0.0.1:$admin_port" \
-    >"$work/gateway.log" 2>&1 &
-gateway_pid=$!
-pids+=("$gateway_pid")
-"$gateway_bin" serve --config "$work/gateway.yml" --upstream "http://127.0.0.1:$registry_port" \
-    --listen "127.0.0.1:$hyper_port" --admin-listen "127.0.0.1:$hyper_admin_port" \
-    --no-read-relay >"$work/hyper.log" 2>&1 &
-hyper_pid=$!
-pids+=("$hyper_pid")
+mkdir -p "$work/samples"
+start_registry "$registry_port" read-bench-secret
+start_nginx "$nginx_port" "$registry_port" 256k
+start_gateway "$work/gateway.log" "$gateway_port" "$admin_port"
+gateway_pid=$spawned
+start_gateway "$work/hyper.log" "$hyper_port" "$hyper_admin_port" --no-read-relay
+hyper_pid=$spawned
 
 wait_ready docker-registry "http://127.0.0.1:$registry_port/v2/" "$registry_pid"
 wait_ready nginx "http://127.0.0.1:$nginx_port/v2/" "$nginx_pid"

@@ -87,13 +87,7 @@ if [ $((pushes % 10)) -ne 0 ] || [ "$pushes" -lt 10 ]; then
     exit 2
 fi
 
-for tool in cargo docker-registry nginx redis-server wrk ab curl sha256sum split numfmt; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
-        echo "error: $tool is missing (scripts/install-deps.sh installs the Debian packages)" >&2
-        exit 1
-    }
-done
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+require_tools cargo docker-registry nginx redis-server wrk ab curl sha256sum split numfmt
 
 # 1073741824 -> 1GiB, 33554432 -> 32MiB
 iec() { numfmt --to=iec "$1" | sed -E 's/\.0([KMGT])/\1/; s/([KMGT])$/\1iB/'; }
@@ -105,11 +99,9 @@ gateway_bin=$(gateway_binary "$root" "$build")
 started_at=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/proxy-bench.XXXXXX")
-pids=()
 cleanup() {
     local status=$?
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_spawned
     if [ "$keep" = 1 ]; then
         log "kept $work (logs: registry.log nginx/error.log gateway.log gateway-redis.log; raw samples: samples/)"
     elif [ "$status" -ne 0 ]; then
@@ -133,36 +125,17 @@ free_port redis_port
 free_port redis_gw_port
 free_port redis_admin_port
 
-mkdir -p "$work/storage" "$work/nginx" "$work/data" "$work/samples"
-write_registry_config "$work/registry.yml" "$registry_port" "$work/storage" proxy-bench-secret
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-pids+=("$registry_pid")
+mkdir -p "$work/data" "$work/samples"
+start_registry "$registry_port" proxy-bench-secret
+start_nginx "$nginx_port" "$registry_port" "$nginx_buffer"
+start_gateway "$work/gateway.log" "$gateway_port" "$admin_port"
+gateway_pid=$spawned
 
-write_nginx_config "$work/nginx" "$nginx_port" "$registry_port" "$nginx_buffer"
-"$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx" >"$work/nginx/stderr.log" 2>&1 &
-nginx_pid=$!
-pids+=("$nginx_pid")
-
-cat >"$work/gateway.yml" <<EOF
-max_image_size: 4GB
-tag_count_limit: 100000
-EOF
-"$gateway_bin" serve --config "$work/gateway.yml" --upstream "http://127.0.0.1:$registry_port" \
-    --listen "127.0.0.1:$gateway_port" --admin-listen "127.0.0.1:$admin_port" \
-    >"$work/gateway.log" 2>&1 &
-gateway_pid=$!
-pids+=("$gateway_pid")
-
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
-    >"$work/redis.log" 2>&1 &
-redis_pid=$!
-pids+=("$redis_pid")
-"$gateway_bin" serve --config "$work/gateway.yml" --upstream "http://127.0.0.1:$registry_port" \
-    --listen "127.0.0.1:$redis_gw_port" --admin-listen "127.0.0.1:$redis_admin_port" \
-    --coordination "redis://127.0.0.1:$redis_port/0" >"$work/gateway-redis.log" 2>&1 &
-redis_gw_pid=$!
-pids+=("$redis_gw_pid")
+spawn "$work/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+    --appendonly no --dir "$work"
+start_gateway "$work/gateway-redis.log" "$redis_gw_port" "$redis_admin_port" \
+    --coordination "redis://127.0.0.1:$redis_port/0"
+redis_gw_pid=$spawned
 
 wait_ready docker-registry "http://127.0.0.1:$registry_port/v2/" "$registry_pid"
 wait_ready nginx "http://127.0.0.1:$nginx_port/v2/" "$nginx_pid"
