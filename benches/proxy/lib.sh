@@ -197,6 +197,22 @@ mbps() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.1f", s / t / 1e6 }'; }
 sample() { echo "$2" >>"$work/samples/$1"; } # name value
 
 # CPU time (clock ticks) used so far by processes.
+# Runs transfer function $1 through path $2 (it prints the seconds that moving $size_bytes
+# took) and records MB/s as sample "$1.$2" and the relay's CPU seconds per GB (the processes
+# the caller's `relay_pids` names for the path) as sample "$1.cpu.$2".
+timed_transfer() { # op path round
+    local relay=() c0 c1 seconds v
+    mapfile -t relay < <(relay_pids "$2")
+    c0=$(cpu_ticks "${relay[@]}")
+    seconds=$("$1" "$2")
+    c1=$(cpu_ticks "${relay[@]}")
+    v=$(mbps "$size_bytes" "$seconds")
+    sample "$1.$2" "$v"
+    sample "$1.cpu.$2" "$(awk -v c=$((c1 - c0)) -v hz="$clk_tck" -v s="$size_bytes" 'BEGIN { printf "%.3f", c / hz / (s / 1e9) }')"
+    log "  round $3 $1 $2: $v MB/s"
+}
+
+clk_tck=$(getconf CLK_TCK)
 cpu_ticks() { # pid...
     local pid total=0 t
     for pid in "$@"; do

@@ -115,7 +115,6 @@ order() { # round
     for i in 0 1 2 3; do echo "${paths[$((($1 + i) % 4))]}"; done
 }
 
-clk_tck=$(getconf CLK_TCK)
 relay_pids() { # path
     case "$1" in
         nginx) pgrep -P "$nginx_pid" 2>/dev/null || true ;;
@@ -164,16 +163,7 @@ download_null() { # path
 log "scenario 1: $rounds rounds of upload and download of $size"
 for round in $(seq 1 "$rounds"); do
     for op in upload download_null; do
-        for path in $(order "$round"); do
-            mapfile -t relay < <(relay_pids "$path")
-            c0=$(cpu_ticks "${relay[@]}")
-            seconds=$($op "$path")
-            c1=$(cpu_ticks "${relay[@]}")
-            v=$(mbps "$size_bytes" "$seconds")
-            sample "$op.$path" "$v"
-            sample "$op.cpu.$path" "$(awk -v c=$((c1 - c0)) -v hz="$clk_tck" -v s="$size_bytes" 'BEGIN { printf "%.3f", c / hz / (s / 1e9) }')"
-            log "  round $round $op $path: $v MB/s"
-        done
+        for path in $(order "$round"); do timed_transfer "$op" "$path" "$round"; done
     done
     for path in "${paths[@]}"; do
         download "$path" >/dev/null

@@ -176,7 +176,6 @@ percentile() { # file p(0-100)
         i = int(p / 100 * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'
 }
 
-clk_tck=$(getconf CLK_TCK)
 # The processes that relay a path's requests (none for direct).
 relay_pids() { # path
     case "$1" in
@@ -237,17 +236,7 @@ download() { # path
 log "scenario 1: blob of $(iec "$size_bytes"), $blob_rounds rounds (monolithic, chunked by $(iec "$chunk_bytes"), download)"
 for round in $(seq 1 "$blob_rounds"); do
     for op in upload_monolithic upload_chunked download; do
-        for path in $(order "$round"); do
-            mapfile -t relay < <(relay_pids "$path")
-            c0=$(cpu_ticks "${relay[@]}")
-            seconds=$($op "$path")
-            c1=$(cpu_ticks "${relay[@]}")
-            v=$(mbps "$size_bytes" "$seconds")
-            sample "$op.$path" "$v"
-            # Relay CPU seconds per GB moved.
-            sample "$op.cpu.$path" "$(awk -v c=$((c1 - c0)) -v hz="$clk_tck" -v s="$size_bytes" 'BEGIN { printf "%.3f", c / hz / (s / 1e9) }')"
-            log "  round $round $op $path: $v MB/s"
-        done
+        for path in $(order "$round"); do timed_transfer "$op" "$path" "$round"; done
     done
 done
 gateway_hwm=$(rss_kib "$gateway_pid" VmHWM)
