@@ -38,6 +38,18 @@ pub const REDIS_SERVER: Tool = Tool {
     package: "redis-server",
 };
 
+/// `podman push`, as users push (daemonless, `--storage-driver vfs`).
+pub const PODMAN: Tool = Tool {
+    program: "podman",
+    package: "podman",
+};
+
+/// `buildah push`, as image builds push (daemonless, `--storage-driver vfs`).
+pub const BUILDAH: Tool = Tool {
+    program: "buildah",
+    package: "buildah",
+};
+
 impl Tool {
     /// The program's path.
     ///
@@ -57,15 +69,3 @@ impl Tool {
             })
     }
 }
-
-/// `podman push`, as users push (daemonless, `--storage-driver vfs`).
-pub const PODMAN: Tool = Tool {
-    program: "podman",
-    package: "podman",
-};
-
-/// `buildah push`, as image builds push (daemonless, `--storage-driver vfs`).
-pub const BUILDAH: Tool = Tool {
-    program: "buildah",
-    package: "buildah",
-};
