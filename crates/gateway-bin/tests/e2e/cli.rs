@@ -150,13 +150,7 @@ fn invalid_configuration_is_refused_at_start_and_by_check_config() {
 
 #[test]
 fn every_flag_has_an_environment_variable() {
-    let (ok, out, _) = run(&["serve", "--help"]);
-    assert!(ok);
-    let flags = out
-        .lines()
-        .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help"))
-        .count();
-    let envs = out.matches("[env: REGISTRY_GATEWAY_").count();
+    let (flags, envs, out) = crate::support::flags_and_variables("serve");
     assert!(flags > 10, "{out}");
     assert_eq!(flags, envs, "{out}");
 }

@@ -449,13 +449,7 @@ fn a_repository_that_cannot_be_read_is_an_error_row() {
 
 #[test]
 fn every_report_flag_has_an_environment_variable() {
-    let (ok, out, _) = crate::support::run(&["report", "--help"]);
-    assert!(ok);
-    let flags = out
-        .lines()
-        .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help"))
-        .count();
-    let envs = out.matches("[env: REGISTRY_GATEWAY_").count();
+    let (flags, envs, out) = crate::support::flags_and_variables("report");
     assert!(flags >= 12, "{out}");
     assert_eq!(flags, envs, "{out}");
 }

@@ -267,6 +267,19 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The flags `subcommand --help` lists (`--help` left out), how many of them name a
+/// `REGISTRY_GATEWAY_` environment variable, and the help text.
+pub fn flags_and_variables(subcommand: &str) -> (usize, usize, String) {
+    let (ok, out, err) = run(&[subcommand, "--help"]);
+    assert!(ok, "{err}");
+    let flags = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help"))
+        .count();
+    let variables = out.matches("[env: REGISTRY_GATEWAY_").count();
+    (flags, variables, out)
+}
+
 /// Tags of `repository` as the registry itself lists them.
 pub async fn upstream_tags(registry: &testkit::Registry, repository: &str) -> Vec<String> {
     let pusher = testkit::RawPusher::for_registry(registry, repository);
