@@ -60,6 +60,9 @@ pub enum Reason {
     UpstreamTimeout,
     /// The upstream could not be reached: 502 `UNAVAILABLE`.
     UpstreamUnreachable,
+    /// No connection to the upstream could be made, so nothing was sent: 502 `UNAVAILABLE`,
+    /// as [`Reason::UpstreamUnreachable`].
+    UpstreamConnect,
     /// A fact the check needs (tag count, blob size, upload offset) could not be read from the
     /// upstream: 503 `UNAVAILABLE` (fail closed).
     FactsUnavailable,
@@ -85,7 +88,7 @@ impl Reason {
             Reason::Busy | Reason::FactsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Reason::Unauthorized => StatusCode::UNAUTHORIZED,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Reason::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            Reason::UpstreamUnreachable | Reason::UpstreamConnect => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -110,6 +113,7 @@ impl Reason {
             Reason::Busy
             | Reason::UpstreamTimeout
             | Reason::UpstreamUnreachable
+            | Reason::UpstreamConnect
             | Reason::FactsUnavailable => "UNAVAILABLE",
         }
     }
@@ -135,15 +139,16 @@ impl Reason {
             Reason::Busy => "busy",
             Reason::Unauthorized => "unauthorized",
             Reason::Forbidden => "forbidden",
-            Reason::UpstreamTimeout | Reason::UpstreamUnreachable | Reason::FactsUnavailable => {
-                "upstream_unavailable"
-            }
+            Reason::UpstreamTimeout
+            | Reason::UpstreamUnreachable
+            | Reason::UpstreamConnect
+            | Reason::FactsUnavailable => "upstream_unavailable",
         }
     }
 
     /// Every reason, for tests and documentation.
     #[cfg(test)]
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Denied,
         Reason::ReadOnly,
         Reason::ImmutableTag,
@@ -164,6 +169,7 @@ impl Reason {
         Reason::Forbidden,
         Reason::UpstreamTimeout,
         Reason::UpstreamUnreachable,
+        Reason::UpstreamConnect,
         Reason::FactsUnavailable,
     ];
 }

@@ -308,8 +308,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_GATEWAY_CONNECT_TIMEOUT", default_value = "5s")]
     pub connect_timeout: humantime::Duration,
 
-    /// How long tags created through this process count even if the upstream's tag listing
-    /// does not show them yet.
+    /// How long a tag reserved by a push (reserved before its manifest is forwarded) counts
+    /// even if the upstream's tag listing does not show it: a push whose outcome is unknown (a
+    /// timeout, a process killed while forwarding) keeps its tags counted this long. Must be
+    /// longer than --upstream-timeout plus --lease-wait.
     #[arg(long, env = "REGISTRY_GATEWAY_RECENT_TAG_WINDOW", default_value = "5m")]
     pub recent_tag_window: humantime::Duration,
 

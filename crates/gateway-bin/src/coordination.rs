@@ -1,6 +1,6 @@
 //! Coordination of tag-creating pushes: one holder per repository from the tag count until the
-//! registry's answer, and the tags created moments ago, which count even before the registry
-//! lists them.
+//! registry's answer, and the tags reserved moments ago (created, or possibly created by a push
+//! whose outcome is unknown), which count even before the registry lists them.
 //!
 //! One small trait, [`Coordinator`] (with its [`RepositoryLease`]), and two implementations:
 //! in-process ([`TagLedger`], the default, exact within one gateway process) and Redis
@@ -25,6 +25,12 @@ pub enum CoordinationError {
     /// Redis did not answer, or answered an error.
     #[error("tag limit cannot be enforced: coordination store unreachable ({0})")]
     Unreachable(String),
+    /// The lease expired (or could not be renewed) before the push's tags were reserved, so
+    /// another push may have counted without them.
+    #[error(
+        "tag limit cannot be enforced: the repository's lease expired before the push's tags could be reserved; retry"
+    )]
+    LeaseLost,
     /// Another push held the repository's lease for longer than the wait allows.
     #[error(
         "tag limit cannot be enforced: waited {waited} for the repository's lease, held by another push; retry"
@@ -36,8 +42,8 @@ pub enum CoordinationError {
 }
 
 /// The coordination seam: serialises the pushes that create tags in one repository, from the
-/// tag count to the registry's answer, and remembers the tags they created until the registry's
-/// listing shows them. Implemented in process by [`TagLedger`] and across replicas by
+/// tag count to the registry's answer, and keeps the tags they reserved before forwarding until
+/// the registry's listing shows them or the window ends. Implemented in process by [`TagLedger`] and across replicas by
 /// [`RedisCoordination`]; [`Coordination`] is the one chosen at start-up.
 pub trait Coordinator: Send + Sync {
     /// A held lease.
@@ -58,14 +64,26 @@ pub trait Coordinator: Send + Sync {
 
 /// A repository's lease, released when dropped.
 pub trait RepositoryLease: Send {
-    /// Tags created within `window` (through any process sharing the store).
-    fn recent(
+    /// Tags reserved within `window` through any process sharing the store: created, or
+    /// possibly created by a push whose outcome is unknown.
+    fn reserved(
         &mut self,
         window: Duration,
     ) -> impl Future<Output = Result<Vec<String>, CoordinationError>> + Send;
 
-    /// Remembers tags the registry just accepted, for `window`.
-    fn record(&mut self, tags: Vec<String>, window: Duration) -> impl Future<Output = ()> + Send;
+    /// Reserves `tags` for `window` before the manifest that creates them is forwarded: every
+    /// later decision counts them, whatever then happens to the push or to this process. Fails
+    /// (reserving nothing) when the lease is no longer held; the push must then not be
+    /// forwarded.
+    fn reserve(
+        &mut self,
+        tags: &[String],
+        window: Duration,
+    ) -> impl Future<Output = Result<(), CoordinationError>> + Send;
+
+    /// The registry refused the push, or never received it: `tags` were not created, and their
+    /// reservations are dropped, at the latest when the lease is released.
+    fn forget(&mut self, tags: Vec<String>);
 }
 
 impl Coordinator for TagLedger {
@@ -85,12 +103,21 @@ impl Coordinator for TagLedger {
 }
 
 impl RepositoryLease for OwnedMutexGuard<RecentTags> {
-    async fn recent(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
+    async fn reserved(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
         Ok(self.current(window).map(str::to_owned).collect())
     }
 
-    async fn record(&mut self, tags: Vec<String>, _window: Duration) {
-        RecentTags::record(self, tags);
+    async fn reserve(
+        &mut self,
+        tags: &[String],
+        _window: Duration,
+    ) -> Result<(), CoordinationError> {
+        RecentTags::record(self, tags.iter().cloned());
+        Ok(())
+    }
+
+    fn forget(&mut self, tags: Vec<String>) {
+        RecentTags::forget(self, &tags);
     }
 }
 
@@ -135,23 +162,34 @@ pub enum Lease {
 }
 
 impl RepositoryLease for Lease {
-    async fn recent(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
+    async fn reserved(&mut self, window: Duration) -> Result<Vec<String>, CoordinationError> {
         match self {
-            Lease::Local(guard) => guard.recent(window).await,
-            Lease::Redis(lease) => lease.recent(window).await,
+            Lease::Local(guard) => guard.reserved(window).await,
+            Lease::Redis(lease) => lease.reserved(window).await,
         }
     }
 
-    async fn record(&mut self, tags: Vec<String>, window: Duration) {
+    async fn reserve(
+        &mut self,
+        tags: &[String],
+        window: Duration,
+    ) -> Result<(), CoordinationError> {
         match self {
-            Lease::Local(guard) => guard.record(tags, window).await,
-            Lease::Redis(lease) => lease.record(tags, window).await,
+            Lease::Local(guard) => guard.reserve(tags, window).await,
+            Lease::Redis(lease) => lease.reserve(tags, window).await,
+        }
+    }
+
+    fn forget(&mut self, tags: Vec<String>) {
+        match self {
+            Lease::Local(guard) => guard.forget(tags),
+            Lease::Redis(lease) => lease.forget(tags),
         }
     }
 }
 
 /// Redis: `SET lease token NX PX ttl`, renewed while held, released by compare-and-delete;
-/// recent tags in a sorted set scored by expiry (Redis server time).
+/// reserved tags in a sorted set scored by expiry (Redis server time).
 #[derive(Debug, Clone)]
 pub struct RedisCoordination {
     inner: Arc<RedisShared>,
@@ -168,7 +206,8 @@ struct RedisShared {
     metrics: Arc<Metrics>,
     renew: redis::Script,
     acquire: redis::Script,
-    record_and_release: redis::Script,
+    reserve: redis::Script,
+    forget_and_release: redis::Script,
 }
 
 /// Extends the lease when it is still ours.
@@ -178,7 +217,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// Takes the lease (`KEYS[1]`) for token `ARGV[1]` and `ARGV[2]` ms, and returns the recent
+/// Takes the lease (`KEYS[1]`) for token `ARGV[1]` and `ARGV[2]` ms, and returns the reserved
 /// tags (`KEYS[2]`) that have not expired (server time); nil when another holder has it. One
 /// round trip.
 const ACQUIRE: &str = r"
@@ -189,20 +228,32 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')";
 
-/// Records the tags `ARGV[3..]` in `KEYS[2]`, expiring `ARGV[2]` ms from now (server time),
-/// drops expired ones, then deletes the lease `KEYS[1]` if token `ARGV[1]` still holds it:
-/// atomically, so the next holder sees the tags. Tags are recorded even when the lease was
-/// lost: the registry holds them.
-const RECORD_AND_RELEASE: &str = r"
-if #ARGV > 2 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local expires = now + tonumber(ARGV[2])
-  for i = 3, #ARGV do
-    redis.call('ZADD', KEYS[2], expires, ARGV[i])
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+/// Reserves the tags `ARGV[3..]` in `KEYS[2]`, expiring `ARGV[2]` ms from now (server time),
+/// and drops expired ones, if token `ARGV[1]` still holds the lease `KEYS[1]`: atomically, so
+/// either the tags are reserved while the lease is held (and every later holder sees them) or
+/// nothing is, and the push is not forwarded. Returns 1 when reserved, 0 when the lease was
+/// lost.
+const RESERVE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expires = now + tonumber(ARGV[2])
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[2], expires, ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1";
+
+/// Drops the reservations of the tags `ARGV[2..]` from `KEYS[2]` (their push was refused by
+/// the registry, or never reached it), then deletes the lease `KEYS[1]` if token `ARGV[1]`
+/// still holds it: atomically, so the next holder never sees the lease free with a stale
+/// reservation, nor a reservation dropped before the lease is.
+const FORGET_AND_RELEASE: &str = r"
+for i = 2, #ARGV do
+  redis.call('ZREM', KEYS[2], ARGV[i])
 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -220,7 +271,7 @@ pub struct RedisSettings {
     pub ttl: Duration,
     /// Longest wait for a lease held by another push.
     pub wait: Duration,
-    /// How long recent tags count.
+    /// How long reserved tags count.
     pub window: Duration,
     /// Longest wait for one Redis answer.
     pub timeout: Duration,
@@ -249,7 +300,8 @@ impl RedisCoordination {
                 metrics,
                 renew: redis::Script::new(RENEW),
                 acquire: redis::Script::new(ACQUIRE),
-                record_and_release: redis::Script::new(RECORD_AND_RELEASE),
+                reserve: redis::Script::new(RESERVE),
+                forget_and_release: redis::Script::new(FORGET_AND_RELEASE),
             }),
         })
     }
@@ -296,7 +348,7 @@ impl Coordinator for RedisCoordination {
                         .invoke_async(&mut connection),
                 )
                 .await?;
-            if let Some(recent) = acquired {
+            if let Some(reserved) = acquired {
                 shared.metrics.lease_acquired(started.elapsed());
                 return Ok(RedisLease::start(
                     Arc::clone(shared),
@@ -304,7 +356,7 @@ impl Coordinator for RedisCoordination {
                     key,
                     tags_key,
                     token,
-                    recent,
+                    reserved,
                 ));
             }
             if started.elapsed() >= shared.wait {
@@ -339,16 +391,16 @@ impl RedisShared {
 }
 
 /// A held Redis lease; renewed by a task of its own until dropped, then released together
-/// with the recording of the tags the push created (one round trip, off the client's path).
+/// with dropping the reservations of tags that were not created (one round trip, off the
+/// client's path).
 #[derive(Debug)]
 pub struct RedisLease {
     shared: Arc<RedisShared>,
     tags_key: String,
     key: String,
     token: String,
-    recent: Vec<String>,
-    created: Vec<String>,
-    window: Duration,
+    reserved: Vec<String>,
+    forgotten: Vec<String>,
     acquired: Instant,
     renewal: tokio::task::JoinHandle<()>,
 }
@@ -360,7 +412,7 @@ impl RedisLease {
         key: String,
         tags_key: String,
         token: String,
-        recent: Vec<String>,
+        reserved: Vec<String>,
     ) -> Self {
         let renewal = {
             let shared = Arc::clone(&shared);
@@ -385,21 +437,19 @@ impl RedisLease {
                     if !matches!(renewed, Ok(1)) {
                         // Expired or unreachable: another push may hold the lease now.
                         shared.metrics.lease_lost();
-                        tracing::error!(repository = %repository, result = ?renewed, "repository lease lost while held; the tag count may be exceeded by one concurrent push");
+                        tracing::error!(repository = %repository, result = ?renewed, "repository lease lost while held; tags already reserved still count, and a push whose tags are not reserved yet is refused");
                         return;
                     }
                 }
             })
         };
-        let window = shared.window;
         Self {
             shared,
             tags_key,
             key,
             token,
-            recent,
-            created: Vec::new(),
-            window,
+            reserved,
+            forgotten: Vec::new(),
             acquired: Instant::now(),
             renewal,
         }
@@ -407,16 +457,47 @@ impl RedisLease {
 }
 
 impl RepositoryLease for RedisLease {
-    async fn recent(&mut self, _window: Duration) -> Result<Vec<String>, CoordinationError> {
-        // Read with the lease, in the same round trip, with the window they were recorded for.
-        Ok(self.recent.clone())
+    async fn reserved(&mut self, _window: Duration) -> Result<Vec<String>, CoordinationError> {
+        // Read with the lease, in the same round trip, with the window they were reserved for.
+        Ok(self.reserved.clone())
     }
 
-    async fn record(&mut self, tags: Vec<String>, window: Duration) {
-        if !window.is_zero() {
-            self.window = window;
+    async fn reserve(
+        &mut self,
+        tags: &[String],
+        window: Duration,
+    ) -> Result<(), CoordinationError> {
+        if tags.is_empty() {
+            return Ok(());
         }
-        self.created.extend(tags);
+        let shared = &self.shared;
+        let window = if window.is_zero() {
+            shared.window
+        } else {
+            window
+        };
+        let mut connection = shared.manager.clone();
+        let mut invocation = shared.reserve.key(&self.key);
+        invocation
+            .key(&self.tags_key)
+            .arg(&self.token)
+            .arg(millis(window));
+        for tag in tags {
+            invocation.arg(tag);
+        }
+        let reserved: i64 = shared
+            .call(invocation.invoke_async(&mut connection))
+            .await?;
+        if reserved == 1 {
+            Ok(())
+        } else {
+            shared.metrics.lease_lost();
+            Err(CoordinationError::LeaseLost)
+        }
+    }
+
+    fn forget(&mut self, tags: Vec<String>) {
+        self.forgotten.extend(tags);
     }
 }
 
@@ -428,25 +509,25 @@ impl Drop for RedisLease {
         let key = std::mem::take(&mut self.key);
         let tags_key = std::mem::take(&mut self.tags_key);
         let token = std::mem::take(&mut self.token);
-        let created = std::mem::take(&mut self.created);
-        let window = millis(self.window);
-        // The tags are recorded and the lease released atomically, after the client has its
-        // answer: until then the lease is held, so no other push counts without these tags. If
-        // this fails, the lease expires after its ttl and the registry's listing shows the tags.
+        let forgotten = std::mem::take(&mut self.forgotten);
+        // Reservations of tags that were not created are dropped and the lease released
+        // atomically, after the client has its answer. If this fails, the lease expires after
+        // its ttl and the reservations after the window: tags are over-counted for a while,
+        // never under-counted.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
             let mut connection = shared.manager.clone();
-            let mut invocation = shared.record_and_release.key(&key);
-            invocation.key(&tags_key).arg(&token).arg(window);
-            for tag in &created {
+            let mut invocation = shared.forget_and_release.key(&key);
+            invocation.key(&tags_key).arg(&token);
+            for tag in &forgotten {
                 invocation.arg(tag);
             }
             let released: Result<i64, _> =
                 shared.call(invocation.invoke_async(&mut connection)).await;
             if let Err(err) = released {
-                tracing::warn!(error = %err, tags = ?created, "recent tags not recorded in Redis; the lease expires after its ttl and the registry's listing counts the tags");
+                tracing::warn!(error = %err, unused = ?forgotten, "lease not released in Redis; it expires after its ttl, and unused reservations after the window");
             }
         });
     }

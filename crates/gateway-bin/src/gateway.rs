@@ -343,7 +343,14 @@ impl<U: Upstream + 'static> Gateway<U> {
                 None => format!("the upstream registry is unavailable: {e}"),
             };
             tracing::warn!(error = %message, "proxy: upstream request failed");
-            Refusal::new(Reason::UpstreamUnreachable, message)
+            // A failed connection sent nothing; any other failure may have come after the
+            // request reached the registry.
+            let reason = if e.is_connect() {
+                Reason::UpstreamConnect
+            } else {
+                Reason::UpstreamUnreachable
+            };
+            Refusal::new(reason, message)
         })?;
         let (mut parts, body) = response.into_parts();
         self.target.response_headers(&mut parts.headers);

@@ -324,6 +324,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.upstream_timeout
         );
     }
+    if *args.recent_tag_window <= *args.upstream_timeout + *args.lease_wait {
+        bail!(
+            "--recent-tag-window ({}) must be longer than --upstream-timeout ({}) plus --lease-wait ({}): a reserved tag must keep counting until a push whose outcome is unknown has settled",
+            args.recent_tag_window,
+            args.upstream_timeout,
+            args.lease_wait
+        );
+    }
     let budget = usize::try_from(args.manifest_buffer_budget.bytes())
         .unwrap_or(usize::MAX)
         .min(tokio::sync::Semaphore::MAX_PERMITS);

@@ -34,11 +34,47 @@ pub struct TagReservation {
     window: Duration,
 }
 
+/// What a forwarded manifest push came to, as far as its tags go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The registry accepted the push: its tags exist.
+    Created,
+    /// The registry refused the push (a 4xx answer), or the connection to it could not be
+    /// made: nothing was created.
+    NotCreated,
+    /// The answer is unknown (a timeout, a reset after the request was sent, a 5xx): the tags
+    /// may have been created, and keep counting until the registry lists them or the window
+    /// ends.
+    Unknown,
+}
+
+impl Delivery {
+    /// The outcome of a forward that returned `result`.
+    pub fn of<B>(result: &Result<Response<B>, Refusal>) -> Self {
+        match result {
+            Ok(response) if response.status().is_success() => Delivery::Created,
+            Ok(response) if response.status().is_client_error() => Delivery::NotCreated,
+            Ok(_) => Delivery::Unknown,
+            Err(refusal) if refusal.reason == Reason::UpstreamConnect => Delivery::NotCreated,
+            Err(_) => Delivery::Unknown,
+        }
+    }
+}
+
 impl TagReservation {
-    /// The upstream accepted the push: its new tags count from now on.
-    pub async fn record(&mut self) {
-        let created = std::mem::take(&mut self.created);
-        self.lease.record(created, self.window).await;
+    /// Reserves the tags the push creates, before its manifest is forwarded: from now on every
+    /// decision counts them, in this process and (with Redis) in every replica, even if this
+    /// process dies before the registry answers.
+    pub async fn reserve(&mut self) -> Result<(), CoordinationError> {
+        self.lease.reserve(&self.created, self.window).await
+    }
+
+    /// Settles the reservation once the forward ended: tags of a push that created nothing are
+    /// no longer counted; created and possibly created ones keep counting.
+    pub fn settle(&mut self, delivery: Delivery) {
+        if delivery == Delivery::NotCreated {
+            self.lease.forget(std::mem::take(&mut self.created));
+        }
     }
 }
 
@@ -214,22 +250,35 @@ impl<U: Upstream + 'static> Gateway<U> {
             Ok(checked) => checked,
             Err(refusal) => return self.refusal(refusal),
         };
-        // From here the push is admitted: the forward, and recording the tags it creates, run
-        // in a task of their own, so that a client hanging up cannot release the repository's
-        // lock before the registry has answered.
+        // From here the push is admitted: reserving its tags, the forward and settling the
+        // reservation run in a task of their own, so that a client hanging up cannot release
+        // the repository's lock before the registry has answered, nor leave tags forwarded but
+        // unreserved.
         let gateway = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let timeout = Some(gateway.options.upstream_timeout);
-            let response = gateway
-                .forward(parts, full(bytes), forward_path.as_deref(), remote, timeout)
-                .await;
-            drop(permit);
-            if let Some(mut reservation) = reservation {
-                if response.status().is_success() {
-                    reservation.record().await;
+            let mut reservation = reservation;
+            if let Some(held) = &mut reservation {
+                if let Err(err) = held.reserve().await {
+                    if !gateway.options.fail_open {
+                        tracing::warn!(event = "decision", repository = %repository, reference = reference_text, error = %err, verdict = "denied", "push refused: its tags could not be reserved");
+                        return gateway
+                            .refusal(Refusal::new(Reason::FactsUnavailable, err.to_string()));
+                    }
+                    tracing::warn!(repository = %repository, error = %err, "tags not reserved; allowed by --fail-open");
                 }
             }
-            response
+            let timeout = Some(gateway.options.upstream_timeout);
+            let result = gateway
+                .send(parts, full(bytes), forward_path.as_deref(), remote, timeout)
+                .await;
+            drop(permit);
+            if let Some(held) = &mut reservation {
+                held.settle(Delivery::of(&result));
+            }
+            match result {
+                Ok(response) => response,
+                Err(refusal) => gateway.refusal(refusal),
+            }
         });
         match task.await {
             Ok(mut response) => {
@@ -416,10 +465,10 @@ impl<U: Upstream + 'static> Gateway<U> {
         let requested = applied.protections.counted_tags(requested);
         let mut count = !requested.is_empty() && applied.limits.tag_count_limit != Limit::Unlimited;
         let window = self.options.recent_tag_window;
-        // Shared store: listed before the lease. A tag created after this listing was created
-        // under the lease and recorded as recent before the lease was released, so the recent
-        // tags read under the lease cover it (docs/architecture.md, coordination through
-        // Redis). A push that creates no tag then takes no lease.
+        // Shared store: listed before the lease. A tag the listing does not show was reserved,
+        // under the lease, before its manifest was forwarded, so the reservations read under the
+        // lease cover it (docs/architecture.md, coordination through Redis). A push that
+        // creates no tag then takes no lease.
         let mut listed_first = None;
         if count && self.coordination.is_shared() {
             match self.listing(applied, reference, auth).await? {
@@ -439,13 +488,13 @@ impl<U: Upstream + 'static> Gateway<U> {
             return Ok(Some(TagRead {
                 lease,
                 listed: Vec::new(),
-                recent: Vec::new(),
+                reserved: Vec::new(),
                 requested: Vec::new(),
                 hold,
             }));
         }
-        let recent = match lease.recent(window).await {
-            Ok(recent) => recent,
+        let reserved = match lease.reserved(window).await {
+            Ok(reserved) => reserved,
             Err(err) => return self.coordination_failure(applied, reference, &err),
         };
         let listed = match listed_first {
@@ -456,7 +505,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             Some(listed) => TagRead {
                 lease,
                 listed,
-                recent,
+                reserved,
                 requested,
                 hold,
             },
@@ -464,7 +513,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             None => TagRead {
                 lease,
                 listed: Vec::new(),
-                recent: Vec::new(),
+                reserved: Vec::new(),
                 requested: Vec::new(),
                 hold,
             },
@@ -534,7 +583,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         Ok(())
     }
 
-    /// A lease or recent tags that could not be had: 503, or allowed by `--fail-open`.
+    /// A lease or reserved tags that could not be had: 503, or allowed by `--fail-open`.
     fn coordination_failure(
         &self,
         applied: &AppliedLimits,
@@ -549,8 +598,8 @@ impl<U: Upstream + 'static> Gateway<U> {
         Err(Refusal::new(Reason::FactsUnavailable, err.to_string()))
     }
 
-    /// The tag count decision: the upstream's tags plus those created recently that the
-    /// listing does not show yet, against the tags the push creates.
+    /// The tag count decision: the upstream's tags plus those reserved recently that the
+    /// listing does not show (yet), against the tags the push creates.
     fn decide_tags(
         &self,
         applied: &AppliedLimits,
@@ -561,14 +610,14 @@ impl<U: Upstream + 'static> Gateway<U> {
         let TagRead {
             lease,
             listed,
-            recent,
+            reserved,
             requested,
             hold,
         } = read;
         let counted = &applied.protections;
         let tally = TagTally::new(
             &counted.counted_tags(&listed),
-            &counted.counted_tags(&recent),
+            &counted.counted_tags(&reserved),
             &requested,
         );
         if tally.created.is_empty() {
@@ -625,7 +674,7 @@ pub fn requested_tags(reference: &Reference, query: Option<&str>) -> Vec<String>
 struct TagRead {
     lease: Lease,
     listed: Vec<String>,
-    recent: Vec<String>,
+    reserved: Vec<String>,
     requested: Vec<String>,
     /// Whether the lease is held until the upstream answered even when no tag is created.
     hold: bool,
@@ -757,8 +806,9 @@ mod tests {
                 .await
                 .expect("allowed")
                 .expect("creates a tag")
-                .record()
-                .await;
+                .reserve()
+                .await
+                .expect("reserved");
         }
         let refusal = push(&gateway, "c").await.expect_err("limit reached");
         assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
@@ -783,8 +833,9 @@ mod tests {
                 .await
                 .expect("allowed")
                 .expect("creates a tag")
-                .record()
-                .await;
+                .reserve()
+                .await
+                .expect("reserved");
         }
         let listings = gateway.registry.listings.load(Ordering::SeqCst);
         let signature = format!("sha256-{}.sig", "0".repeat(64));
@@ -824,8 +875,9 @@ mod tests {
                 .await
                 .expect("allowed")
                 .expect("creates a tag")
-                .record()
-                .await;
+                .reserve()
+                .await
+                .expect("reserved");
         }
     }
 

@@ -1,5 +1,5 @@
 //! Serialising tag-creating pushes per repository, and remembering the tags this process
-//! created until the upstream's listing shows them.
+//! reserved (created, or possibly created) until the upstream's listing shows them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,27 +8,33 @@ use std::time::{Duration, Instant};
 use limits_core::RepositoryName;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-/// Tags created through this process, with when.
+/// Tags reserved through this process, with when: each was about to be created by a push
+/// whose manifest was then forwarded, so the registry holds it or may still come to.
 #[derive(Debug, Default)]
 pub struct RecentTags {
     tags: Vec<(String, Instant)>,
 }
 
 impl RecentTags {
-    /// Tags created within `window`, dropping older ones.
+    /// Tags reserved within `window`, dropping older ones.
     pub fn current(&mut self, window: Duration) -> impl Iterator<Item = &str> {
         let now = Instant::now();
         self.tags.retain(|(_, at)| now.duration_since(*at) < window);
         self.tags.iter().map(|(tag, _)| tag.as_str())
     }
 
-    /// Remembers tags the upstream just accepted.
+    /// Reserves tags a push is about to create, before its manifest is forwarded.
     pub fn record(&mut self, tags: impl IntoIterator<Item = String>) {
         let now = Instant::now();
         for tag in tags {
             self.tags.retain(|(t, _)| *t != tag);
             self.tags.push((tag, now));
         }
+    }
+
+    /// Drops the reservations of tags the registry did not create (it refused the push).
+    pub fn forget(&mut self, tags: &[String]) {
+        self.tags.retain(|(t, _)| !tags.contains(t));
     }
 }
 

@@ -148,6 +148,33 @@ fn invalid_configuration_is_refused_at_start_and_by_check_config() {
     assert!(err.contains(message), "{err}");
 }
 
+/// A reserved tag must outlive any push that could still create it.
+#[test]
+fn a_reservation_window_shorter_than_a_push_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.yaml");
+    std::fs::write(&path, "tag_count_limit: 3\n").expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let (ok, _, err) = run(&[
+        "serve",
+        "--config",
+        &path,
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--recent-tag-window",
+        "50s",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--recent-tag-window (50s) must be longer than --upstream-timeout (30s) plus --lease-wait (30s)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_flag_has_an_environment_variable() {
     let (flags, envs, out) = crate::support::flags_and_variables("serve");

@@ -11,5 +11,6 @@ mod proxy;
 mod rawhttp;
 mod reads;
 mod report;
+mod reservations;
 mod rollout;
 mod support;
