@@ -17,6 +17,7 @@ mod metrics;
 mod migrate;
 mod report;
 mod server;
+mod signatures;
 mod tags;
 mod upload;
 mod webhook;
@@ -389,6 +390,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy,
         coordination,
         blob_sizes: blob_sizes::BlobSizes::new(args.blob_size_cache),
+        subjects: signatures::Subjects::new(args.blob_size_cache),
         uploads: upload::UploadSessions::new(10_000),
         manifest_buffers: Arc::new(tokio::sync::Semaphore::new(budget)),
         metrics: Arc::clone(&metrics),

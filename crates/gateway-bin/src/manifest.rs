@@ -12,7 +12,7 @@ use http::request::Parts;
 use http::{HeaderMap, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, Limit, RepositoryName, TagTally};
+use limits_core::{AppliedLimits, ByteSize, Content, Limit, RepositoryName, TagTally};
 use oci_manifest::{BlobState, MAX_MANIFEST_BYTES, Manifest, MeasureError};
 use registry_api::Reference;
 use serde_json::json;
@@ -325,7 +325,14 @@ impl<U: Upstream + 'static> Gateway<U> {
         })?;
         let applied = self.policy.borrow().limits_for(repository);
         let auth = parts.headers.get(header::AUTHORIZATION);
-        let requested = requested_tags(reference, parts.uri.query());
+        // Signature tags that are what their name says neither count nor freeze; every other
+        // tag does (`exempt_signature_tags`).
+        let mut requested = requested_tags(reference, parts.uri.query());
+        let pushed = manifest.cosign_artifact().map(|kind| kind.tag_suffix());
+        let exempt = self
+            .exempt_tags(&applied, &requested, Content::Pushed(pushed), auth)
+            .await?;
+        requested.retain(|tag| !exempt.contains(tag));
         let immutable: Vec<&str> = requested
             .iter()
             .map(String::as_str)
@@ -460,9 +467,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         hold: bool,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<TagRead>, Refusal> {
-        // Signature and attestation tags neither count nor are counted, unless the
-        // configuration says otherwise (`exempt_signature_tags: false`).
-        let requested = applied.protections.counted_tags(requested);
+        let requested = requested.to_vec();
         let mut count = !requested.is_empty() && applied.limits.tag_count_limit != Limit::Unlimited;
         let window = self.options.recent_tag_window;
         // Shared store: listed before the lease. A tag the listing does not show was reserved,
@@ -520,7 +525,8 @@ impl<U: Upstream + 'static> Gateway<U> {
         }))
     }
 
-    /// The repository's tags; `Ok(None)` when they cannot be read and `--fail-open` allows.
+    /// The repository's tags that count against the limit (all but exempt signature tags);
+    /// `Ok(None)` when they cannot be read and `--fail-open` allows.
     async fn listing(
         &self,
         applied: &AppliedLimits,
@@ -528,7 +534,13 @@ impl<U: Upstream + 'static> Gateway<U> {
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<Vec<String>>, Refusal> {
         match self.list_tags(&applied.repository, auth).await {
-            Ok(listed) => Ok(Some(listed)),
+            Ok(mut listed) => {
+                let exempt = self
+                    .exempt_tags(applied, &listed, Content::Stored, auth)
+                    .await?;
+                listed.retain(|tag| !exempt.contains(tag));
+                Ok(Some(listed))
+            }
             Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
                 tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
                 Ok(None)
@@ -614,12 +626,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             requested,
             hold,
         } = read;
-        let counted = &applied.protections;
-        let tally = TagTally::new(
-            &counted.counted_tags(&listed),
-            &counted.counted_tags(&reserved),
-            &requested,
-        );
+        let tally = TagTally::new(&listed, &reserved, &requested);
         if tally.created.is_empty() {
             return Ok(hold.then(|| TagReservation {
                 lease,
@@ -694,11 +701,15 @@ mod tests {
     use crate::gateway::{Options, TagSource};
 
     /// An upstream whose tag listing never shows new tags, as a lagging replica or cache would;
-    /// every blob is as large as declared.
+    /// every blob is 10 bytes, and the only manifest it holds by digest is [`SUBJECT`], an
+    /// image.
     #[derive(Debug, Default)]
     struct LaggingUpstream {
         listings: AtomicUsize,
     }
+
+    /// The digest of the image that signatures in these tests are attached to.
+    const SUBJECT: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     impl Upstream for LaggingUpstream {
         async fn tags(
@@ -716,7 +727,7 @@ mod tests {
             _: &Digest,
             _: Auth<'_>,
         ) -> Result<Option<u64>, UpstreamError> {
-            Ok(None)
+            Ok(Some(10))
         }
 
         async fn manifest_digest(
@@ -726,6 +737,20 @@ mod tests {
             _: Auth<'_>,
         ) -> Result<Option<Digest>, UpstreamError> {
             Ok(None)
+        }
+
+        async fn manifest(
+            &self,
+            _: &RepositoryName,
+            reference: &str,
+            _: Auth<'_>,
+        ) -> Result<Option<upstream_client::FetchedManifest>, UpstreamError> {
+            Ok(
+                (reference == SUBJECT).then(|| upstream_client::FetchedManifest {
+                    media_type: Some(oci_manifest::media_types::OCI_IMAGE_INDEX.to_owned()),
+                    body: INDEX.to_vec(),
+                }),
+            )
         }
     }
 
@@ -758,6 +783,7 @@ mod tests {
                 crate::tags::TagLedger::default(),
             ),
             blob_sizes: crate::blob_sizes::BlobSizes::new(16),
+            subjects: crate::signatures::Subjects::new(16),
             uploads: crate::upload::UploadSessions::new(16),
             manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
             metrics: Arc::new(crate::metrics::Metrics::new()),
@@ -774,22 +800,37 @@ mod tests {
 
     const INDEX: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
 
+    /// A cosign signature: one simple-signing layer of 10 bytes.
+    const SIGNATURE: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":10,"digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":10,"digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333"}]}"#;
+
     async fn push(
         gateway: &Gateway<LaggingUpstream>,
         tag: &str,
     ) -> Result<Option<TagReservation>, Refusal> {
+        push_manifest(
+            gateway,
+            tag,
+            "application/vnd.oci.image.index.v1+json",
+            INDEX,
+        )
+        .await
+    }
+
+    async fn push_manifest(
+        gateway: &Gateway<LaggingUpstream>,
+        tag: &str,
+        content_type: &str,
+        body: &'static [u8],
+    ) -> Result<Option<TagReservation>, Refusal> {
         let (parts, ()) = http::Request::put(format!("/v2/p/app/manifests/{tag}"))
-            .header(
-                header::CONTENT_TYPE,
-                "application/vnd.oci.image.index.v1+json",
-            )
+            .header(header::CONTENT_TYPE, content_type)
             .body(())
             .expect("request")
             .into_parts();
         let repository: RepositoryName = "p/app".parse().expect("name");
         let reference = Reference::parse(tag).expect("reference");
         gateway
-            .check_manifest(&parts, &repository, &reference, &Bytes::from_static(INDEX))
+            .check_manifest(&parts, &repository, &reference, &Bytes::from_static(body))
             .await
             .map(|(reservation, _)| reservation)
     }
@@ -824,7 +865,8 @@ mod tests {
         assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 5);
     }
 
-    /// A signature tag neither uses up the limit nor needs the tag listing.
+    /// A signature tag neither uses up the limit nor needs the tag listing, when it is one: its
+    /// digest names an image of the repository and its manifest is a signature.
     #[tokio::test]
     async fn signature_tags_are_not_counted() {
         let gateway = gateway(Duration::from_secs(300));
@@ -838,11 +880,21 @@ mod tests {
                 .expect("reserved");
         }
         let listings = gateway.registry.listings.load(Ordering::SeqCst);
-        let signature = format!("sha256-{}.sig", "0".repeat(64));
-        assert!(push(&gateway, &signature).await.expect("allowed").is_none());
+        let signature = SUBJECT.replace(':', "-") + ".sig";
+        let pushed = push_manifest(&gateway, &signature, OCI, SIGNATURE).await;
+        assert!(pushed.expect("allowed").is_none());
         assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), listings);
+        // The same name on what is no signature, or a signature of a digest the repository does
+        // not hold, counts like any tag: the limit of 3 is reached.
+        push(&gateway, &signature).await.expect_err("limit reached");
+        let forged = format!("sha256-{}.sig", "0".repeat(64));
+        push_manifest(&gateway, &forged, OCI, SIGNATURE)
+            .await
+            .expect_err("limit reached");
         push(&gateway, "c").await.expect_err("limit reached");
     }
+
+    const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
 
     /// A push naming an immutable tag holds the repository's lease until the upstream
     /// answered, even when no tag limit applies; other tags take none.

@@ -55,9 +55,10 @@
 //!
 //! Optional keys, globally and per rule (the first matching rule's value, else the global one):
 //! `read_only` ([`AppliedLimits::check_write`]), `immutable_tags`
-//! ([`AppliedLimits::check_tag_move`]) and `exempt_signature_tags` (cosign-style
-//! `sha256-<hex>.sig`/`.att`/`.sbom` tags neither count nor freeze by default;
-//! [`AppliedProtections::counted_tags`]). Absent keys change nothing.
+//! ([`AppliedLimits::check_tag_move`]) and `exempt_signature_tags` (cosign's
+//! `sha256-<hex>.sig`/`.att`/`.sbom` tags neither count nor freeze by default, when the digest
+//! names an image of the repository and the manifest is the artifact the suffix says;
+//! [`AppliedProtections::is_exempt`]). Absent keys change nothing.
 //!
 //! # Migration to Registry v2
 //!
@@ -80,6 +81,7 @@ mod migration;
 mod policy;
 mod protection;
 mod repository;
+mod signature;
 mod size;
 mod tags;
 mod usage;
@@ -99,6 +101,7 @@ pub use protection::{
     is_signature_tag,
 };
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
+pub use signature::{Content, SignatureTag, Subject};
 pub use size::{ByteSize, SizeError};
 pub use tags::TagTally;
 pub use usage::{Standing, Usage};

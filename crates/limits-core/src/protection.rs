@@ -1,5 +1,5 @@
 //! Protections beside the two limits: a read-only switch, immutable tags, and signature tags
-//! that neither count nor freeze.
+//! that neither count nor freeze (see [`crate::SignatureTag`] for which ones).
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,8 +20,10 @@ pub struct Protections {
     /// `immutable_tags`: patterns of tags that may not be moved to another digest (default
     /// none).
     pub immutable_tags: Option<Vec<String>>,
-    /// `exempt_signature_tags`: signature and attestation tags (`sha256-<hex>.sig`, `.att`,
-    /// `.sbom`) neither count against the tag limit nor are immutable (default `true`).
+    /// `exempt_signature_tags`: signature, attestation and SBOM tags (`sha256-<hex>.sig`,
+    /// `.att`, `.sbom`) whose digest names an image of the repository and whose manifest is the
+    /// cosign artifact the suffix says neither count against the tag limit nor are immutable
+    /// (default `true`; [`AppliedProtections::is_exempt`]).
     pub exempt_signature_tags: Option<bool>,
     /// `enforcement`: what happens to a push over a limit (default `deny`).
     pub enforcement: Option<Enforcement>,
@@ -61,8 +63,9 @@ impl fmt::Display for Protections {
     }
 }
 
-/// Whether `tag` names a signature, attestation or SBOM the way cosign and its friends store
-/// them: `sha256-<64 lowercase hex>.sig`, `.att` or `.sbom`.
+/// Whether `tag` is named the way cosign names a signature, attestation or SBOM:
+/// `sha256-<64 lowercase hex>.sig`, `.att` or `.sbom`. The name alone exempts nothing; see
+/// [`AppliedProtections::is_exempt`].
 ///
 /// ```
 /// use limits_core::is_signature_tag;
@@ -74,15 +77,7 @@ impl fmt::Display for Protections {
 /// assert!(!is_signature_tag("v1.sig"));
 /// ```
 pub fn is_signature_tag(tag: &str) -> bool {
-    let Some(rest) = tag.strip_prefix("sha256-") else {
-        return false;
-    };
-    let Some((hex, suffix)) = rest.split_once('.') else {
-        return false;
-    };
-    hex.len() == 64
-        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && matches!(suffix, "sig" | "att" | "sbom")
+    crate::SignatureTag::parse(tag).is_some()
 }
 
 /// Compiled `immutable_tags` patterns.
@@ -165,7 +160,7 @@ pub struct AppliedProtections {
     pub read_only: Setting<bool>,
     /// Patterns of tags that may not move; `None` when there are none.
     pub immutable_tags: Setting<Option<Arc<TagPatterns>>>,
-    /// Whether signature tags are exempt from the tag limit and from immutability.
+    /// Whether signature tags may be exempt from the tag limit and from immutability.
     pub exempt_signature_tags: Setting<bool>,
     /// What happens to a push over a limit.
     pub enforcement: Setting<Enforcement>,
@@ -174,26 +169,9 @@ pub struct AppliedProtections {
 }
 
 impl AppliedProtections {
-    /// Whether `tag` counts against the tag limit and can be immutable: every tag but signature
-    /// tags, unless `exempt_signature_tags: false`.
-    pub fn is_ordinary_tag(&self, tag: &str) -> bool {
-        !(self.exempt_signature_tags.value && is_signature_tag(tag))
-    }
-
-    /// The tags of `tags` that count against the tag limit, in order: all but exempt signature
-    /// tags.
-    pub fn counted_tags<'a>(&self, tags: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-        tags.into_iter()
-            .filter(|tag| self.is_ordinary_tag(tag))
-            .cloned()
-            .collect()
-    }
-
-    /// The immutable pattern `tag` matches, if any; exempt signature tags never match.
+    /// The immutable pattern `tag` matches, if any. A signature tag that
+    /// [`is_exempt`](Self::is_exempt) is not immutable: the caller leaves it out.
     pub fn immutable_pattern(&self, tag: &str) -> Option<&str> {
-        if !self.is_ordinary_tag(tag) {
-            return None;
-        }
         self.immutable_tags.value.as_deref()?.first_match(tag)
     }
 }
@@ -317,27 +295,6 @@ impl fmt::Display for TagMove {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signature_tags() {
-        let hex = "a".repeat(64);
-        let cases: &[(String, bool)] = &[
-            (format!("sha256-{hex}.sig"), true),
-            (format!("sha256-{hex}.att"), true),
-            (format!("sha256-{hex}.sbom"), true),
-            (format!("sha256-{hex}.SIG"), false),
-            (format!("sha256-{hex}.sig.bak"), false),
-            (format!("sha256-{hex}"), false),
-            (format!("sha512-{hex}.sig"), false),
-            (format!("sha256-{}.sig", "A".repeat(64)), false),
-            (format!("sha256-{}.sig", "a".repeat(63)), false),
-            ("v1.sig".to_owned(), false),
-            ("latest".to_owned(), false),
-        ];
-        for (tag, expected) in cases {
-            assert_eq!(is_signature_tag(tag), *expected, "{tag}");
-        }
-    }
 
     #[test]
     fn display_lists_given_keys() {

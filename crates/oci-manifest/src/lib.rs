@@ -103,6 +103,7 @@
 //!
 //! So the body is read into a small JSON tree that keeps every key, and decoded from it by hand.
 
+mod cosign;
 mod decode;
 mod descriptor;
 mod digest;
@@ -115,6 +116,7 @@ pub mod media_types;
 mod parse;
 mod text;
 
+pub use cosign::{COSIGN_SIMPLE_SIGNING, CosignArtifact, DSSE_ENVELOPE};
 pub use descriptor::{Descriptor, Layer};
 pub use digest::{Digest, DigestError};
 pub use error::{JsonError, ManifestError};

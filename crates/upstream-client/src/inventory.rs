@@ -1,30 +1,13 @@
-//! Reading what a whole registry holds: its repositories and their manifests.
+//! Reading what a whole registry holds: its repositories.
 
 use std::future::Future;
 use std::sync::Arc;
-
-use limits_core::RepositoryName;
 
 use crate::auth::Auth;
 use crate::error::UpstreamError;
 use crate::upstream::Upstream;
 
-/// The media types a manifest `GET` accepts: OCI and Docker schema 2 images and indexes.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
-     application/vnd.oci.image.index.v1+json, \
-     application/vnd.docker.distribution.manifest.v2+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// A manifest as the registry served it, not yet parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedManifest {
-    /// The answer's `Content-Type`, when it had one.
-    pub media_type: Option<String>,
-    /// The manifest's bytes, as stored.
-    pub body: Vec<u8>,
-}
-
-/// What a usage report reads besides tags: the catalog of repositories and manifests.
+/// What a usage report reads besides what the push path asks: the catalog of repositories.
 ///
 /// Separate from [`Upstream`], which holds only what the push path asks; a report needs both.
 /// [`ReqwestUpstream`](crate::ReqwestUpstream) implements it.
@@ -35,16 +18,6 @@ pub trait Inventory: Upstream {
         &self,
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send;
-
-    /// The manifest `reference` (a tag or a digest) of the repository, asking for OCI and
-    /// Docker schema 2 images and indexes ([`MANIFEST_ACCEPT`]); `None` when the registry
-    /// answers 404 (deleted since it was listed).
-    fn manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &str,
-        auth: Auth<'_>,
-    ) -> impl Future<Output = Result<Option<FetchedManifest>, UpstreamError>> + Send;
 }
 
 impl<T: Inventory> Inventory for Arc<T> {
@@ -54,15 +27,6 @@ impl<T: Inventory> Inventory for Arc<T> {
     ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
         T::catalog(self, auth)
     }
-
-    fn manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &str,
-        auth: Auth<'_>,
-    ) -> impl Future<Output = Result<Option<FetchedManifest>, UpstreamError>> + Send {
-        T::manifest(self, repo, reference, auth)
-    }
 }
 
 impl<T: Inventory> Inventory for &T {
@@ -71,15 +35,6 @@ impl<T: Inventory> Inventory for &T {
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
         T::catalog(self, auth)
-    }
-
-    fn manifest(
-        &self,
-        repo: &RepositoryName,
-        reference: &str,
-        auth: Auth<'_>,
-    ) -> impl Future<Output = Result<Option<FetchedManifest>, UpstreamError>> + Send {
-        T::manifest(self, repo, reference, auth)
     }
 }
 

@@ -62,7 +62,7 @@ pub use builder::{
 };
 pub use challenge::{Challenge, ChallengeError, parse_www_authenticate};
 pub use error::{BoxError, BuildError, Fault, ResponseProblem, TokenProblem, UpstreamError};
-pub use inventory::{FetchedManifest, Inventory, MANIFEST_ACCEPT};
+pub use inventory::Inventory;
 pub use link::{LinkError, parse_link_next};
 pub use reqwest_impl::ReqwestUpstream;
-pub use upstream::Upstream;
+pub use upstream::{FetchedManifest, MANIFEST_ACCEPT, Upstream};

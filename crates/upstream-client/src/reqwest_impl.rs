@@ -13,10 +13,10 @@ use crate::auth::{Auth, Credentials};
 use crate::builder::ReqwestUpstreamBuilder;
 use crate::challenge::{Challenge, parse_www_authenticate};
 use crate::error::{ResponseProblem, TokenProblem, UpstreamError};
-use crate::inventory::{FetchedManifest, Inventory, MANIFEST_ACCEPT, is_reference};
+use crate::inventory::{Inventory, is_reference};
 use crate::link::parse_link_next;
 use crate::token::{BearerParams, TokenCache, TokenKey, excerpt, parse_token_response};
-use crate::upstream::Upstream;
+use crate::upstream::{FetchedManifest, MANIFEST_ACCEPT, Upstream};
 
 /// Largest tag list or catalog page read (a page of 1000 long tags is about 130 KiB).
 const MAX_PAGE_BYTES: usize = 32 << 20;
@@ -764,12 +764,6 @@ impl Upstream for ReqwestUpstream {
     ) -> Result<Option<Digest>, UpstreamError> {
         self.head_manifest(repo, reference, auth).await
     }
-}
-
-impl Inventory for ReqwestUpstream {
-    async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
-        self.list(Listing::Catalog, auth).await
-    }
 
     async fn manifest(
         &self,
@@ -778,5 +772,11 @@ impl Inventory for ReqwestUpstream {
         auth: Auth<'_>,
     ) -> Result<Option<FetchedManifest>, UpstreamError> {
         self.get_manifest(repo, reference, auth).await
+    }
+}
+
+impl Inventory for ReqwestUpstream {
+    async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+        self.list(Listing::Catalog, auth).await
     }
 }

@@ -9,6 +9,21 @@ use oci_manifest::Digest;
 use crate::auth::Auth;
 use crate::error::UpstreamError;
 
+/// The media types a manifest `GET` accepts: OCI and Docker schema 2 images and indexes.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A manifest as the registry served it, not yet parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedManifest {
+    /// The answer's `Content-Type`, when it had one.
+    pub media_type: Option<String>,
+    /// The manifest's bytes, as stored.
+    pub body: Vec<u8>,
+}
+
 /// What the gateway asks the upstream registry. [`ReqwestUpstream`](crate::ReqwestUpstream) is
 /// the real implementation; tests can supply their own.
 ///
@@ -16,7 +31,7 @@ use crate::error::UpstreamError;
 /// use std::future::Future;
 /// use limits_core::RepositoryName;
 /// use oci_manifest::Digest;
-/// use upstream_client::{Auth, Upstream, UpstreamError};
+/// use upstream_client::{Auth, FetchedManifest, Upstream, UpstreamError};
 ///
 /// /// A fixed upstream for tests: every repository has the same tags and no blobs.
 /// struct Fixed(Vec<String>);
@@ -39,6 +54,14 @@ use crate::error::UpstreamError;
 ///         _: &str,
 ///         _: Auth<'_>,
 ///     ) -> Result<Option<Digest>, UpstreamError> {
+///         Ok(None)
+///     }
+///     async fn manifest(
+///         &self,
+///         _: &RepositoryName,
+///         _: &str,
+///         _: Auth<'_>,
+///     ) -> Result<Option<FetchedManifest>, UpstreamError> {
 ///         Ok(None)
 ///     }
 /// }
@@ -70,6 +93,16 @@ pub trait Upstream: Send + Sync {
         reference: &str,
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Option<Digest>, UpstreamError>> + Send;
+
+    /// The manifest `reference` (a tag or a digest) of the repository, asking for OCI and
+    /// Docker schema 2 images and indexes ([`MANIFEST_ACCEPT`]); `None` when the registry
+    /// answers 404.
+    fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<FetchedManifest>, UpstreamError>> + Send;
 }
 
 impl<T: Upstream> Upstream for Arc<T> {
@@ -98,6 +131,15 @@ impl<T: Upstream> Upstream for Arc<T> {
     ) -> impl Future<Output = Result<Option<Digest>, UpstreamError>> + Send {
         T::manifest_digest(self, repo, reference, auth)
     }
+
+    fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<FetchedManifest>, UpstreamError>> + Send {
+        T::manifest(self, repo, reference, auth)
+    }
 }
 
 impl<T: Upstream> Upstream for &T {
@@ -125,5 +167,14 @@ impl<T: Upstream> Upstream for &T {
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Option<Digest>, UpstreamError>> + Send {
         T::manifest_digest(self, repo, reference, auth)
+    }
+
+    fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Option<FetchedManifest>, UpstreamError>> + Send {
+        T::manifest(self, repo, reference, auth)
     }
 }

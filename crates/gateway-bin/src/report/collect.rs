@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt as _;
-use limits_core::{ByteSize, LimitSource, Policy, RepositoryName};
+use limits_core::{ByteSize, Content, LimitSource, Policy, RepositoryName, Subject};
 use oci_manifest::{Digest, Manifest};
 use tokio::sync::{OnceCell, Semaphore};
 use upstream_client::{Auth, FetchedManifest, Inventory, UpstreamError};
@@ -99,9 +99,11 @@ impl<U: Inventory> Reader<U> {
         };
         tags.sort();
         tags.dedup();
-        // Counted as the gateway counts them: signature and attestation tags left out unless
-        // `exempt_signature_tags: false`.
-        let count = applied.protections.counted_tags(&tags).len() as u64;
+        // Counted as the gateway counts them: exempt signature tags left out.
+        let count = match self.counted(&repo, &applied, &tags).await {
+            Ok(count) => count,
+            Err(e) => return error_row(name, Some((applied.limits, rule)), None, e),
+        };
         let repo = &repo;
         let measured: Vec<(String, Measured)> = futures_util::stream::iter(tags)
             .map(|tag| async move {
@@ -134,6 +136,47 @@ impl<U: Inventory> Reader<U> {
             }
         }
         Row::measured(name, applied.limits, rule, count, largest, self.near)
+    }
+
+    /// How many of `tags` count against the tag limit: all but the signature tags whose digest
+    /// names an image the repository holds (`AppliedProtections::is_exempt`, for tags already
+    /// stored).
+    async fn counted(
+        &self,
+        repo: &RepositoryName,
+        applied: &limits_core::AppliedLimits,
+        tags: &[String],
+    ) -> Result<u64, String> {
+        let mut count = 0;
+        for tag in tags {
+            let Some(candidate) = applied.protections.signature_candidate(tag) else {
+                count += 1;
+                continue;
+            };
+            let fetched = {
+                let _permit = self.permits.acquire().await;
+                self.upstream
+                    .manifest(repo, candidate.subject(), Auth::Configured)
+                    .await
+            };
+            let subject = match fetched.map_err(|e| format!("tag {tag}: {e}"))? {
+                None => Subject::Absent,
+                Some(fetched) => {
+                    match oci_manifest::parse(fetched.media_type.as_deref(), &fetched.body) {
+                        Ok(manifest) if manifest.is_attached() => Subject::Attached,
+                        Ok(_) => Subject::Image,
+                        Err(_) => Subject::Absent,
+                    }
+                }
+            };
+            if !applied
+                .protections
+                .is_exempt(&candidate, subject, Content::Stored)
+            {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// The size of the image `tag` points at: the largest child's for an index.
@@ -326,13 +369,6 @@ mod tests {
         ) -> Result<Option<Digest>, UpstreamError> {
             Ok(None)
         }
-    }
-
-    impl Inventory for Fake {
-        async fn catalog(&self, _: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
-            self.request().await;
-            Ok(self.catalog.clone())
-        }
 
         async fn manifest(
             &self,
@@ -348,6 +384,13 @@ mod tests {
                 .entry(reference.to_owned())
                 .or_default() += 1;
             Ok(self.manifests.get(reference).cloned())
+        }
+    }
+
+    impl Inventory for Fake {
+        async fn catalog(&self, _: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+            self.request().await;
+            Ok(self.catalog.clone())
         }
     }
 
@@ -419,9 +462,16 @@ mod tests {
 
     #[tokio::test]
     async fn signature_tags_count_as_the_gateway_counts_them() {
+        // The signature names an image the repository holds; the forged one a digest nobody
+        // pushed, so it counts like any tag.
         let signature = format!("sha256-{}.sig", "ab".repeat(32));
+        let forged = format!("sha256-{}.sig", "cd".repeat(32));
         let mut fake = Fake {
-            catalog: vec!["a/signed".to_owned(), "strict/signed".to_owned()],
+            catalog: vec![
+                "a/signed".to_owned(),
+                "strict/signed".to_owned(),
+                "b/forged".to_owned(),
+            ],
             ..Fake::default()
         };
         for repository in ["a/signed", "strict/signed"] {
@@ -430,9 +480,15 @@ mod tests {
                 Some(vec!["v1".to_owned(), "v2".to_owned(), signature.clone()]),
             );
         }
-        for tag in ["v1", "v2", signature.as_str()] {
+        fake.tags.insert(
+            "b/forged".into(),
+            Some(vec!["v1".to_owned(), "v2".to_owned(), forged.clone()]),
+        );
+        for tag in ["v1", "v2", signature.as_str(), forged.as_str()] {
             fake.manifests.insert(tag.into(), image(10, &[100]));
         }
+        fake.manifests
+            .insert(format!("sha256:{}", "ab".repeat(32)), image(10, &[100]));
         let policy = Policy::from_yaml(
             "tag_count_limit: 2\nrules:\n- path: ^strict/\n  exempt_signature_tags: false\n  limit: {max_image_size: 1GB, tag_count_limit: 2}\n",
         )
@@ -447,6 +503,7 @@ mod tests {
         assert_eq!(
             summary,
             [
+                ("over", "b/forged", Some(3)),
                 ("over", "strict/signed", Some(3)),
                 ("near", "a/signed", Some(2))
             ]

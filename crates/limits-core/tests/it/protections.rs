@@ -1,7 +1,7 @@
 //! The optional protection keys: read-only, immutable tags, signature tags. Each is given
 //! globally or per rule; the first matching rule's value wins, else the global one.
 
-use limits_core::{Config, LimitSource, Policy};
+use limits_core::{Config, Content, LimitSource, Policy, Subject};
 
 const CONFIG: &str = r#"
 read_only: "false"
@@ -78,31 +78,56 @@ fn first_matching_rule_or_global() {
         assert_eq!(p.immutable_pattern(tag), *pattern, "{name} {tag}");
         assert_eq!(position(&p.immutable_tags.source), *pattern_rule, "{name}");
     }
-    // Signature tags are exempt by default, ordinary tags under `exempt_signature_tags: false`.
+    // Signature tags may be exempt by default (when what they are says so), and are ordinary
+    // tags under `exempt_signature_tags: false`.
     let exempt = policy.limits_for(&"plain/app".parse().expect("valid name"));
-    assert!(!exempt.protections.is_ordinary_tag(&sig));
-    assert!(exempt.protections.is_ordinary_tag("v1.0"));
+    let candidate = exempt
+        .protections
+        .signature_candidate(&sig)
+        .expect("candidate");
+    assert!(
+        exempt
+            .protections
+            .is_exempt(&candidate, Subject::Image, Content::Pushed(Some("sig")))
+    );
+    assert!(exempt.protections.signature_candidate("v1.0").is_none());
     let counted = policy.limits_for(&"open/app".parse().expect("valid name"));
-    assert!(counted.protections.is_ordinary_tag(&sig));
+    assert!(counted.protections.signature_candidate(&sig).is_none());
+    assert!(!counted.protections.is_exempt(
+        &candidate,
+        Subject::Image,
+        Content::Pushed(Some("sig"))
+    ));
 }
 
+/// A signature tag's name alone exempts it from nothing: the pattern applies to it like to any
+/// tag, and only a tag that [`AppliedProtections::is_exempt`] is left out by the caller.
 #[test]
-fn signature_tags_are_never_immutable_unless_counted() {
+fn signature_tags_are_immutable_unless_exempt() {
     let policy = Policy::from_yaml(
         "immutable_tags: ['.']\nrules:\n  - path: ^strict/\n    exempt_signature_tags: false\n    limit: {max_image_size: 1GB, tag_count_limit: 10}\n",
     )
     .expect("loads");
     let sig = format!("sha256-{}.att", "b".repeat(64));
     let exempt = policy.limits_for(&"a/b".parse().expect("valid name"));
-    assert_eq!(exempt.protections.immutable_pattern(&sig), None);
+    assert_eq!(exempt.protections.immutable_pattern(&sig), Some("."));
+    let candidate = exempt
+        .protections
+        .signature_candidate(&sig)
+        .expect("candidate");
     assert!(
         exempt
-            .check_tag_move(&sig, Some("sha256:a"), "sha256:b")
-            .is_ok()
+            .protections
+            .is_exempt(&candidate, Subject::Image, Content::Pushed(Some("att")))
     );
+    assert!(!exempt.protections.is_exempt(
+        &candidate,
+        Subject::Absent,
+        Content::Pushed(Some("att"))
+    ));
     assert_eq!(exempt.protections.immutable_pattern("latest"), Some("."));
     let strict = policy.limits_for(&"strict/b".parse().expect("valid name"));
-    assert_eq!(strict.protections.immutable_pattern(&sig), Some("."));
+    assert_eq!(strict.protections.signature_candidate(&sig), None);
     assert!(
         strict
             .check_tag_move(&sig, Some("sha256:a"), "sha256:b")
@@ -155,9 +180,10 @@ fn absent_keys_mean_what_they_always_meant() {
             .is_ok()
     );
     assert!(
-        !applied
+        applied
             .protections
-            .is_ordinary_tag(&format!("sha256-{}.att", "f".repeat(64)))
+            .signature_candidate(&format!("sha256-{}.att", "f".repeat(64)))
+            .is_some()
     );
     assert!(policy.config().protections.is_empty());
 }

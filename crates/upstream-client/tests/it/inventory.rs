@@ -2,7 +2,7 @@
 //! auth set-ups.
 
 use testkit::{ManifestFormat, RawPusher, Registry, TestImage};
-use upstream_client::{Auth, Credentials, Inventory, ReqwestUpstream, UpstreamError};
+use upstream_client::{Auth, Credentials, Inventory, ReqwestUpstream, Upstream, UpstreamError};
 
 use crate::repo;
 

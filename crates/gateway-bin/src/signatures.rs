@@ -1,0 +1,205 @@
+//! Which signature tags are exempt from the tag limit (`exempt_signature_tags`): the facts the
+//! rule in `limits_core::AppliedProtections::is_exempt` needs, read from the registry.
+//!
+//! A tag named `sha256-<hex>.sig` (`.att`, `.sbom`) is exempt only when the digest names an
+//! image the repository holds and, when it is pushed, the manifest is the cosign artifact its
+//! suffix says. The subject is read from the registry (`GET` on the manifest by digest, through
+//! the same address and credentials as the tag listing) and remembered by repository and digest:
+//! what a digest holds never changes, so an image or attached manifest stays known; a digest
+//! the registry does not hold is asked again after a short while.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use limits_core::{AppliedLimits, Content, RepositoryName, Subject};
+use upstream_client::{Auth, Upstream, UpstreamError};
+
+use crate::answer::Refusal;
+use crate::gateway::{Gateway, TagSource, client_auth, upstream_failure};
+
+/// How long a digest the registry does not hold is remembered as absent.
+const ABSENT_FOR: Duration = Duration::from_secs(30);
+
+/// Subjects already read, by repository and digest; bounded.
+#[derive(Debug)]
+pub struct Subjects {
+    capacity: usize,
+    known: Mutex<HashMap<(RepositoryName, String), (Subject, Instant)>>,
+}
+
+impl Subjects {
+    /// A cache of at most `capacity` subjects.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn known(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(RepositoryName, String), (Subject, Instant)>> {
+        match self.known.lock() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn get(&self, repository: &RepositoryName, digest: &str) -> Option<Subject> {
+        let key = (repository.clone(), digest.to_owned());
+        let (subject, at) = *self.known().get(&key)?;
+        (subject != Subject::Absent || at.elapsed() < ABSENT_FOR).then_some(subject)
+    }
+
+    fn insert(&self, repository: &RepositoryName, digest: &str, subject: Subject) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut known = self.known();
+        if known.len() >= self.capacity {
+            // Rarely reached; starting over costs one read per subject.
+            known.clear();
+        }
+        known.insert(
+            (repository.clone(), digest.to_owned()),
+            (subject, Instant::now()),
+        );
+    }
+}
+
+impl<U: Upstream> Gateway<U> {
+    /// The tags of `tags` that are exempt signature tags, given what is under them (`content`:
+    /// the manifest being pushed, or what the registry already stores). Subjects not known yet
+    /// are read from the registry, a bounded number at once. A subject that cannot be read
+    /// fails the push like any fact (503, or `--fail-open`: exempt), and the registry's refusal
+    /// of the client's credentials is passed on.
+    pub(crate) async fn exempt_tags(
+        &self,
+        applied: &AppliedLimits,
+        tags: &[String],
+        content: Content<'_>,
+        auth: Option<&http::HeaderValue>,
+    ) -> Result<HashSet<String>, Refusal> {
+        let candidates: Vec<_> = tags
+            .iter()
+            .filter_map(|tag| Some((tag, applied.protections.signature_candidate(tag)?)))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let subjects: HashSet<&str> = candidates.iter().map(|(_, c)| c.subject()).collect();
+        let lookups: Vec<_> = subjects
+            .into_iter()
+            .map(|digest| self.subject_of(&applied.repository, digest, auth))
+            .collect();
+        let mut lookups = futures_util::stream::iter(lookups)
+            .buffer_unordered(self.options.head_concurrency.max(1));
+        let mut known = HashMap::new();
+        while let Some((digest, result)) = lookups.next().await {
+            let subject = match result {
+                Ok(subject) => subject,
+                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                    tracing::warn!(repository = %applied.repository, digest, error = %err, "signature tag's subject unread; exempt by --fail-open");
+                    Subject::Image
+                }
+                Err(err) => {
+                    let what = format!(
+                        "the manifest {digest} a signature tag names could not be read from the upstream registry"
+                    );
+                    return Err(upstream_failure(&err, &what));
+                }
+            };
+            known.insert(digest, subject);
+        }
+        Ok(candidates
+            .iter()
+            .filter(|(tag, candidate)| {
+                let subject = known
+                    .get(candidate.subject())
+                    .copied()
+                    .unwrap_or(Subject::Absent);
+                let exempt = applied.protections.is_exempt(candidate, subject, content);
+                if !exempt {
+                    tracing::info!(repository = %applied.repository, tag = %tag, subject = ?subject, content = ?content, "signature-named tag counted like any tag: its digest names no image of the repository, or its manifest is not the artifact its name says");
+                }
+                exempt
+            })
+            .map(|(tag, _)| (*tag).clone())
+            .collect())
+    }
+
+    async fn subject_of<'a>(
+        &self,
+        repository: &RepositoryName,
+        digest: &'a str,
+        auth: Option<&http::HeaderValue>,
+    ) -> (&'a str, Result<Subject, UpstreamError>) {
+        (digest, self.subject(repository, digest, auth).await)
+    }
+
+    /// What the repository holds under `digest`: from the cache, or read from the registry
+    /// through the tag source (the client's credentials, or Harbor mode's own).
+    async fn subject(
+        &self,
+        repository: &RepositoryName,
+        digest: &str,
+        auth: Option<&http::HeaderValue>,
+    ) -> Result<Subject, UpstreamError> {
+        if let Some(subject) = self.subjects.get(repository, digest) {
+            return Ok(subject);
+        }
+        let started = Instant::now();
+        let fetched = match &self.tag_source {
+            TagSource::Upstream => {
+                self.registry
+                    .manifest(repository, digest, client_auth(auth))
+                    .await
+            }
+            TagSource::External(external) => {
+                external
+                    .manifest(repository, digest, Auth::Configured)
+                    .await
+            }
+        };
+        self.metrics.upstream("manifest_get", started.elapsed());
+        let subject = match fetched? {
+            None => Subject::Absent,
+            Some(fetched) => {
+                match oci_manifest::parse(fetched.media_type.as_deref(), &fetched.body) {
+                    Ok(manifest) if manifest.is_attached() => Subject::Attached,
+                    Ok(_) => Subject::Image,
+                    // Not a manifest the gateway can vouch for: nothing to attach an exemption to.
+                    Err(_) => Subject::Absent,
+                }
+            }
+        };
+        self.subjects.insert(repository, digest, subject);
+        Ok(subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_subjects_stay_absent_ones_expire() {
+        let subjects = Subjects::new(2);
+        let repository: RepositoryName = "a/b".parse().expect("name");
+        subjects.insert(&repository, "sha256:1", Subject::Image);
+        subjects.insert(&repository, "sha256:2", Subject::Absent);
+        assert_eq!(subjects.get(&repository, "sha256:1"), Some(Subject::Image));
+        assert_eq!(subjects.get(&repository, "sha256:2"), Some(Subject::Absent));
+        let other: RepositoryName = "a/c".parse().expect("name");
+        assert_eq!(subjects.get(&other, "sha256:1"), None);
+        // Full: starts over.
+        subjects.insert(&repository, "sha256:3", Subject::Attached);
+        assert_eq!(subjects.get(&repository, "sha256:1"), None);
+        assert_eq!(
+            subjects.get(&repository, "sha256:3"),
+            Some(Subject::Attached)
+        );
+    }
+}
