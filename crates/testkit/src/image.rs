@@ -99,6 +99,8 @@ pub struct TestImage {
     config: Blob,
     layers: Vec<Blob>,
     manifest: Blob,
+    /// The layers' media type when it is not the format's image layer type (an artifact).
+    layer_type: Option<&'static str>,
 }
 
 impl TestImage {
@@ -130,6 +132,33 @@ impl TestImage {
             config,
             layers,
             manifest: Blob::new(Vec::new()),
+            layer_type: None,
+        };
+        image.manifest = Blob::new(image.manifest_as(ManifestFormat::Oci, None));
+        image
+    }
+
+    /// An artifact shaped as cosign stores what it attaches to the manifest `subject` (a
+    /// `sha256:` digest): a small OCI config and `payloads` layers of `layer_type`
+    /// (`application/vnd.dev.cosign.simplesigning.v1+json` for a signature,
+    /// `application/vnd.dsse.envelope.v1+json` for an attestation, `text/spdx+json` for an
+    /// SBOM), each a JSON payload naming the subject.
+    pub fn attached(layer_type: &'static str, subject: &str, payloads: usize, seed: u64) -> Self {
+        let layers = (0..payloads)
+            .map(|i| {
+                let payload = json!({
+                    "critical": {"image": {"docker-manifest-digest": subject}, "type": layer_type},
+                    "optional": {"testkit.seed": seed, "index": i},
+                });
+                Blob::new(payload.to_string().into_bytes())
+            })
+            .collect();
+        let config = json!({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}});
+        let mut image = Self {
+            config: Blob::new(config.to_string().into_bytes()),
+            layers,
+            manifest: Blob::new(Vec::new()),
+            layer_type: Some(layer_type),
         };
         image.manifest = Blob::new(image.manifest_as(ManifestFormat::Oci, None));
         image
@@ -172,6 +201,7 @@ impl TestImage {
             ManifestFormat::Oci => (OCI_CONFIG, OCI_LAYER_GZIP),
             ManifestFormat::DockerV2S2 => (DOCKER_CONFIG, DOCKER_LAYER_GZIP),
         };
+        let layer_type = self.layer_type.unwrap_or(layer_type);
         let layers: Vec<serde_json::Value> = self
             .layers
             .iter()

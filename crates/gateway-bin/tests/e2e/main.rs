@@ -13,4 +13,5 @@ mod reads;
 mod report;
 mod reservations;
 mod rollout;
+mod signatures;
 mod support;
