@@ -7,10 +7,9 @@ use crate::error::{ConfigError, Location, YamlError};
 use crate::{ByteSize, Limit, Limits, Protections};
 
 /// The keys of the ConfigMap's `data`.
-const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at";
+const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of one rule.
-const RULE_KEYS: &str =
-    "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at";
+const RULE_KEYS: &str = "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of a rule's `limit`.
 const LIMIT_KEYS: &str = "max_image_size, tag_count_limit";
 /// The top-level keys of a ConfigMap manifest.
@@ -171,6 +170,9 @@ fn push_protections(out: &mut String, indent: &str, protections: &Protections) {
     if let Some(warn_at) = protections.warn_at {
         out.push_str(&format!("{indent}warn_at: \"{warn_at}\"\n"));
     }
+    if let Some(allow) = protections.allow_deleting_immutable_tags {
+        out.push_str(&format!("{indent}allow_deleting_immutable_tags: {allow}\n"));
+    }
 }
 
 /// Reads one of the optional protection keys into `protections`; `false` when `key` is not
@@ -189,6 +191,10 @@ fn protection(
         }
         "immutable_tags" => {
             protections.immutable_tags = Some(patterns("immutable_tags", value, location)?);
+        }
+        "allow_deleting_immutable_tags" => {
+            protections.allow_deleting_immutable_tags =
+                Some(boolean("allow_deleting_immutable_tags", value, location)?);
         }
         "enforcement" => {
             let text = scalar_text(value).ok_or_else(|| {

@@ -55,9 +55,11 @@
 //!
 //! Optional keys, globally and per rule (the first matching rule's value, else the global one):
 //! `read_only` ([`AppliedLimits::check_write`]), `immutable_tags`
-//! ([`AppliedLimits::check_tag_move`]) and `exempt_signature_tags` (cosign-style
-//! `sha256-<hex>.sig`/`.att`/`.sbom` tags neither count nor freeze by default;
-//! [`AppliedProtections::counted_tags`]). Absent keys change nothing.
+//! ([`AppliedLimits::check_tag_move`], and [`AppliedLimits::check_manifest_delete`] for deletes
+//! by such a tag or by the digest it points to, unless `allow_deleting_immutable_tags: true`)
+//! and `exempt_signature_tags` (cosign-style `sha256-<hex>.sig`/`.att`/`.sbom` tags neither
+//! count nor freeze by default; [`AppliedProtections::counted_tags`]). Absent keys change
+//! nothing.
 //!
 //! # Migration to Registry v2
 //!
@@ -73,6 +75,7 @@
 
 mod config;
 mod decision;
+mod deletion;
 mod enforcement;
 mod error;
 mod limit;
@@ -86,6 +89,7 @@ mod usage;
 
 pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
+pub use deletion::{DeleteTarget, ImmutableDelete, ImmutableDeleteDetail};
 pub use enforcement::{Enforcement, EnforcementError, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};

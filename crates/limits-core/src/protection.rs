@@ -17,8 +17,8 @@ use crate::{Enforcement, LimitSource, RepositoryName, WarnAt};
 pub struct Protections {
     /// `read_only`: refuse every write (default `false`).
     pub read_only: Option<bool>,
-    /// `immutable_tags`: patterns of tags that may not be moved to another digest (default
-    /// none).
+    /// `immutable_tags`: patterns of tags that may not be moved to another digest, nor removed
+    /// by deleting their manifest (default none).
     pub immutable_tags: Option<Vec<String>>,
     /// `exempt_signature_tags`: signature and attestation tags (`sha256-<hex>.sig`, `.att`,
     /// `.sbom`) neither count against the tag limit nor are immutable (default `true`).
@@ -28,6 +28,9 @@ pub struct Protections {
     /// `warn_at`: the share of a limit from which an allowed push is warned about (default
     /// `off`).
     pub warn_at: Option<WarnAt>,
+    /// `allow_deleting_immutable_tags`: let a manifest be deleted by an immutable tag, or by a
+    /// digest an immutable tag points to (default `false`).
+    pub allow_deleting_immutable_tags: Option<bool>,
 }
 
 impl Protections {
@@ -56,6 +59,9 @@ impl fmt::Display for Protections {
         }
         if let Some(warn_at) = self.warn_at {
             parts.push(format!("warn_at {warn_at}"));
+        }
+        if let Some(allow) = self.allow_deleting_immutable_tags {
+            parts.push(format!("allow_deleting_immutable_tags {allow}"));
         }
         f.write_str(&parts.join(", "))
     }
@@ -151,7 +157,7 @@ pub struct Setting<T> {
 }
 
 /// Where a setting came from, for messages: `rule 1: ^p/` or `global key`.
-fn setting_source(source: &LimitSource, key: &str) -> String {
+pub(crate) fn setting_source(source: &LimitSource, key: &str) -> String {
     match source {
         LimitSource::Global => format!("global {key}"),
         rule => rule.to_string(),
@@ -171,6 +177,8 @@ pub struct AppliedProtections {
     pub enforcement: Setting<Enforcement>,
     /// From which share of a limit an allowed push is warned about.
     pub warn_at: Setting<WarnAt>,
+    /// Whether manifests that immutable tags name may be deleted.
+    pub allow_deleting_immutable_tags: Setting<bool>,
 }
 
 impl AppliedProtections {
@@ -195,6 +203,13 @@ impl AppliedProtections {
             return None;
         }
         self.immutable_tags.value.as_deref()?.first_match(tag)
+    }
+
+    /// Whether a manifest delete must be checked against the immutable tags: the repository
+    /// has `immutable_tags` patterns and `allow_deleting_immutable_tags` is not `true`. When
+    /// this is `false`, no delete is refused for immutability and no fact needs reading.
+    pub fn guards_deletes(&self) -> bool {
+        self.immutable_tags.value.is_some() && !self.allow_deleting_immutable_tags.value
     }
 }
 
@@ -348,11 +363,28 @@ mod tests {
             exempt_signature_tags: Some(false),
             enforcement: Some(crate::Enforcement::Audit),
             warn_at: Some(crate::WarnAt::Percent(80)),
+            allow_deleting_immutable_tags: None,
         };
         assert_eq!(
             all.to_string(),
             "read_only true, immutable_tags [^v, ^r], exempt_signature_tags false, enforcement audit, warn_at 80%"
         );
+    }
+
+    #[test]
+    fn display_shows_the_delete_opt_out() {
+        let cases: &[(Option<bool>, &str)] = &[
+            (None, ""),
+            (Some(true), "allow_deleting_immutable_tags true"),
+            (Some(false), "allow_deleting_immutable_tags false"),
+        ];
+        for (allow, expected) in cases {
+            let protections = Protections {
+                allow_deleting_immutable_tags: *allow,
+                ..Protections::default()
+            };
+            assert_eq!(protections.to_string(), *expected, "{allow:?}");
+        }
     }
 
     #[test]
