@@ -215,7 +215,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 self.upload_chunk(request, name, id, forward_path, remote)
                     .await
             }
-            Route::Read | Route::OtherWrite => {
+            Route::Read | Route::OtherWrite | Route::ManifestDelete { .. } => {
                 let method = request.method();
                 let timeout = (method == Method::GET
                     || method == Method::HEAD
