@@ -86,6 +86,7 @@ mod repository;
 mod size;
 mod tags;
 mod usage;
+mod yaml;
 
 pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
