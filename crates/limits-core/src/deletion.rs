@@ -5,8 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::protection::setting_source;
-use crate::{LimitSource, RepositoryName};
+use crate::RepositoryName;
+use crate::source::LimitSource;
 
 /// What `DELETE /v2/<name>/manifests/<reference>` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,10 +87,7 @@ pub struct ImmutableDeleteDetail {
 impl ImmutableDelete {
     /// The facts as values.
     pub fn detail(&self) -> ImmutableDeleteDetail {
-        let (rule, rule_path) = match &self.source {
-            LimitSource::Global => (None, None),
-            LimitSource::Rule { position, path } => (Some(*position), Some(path.to_string())),
-        };
+        let (rule, rule_path) = self.source.rule_and_path();
         ImmutableDeleteDetail {
             repository: self.repository.to_string(),
             check: "immutable_tag_delete",
@@ -106,7 +103,7 @@ impl ImmutableDelete {
 
 impl fmt::Display for ImmutableDelete {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = setting_source(&self.source, "immutable_tags");
+        let source = self.source.setting("immutable_tags");
         match &self.digest {
             Some(digest) => write!(
                 f,

@@ -84,6 +84,7 @@ mod policy;
 mod protection;
 mod repository;
 mod size;
+mod source;
 mod tags;
 mod usage;
 mod yaml;
@@ -98,12 +99,13 @@ pub use migration::{
     ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
     quantity,
 };
-pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
+pub use policy::{AppliedLimits, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,
     is_signature_tag,
 };
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use size::{ByteSize, SizeError};
+pub use source::LimitSource;
 pub use tags::TagTally;
 pub use usage::{Standing, Usage};

@@ -1,6 +1,5 @@
 //! The compiled policy: which limits apply to a repository.
 
-use std::fmt;
 use std::sync::Arc;
 
 use std::collections::HashMap;
@@ -10,6 +9,7 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use crate::deletion::{DeleteTarget, ImmutableDelete};
 use crate::error::{ConfigError, Location, RegexError};
 use crate::protection::{AppliedProtections, ReadOnly, Setting, TagMove, TagPatterns};
+use crate::source::LimitSource;
 use crate::{Config, Limits, Protections, RepositoryName, Rule};
 use crate::{Enforcement, WarnAt};
 
@@ -18,29 +18,6 @@ use crate::{Enforcement, WarnAt};
 pub const RULE_SIZE_LIMIT: usize = 1 << 20;
 /// Compiled size allowed for all rules together.
 pub const RULES_SIZE_LIMIT: usize = 256 << 20;
-
-/// Where a repository's limits came from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LimitSource {
-    /// No rule matched; the global limits apply.
-    Global,
-    /// The first matching rule.
-    Rule {
-        /// 1-based position of the rule in `rules`.
-        position: usize,
-        /// The rule's pattern.
-        path: Arc<str>,
-    },
-}
-
-impl fmt::Display for LimitSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LimitSource::Global => f.write_str("global limit"),
-            LimitSource::Rule { position, path } => write!(f, "rule {position}: {path}"),
-        }
-    }
-}
 
 /// A configuration compiled for lookups: global limits plus ordered rules, first match wins.
 ///

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::error::{ConfigError, Location, RegexError};
 use crate::policy::RULE_SIZE_LIMIT;
-use crate::{Enforcement, LimitSource, RepositoryName, WarnAt};
+use crate::source::LimitSource;
+use crate::{Enforcement, RepositoryName, WarnAt};
 
 /// The optional protection keys, as written globally or in one rule. `None` means "not given":
 /// in a rule, the global value applies; globally, the default does.
@@ -156,14 +157,6 @@ pub struct Setting<T> {
     pub source: LimitSource,
 }
 
-/// Where a setting came from, for messages: `rule 1: ^p/` or `global key`.
-pub(crate) fn setting_source(source: &LimitSource, key: &str) -> String {
-    match source {
-        LimitSource::Global => format!("global {key}"),
-        rule => rule.to_string(),
-    }
-}
-
 /// The protections in force for one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedProtections {
@@ -242,7 +235,7 @@ pub struct ReadOnly {
 
 impl fmt::Display for ReadOnly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = setting_source(&self.source, "read_only");
+        let source = self.source.setting("read_only");
         match &self.repository {
             Some(repository) => write!(
                 f,
@@ -297,10 +290,7 @@ pub struct TagMoveDetail {
 impl TagMove {
     /// The facts as values.
     pub fn detail(&self) -> TagMoveDetail {
-        let (rule, rule_path) = match &self.source {
-            LimitSource::Global => (None, None),
-            LimitSource::Rule { position, path } => (Some(*position), Some(path.to_string())),
-        };
+        let (rule, rule_path) = self.source.rule_and_path();
         TagMoveDetail {
             repository: self.repository.to_string(),
             check: "immutable_tag",
@@ -322,7 +312,7 @@ impl fmt::Display for TagMove {
             self.tag,
             self.repository,
             self.pattern,
-            setting_source(&self.source, "immutable_tags"),
+            self.source.setting("immutable_tags"),
             self.current,
             self.pushed
         )
