@@ -3,13 +3,15 @@
 //!
 //! Asserts, beyond "no panic": a write is forwarded under a canonical path that is clean, made
 //! of name, reference and id characters only, and reads back as exactly the same request; the
-//! repository a checked route names appears in that path; percent-encoding every character of
-//! a path never changes how it reads.
+//! repository a checked route names appears in that path, and a manifest push's or delete's
+//! reference ends it; a `DELETE` of `/v2/<OCI name>/manifests/<tag or digest>` is always read as
+//! a manifest delete, never waved through as another write; percent-encoding every character
+//! of a path never changes how it reads.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use registry_api::{ApiRequest, Route, is_clean};
+use registry_api::{ApiRequest, Method, Reference, Route, is_clean};
 
 fuzz_target!(|data: &[u8]| {
     let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -43,6 +45,28 @@ fuzz_target!(|data: &[u8]| {
                 assert!(
                     forward.starts_with(&format!("/v2/{name}/")),
                     "{forward:?} does not hold {name}"
+                );
+            }
+            if let Route::ManifestPut { reference, .. } | Route::ManifestDelete { reference, .. } =
+                &api.route
+            {
+                assert!(
+                    forward.ends_with(&format!("/manifests/{reference}")),
+                    "{forward:?} does not end with {reference}"
+                );
+            }
+            if api.method == Method::Delete && api.route == Route::OtherWrite {
+                let manifest = forward
+                    .strip_prefix("/v2/")
+                    .and_then(|rest| rest.rsplit_once("/manifests/"))
+                    .filter(|(name, reference)| {
+                        name.parse::<limits_core::RepositoryName>().is_ok()
+                            && !reference.contains('/')
+                            && Reference::parse(reference).is_ok()
+                    });
+                assert!(
+                    manifest.is_none(),
+                    "manifest delete {forward:?} read as another write"
                 );
             }
         }

@@ -21,6 +21,9 @@ pub enum Reason {
     ReadOnly,
     /// A push that would move an immutable tag to another digest: 403 `DENIED`.
     ImmutableTag,
+    /// A manifest delete that would remove an immutable tag (by the tag, or by the digest it
+    /// points to): 403 `DENIED`.
+    ImmutableTagDelete,
     /// A path outside `/v2/`: 404 `NOT_FOUND`.
     NotRegistryApi,
     /// A method the registry API does not have: 405 `UNSUPPORTED`.
@@ -72,7 +75,10 @@ impl Reason {
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
-            Reason::Denied | Reason::ImmutableTag | Reason::Forbidden => StatusCode::FORBIDDEN,
+            Reason::Denied
+            | Reason::ImmutableTag
+            | Reason::ImmutableTagDelete
+            | Reason::Forbidden => StatusCode::FORBIDDEN,
             Reason::NotRegistryApi => StatusCode::NOT_FOUND,
             Reason::MethodNotAllowed | Reason::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
             Reason::NameInvalid
@@ -95,7 +101,10 @@ impl Reason {
     /// The distribution error code of the envelope.
     pub fn code(self) -> &'static str {
         match self {
-            Reason::Denied | Reason::ImmutableTag | Reason::Forbidden => "DENIED",
+            Reason::Denied
+            | Reason::ImmutableTag
+            | Reason::ImmutableTagDelete
+            | Reason::Forbidden => "DENIED",
             Reason::NotRegistryApi => "NOT_FOUND",
             Reason::MethodNotAllowed
             | Reason::ReadOnly
@@ -124,6 +133,7 @@ impl Reason {
             Reason::Denied => "denied",
             Reason::ReadOnly => "read_only",
             Reason::ImmutableTag => "immutable_tag",
+            Reason::ImmutableTagDelete => "immutable_tag_delete",
             Reason::NotRegistryApi => "not_registry_api",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::NameInvalid => "name_invalid",
@@ -148,10 +158,11 @@ impl Reason {
 
     /// Every reason, for tests and documentation.
     #[cfg(test)]
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Denied,
         Reason::ReadOnly,
         Reason::ImmutableTag,
+        Reason::ImmutableTagDelete,
         Reason::NotRegistryApi,
         Reason::MethodNotAllowed,
         Reason::NameInvalid,

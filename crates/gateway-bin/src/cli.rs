@@ -323,7 +323,8 @@ pub struct ServeArgs {
     )]
     pub blob_size_cache: usize,
 
-    /// Layer size checks sent at once for one manifest.
+    /// Layer size checks sent at once for one manifest, and immutable tags read at once for
+    /// one manifest delete.
     #[arg(long, env = "REGISTRY_GATEWAY_HEAD_CONCURRENCY", default_value_t = 8)]
     pub head_concurrency: usize,
 

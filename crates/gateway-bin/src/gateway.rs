@@ -1,5 +1,6 @@
 //! The proxy: reads every request once into a typed [`ApiRequest`], forwards it, and checks
-//! manifest pushes and blob uploads against the limits.
+//! manifest pushes and blob uploads against the limits, and manifest deletes against the
+//! immutable tags.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -215,6 +216,10 @@ impl<U: Upstream + 'static> Gateway<U> {
             }
             Route::UploadChunk { name, id } => {
                 self.upload_chunk(request, name, id, forward_path, remote)
+                    .await
+            }
+            Route::ManifestDelete { name, reference } => {
+                self.manifest_delete(request, name, reference, forward_path, remote)
                     .await
             }
             Route::Read | Route::OtherWrite => {

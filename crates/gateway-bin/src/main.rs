@@ -9,6 +9,7 @@ mod cli;
 mod config_source;
 mod coordination;
 mod credentials;
+mod delete;
 mod fastpath;
 mod forward;
 mod gateway;
@@ -170,6 +171,11 @@ fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
     println!(
         "immutable_tags: {patterns} ({})",
         from(&protections.immutable_tags.source)
+    );
+    println!(
+        "allow_deleting_immutable_tags: {} ({})",
+        protections.allow_deleting_immutable_tags.value,
+        from(&protections.allow_deleting_immutable_tags.source)
     );
     println!(
         "exempt_signature_tags: {} ({})",

@@ -4,13 +4,16 @@
 use serde_yaml::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, YamlError};
+use crate::yaml::{
+    boolean, is_unlimited, key_str, missing, patterns, quote, scalar, scalar_text, short, unknown,
+    wrong_type,
+};
 use crate::{ByteSize, Limit, Limits, Protections};
 
 /// The keys of the ConfigMap's `data`.
-const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at";
+const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of one rule.
-const RULE_KEYS: &str =
-    "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at";
+const RULE_KEYS: &str = "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of a rule's `limit`.
 const LIMIT_KEYS: &str = "max_image_size, tag_count_limit";
 /// The top-level keys of a ConfigMap manifest.
@@ -171,6 +174,9 @@ fn push_protections(out: &mut String, indent: &str, protections: &Protections) {
     if let Some(warn_at) = protections.warn_at {
         out.push_str(&format!("{indent}warn_at: \"{warn_at}\"\n"));
     }
+    if let Some(allow) = protections.allow_deleting_immutable_tags {
+        out.push_str(&format!("{indent}allow_deleting_immutable_tags: {allow}\n"));
+    }
 }
 
 /// Reads one of the optional protection keys into `protections`; `false` when `key` is not
@@ -189,6 +195,10 @@ fn protection(
         }
         "immutable_tags" => {
             protections.immutable_tags = Some(patterns("immutable_tags", value, location)?);
+        }
+        "allow_deleting_immutable_tags" => {
+            protections.allow_deleting_immutable_tags =
+                Some(boolean("allow_deleting_immutable_tags", value, location)?);
         }
         "enforcement" => {
             let text = scalar_text(value).ok_or_else(|| {
@@ -220,67 +230,6 @@ fn protection(
         _ => return Ok(false),
     }
     Ok(true)
-}
-
-/// A scalar's text: a string as it is, a number as written (ConfigMap `data` values are
-/// strings, but a YAML file may hold `warn_at: 80`).
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// `true` or `false`, as a YAML boolean or as a string (ConfigMap `data` values are strings).
-fn boolean(key: &'static str, value: &Value, location: &Location) -> Result<bool, ConfigError> {
-    match value {
-        Value::Bool(b) => Ok(*b),
-        Value::String(text) => match text.trim() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(wrong_type(key, location.clone(), "true or false", value)),
-        },
-        other => Err(wrong_type(key, location.clone(), "true or false", other)),
-    }
-}
-
-/// A list of regular expression strings, as a YAML list or a string holding one (the
-/// ConfigMap form `immutable_tags: |`).
-fn patterns(
-    key: &'static str,
-    value: &Value,
-    location: &Location,
-) -> Result<Vec<String>, ConfigError> {
-    const EXPECTED: &str = "a list of regular expressions";
-    match value {
-        Value::Null => Ok(Vec::new()),
-        Value::Sequence(list) => list
-            .iter()
-            .map(|item| match item {
-                Value::String(pattern) => Ok(pattern.clone()),
-                other => Err(wrong_type(key, location.clone(), EXPECTED, other)),
-            })
-            .collect(),
-        Value::String(text) => {
-            let inner: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
-                location: location.clone(),
-                source: YamlError(e),
-            })?;
-            match inner {
-                Value::Null => Ok(Vec::new()),
-                Value::Sequence(_) => patterns(key, &inner, location),
-                _ => Err(wrong_type(key, location.clone(), EXPECTED, value)),
-            }
-        }
-        other => Err(wrong_type(key, location.clone(), EXPECTED, other)),
-    }
-}
-
-/// A YAML double-quoted scalar.
-fn quote(text: &str) -> String {
-    // serde_json's string escaping is valid YAML double-quoted syntax.
-    serde_json::to_string(text).unwrap_or_else(|_| format!("{text:?}"))
 }
 
 /// `rules` as a YAML list, or as a string holding one (the ConfigMap form `rules: |`).
@@ -439,80 +388,4 @@ fn count_limit(value: &Value, location: Location) -> Result<Limit<u64>, ConfigEr
         .parse::<u64>()
         .map(Limit::Max)
         .map_err(|_| invalid("does not fit in 64 bits"))
-}
-
-fn is_unlimited(text: &str) -> bool {
-    text.trim().eq_ignore_ascii_case("unlimited")
-}
-
-/// A string or number as text; other YAML types are refused.
-fn scalar(
-    key: &'static str,
-    value: &Value,
-    location: &Location,
-    expected: &'static str,
-) -> Result<String, ConfigError> {
-    match value {
-        Value::String(text) => Ok(text.clone()),
-        Value::Number(number) => Ok(number.to_string()),
-        other => Err(wrong_type(key, location.clone(), expected, other)),
-    }
-}
-
-fn key_str(key: &Value, location: Location) -> Result<&str, ConfigError> {
-    key.as_str().ok_or_else(|| ConfigError::UnknownKey {
-        key: short(key),
-        location,
-        expected: "a string key",
-    })
-}
-
-fn unknown(key: &str, location: Location, expected: &'static str) -> ConfigError {
-    ConfigError::UnknownKey {
-        key: key.to_owned(),
-        location,
-        expected,
-    }
-}
-
-fn missing(key: &'static str, location: Location, hint: &'static str) -> ConfigError {
-    ConfigError::MissingKey {
-        key,
-        location,
-        hint,
-    }
-}
-
-fn wrong_type(key: &str, location: Location, expected: &'static str, found: &Value) -> ConfigError {
-    let found = match found {
-        Value::Null => "nothing".to_owned(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string \"{}\"", truncate(s)),
-        Value::Sequence(_) => "a list".to_owned(),
-        Value::Mapping(_) => "a mapping".to_owned(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
-    };
-    ConfigError::WrongType {
-        key: key.to_owned(),
-        location,
-        expected,
-        found,
-    }
-}
-
-/// A short rendering of a YAML value for messages.
-fn short(value: &Value) -> String {
-    match value {
-        Value::String(s) => truncate(s),
-        other => truncate(serde_yaml::to_string(other).unwrap_or_default().trim()),
-    }
-}
-
-fn truncate(text: &str) -> String {
-    const MAX: usize = 80;
-    match text.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_owned(),
-    }
 }

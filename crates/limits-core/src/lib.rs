@@ -55,10 +55,12 @@
 //!
 //! Optional keys, globally and per rule (the first matching rule's value, else the global one):
 //! `read_only` ([`AppliedLimits::check_write`]), `immutable_tags`
-//! ([`AppliedLimits::check_tag_move`]) and `exempt_signature_tags` (cosign's
-//! `sha256-<hex>.sig`/`.att`/`.sbom` tags neither count nor freeze by default, when the digest
-//! names an image of the repository and the manifest is the artifact the suffix says;
-//! [`AppliedProtections::is_exempt`]). Absent keys change nothing.
+//! ([`AppliedLimits::check_tag_move`], and [`AppliedLimits::check_manifest_delete`] for deletes
+//! by such a tag or by the digest it points to, unless `allow_deleting_immutable_tags: true`)
+//! and `exempt_signature_tags` (cosign's `sha256-<hex>.sig`/`.att`/`.sbom` tags neither count
+//! nor freeze by default, when the digest names an image of the repository and the manifest is
+//! the artifact the suffix says; [`AppliedProtections::is_exempt`]). Absent keys change
+//! nothing.
 //!
 //! # Migration to Registry v2
 //!
@@ -74,6 +76,7 @@
 
 mod config;
 mod decision;
+mod deletion;
 mod enforcement;
 mod error;
 mod limit;
@@ -83,11 +86,14 @@ mod protection;
 mod repository;
 mod signature;
 mod size;
+mod source;
 mod tags;
 mod usage;
+mod yaml;
 
 pub use config::{Config, Rule};
 pub use decision::{Check, Decision, Detail};
+pub use deletion::{DeleteTarget, ImmutableDelete, ImmutableDeleteDetail};
 pub use enforcement::{Enforcement, EnforcementError, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
@@ -95,7 +101,7 @@ pub use migration::{
     ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
     quantity,
 };
-pub use policy::{AppliedLimits, LimitSource, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
+pub use policy::{AppliedLimits, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,
     is_signature_tag,
@@ -103,5 +109,6 @@ pub use protection::{
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use signature::{Content, SignatureTag, Subject};
 pub use size::{ByteSize, SizeError};
+pub use source::LimitSource;
 pub use tags::TagTally;
 pub use usage::{Standing, Usage};

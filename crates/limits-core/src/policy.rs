@@ -1,14 +1,15 @@
 //! The compiled policy: which limits apply to a repository.
 
-use std::fmt;
 use std::sync::Arc;
 
 use std::collections::HashMap;
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
+use crate::deletion::{DeleteTarget, ImmutableDelete};
 use crate::error::{ConfigError, Location, RegexError};
 use crate::protection::{AppliedProtections, ReadOnly, Setting, TagMove, TagPatterns};
+use crate::source::LimitSource;
 use crate::{Config, Limits, Protections, RepositoryName, Rule};
 use crate::{Enforcement, WarnAt};
 
@@ -17,29 +18,6 @@ use crate::{Enforcement, WarnAt};
 pub const RULE_SIZE_LIMIT: usize = 1 << 20;
 /// Compiled size allowed for all rules together.
 pub const RULES_SIZE_LIMIT: usize = 256 << 20;
-
-/// Where a repository's limits came from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LimitSource {
-    /// No rule matched; the global limits apply.
-    Global,
-    /// The first matching rule.
-    Rule {
-        /// 1-based position of the rule in `rules`.
-        position: usize,
-        /// The rule's pattern.
-        path: Arc<str>,
-    },
-}
-
-impl fmt::Display for LimitSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LimitSource::Global => f.write_str("global limit"),
-            LimitSource::Rule { position, path } => write!(f, "rule {position}: {path}"),
-        }
-    }
-}
 
 /// A configuration compiled for lookups: global limits plus ordered rules, first match wins.
 ///
@@ -203,6 +181,58 @@ impl AppliedLimits {
             })),
             _ => Ok(()),
         }
+    }
+
+    /// Refuses a manifest delete that would remove an immutable tag: by a tag an
+    /// `immutable_tags` pattern matches, or by a digest such a tag points to, unless
+    /// `allow_deleting_immutable_tags: true`. `tags` are the facts for a delete by digest: tags
+    /// of the repository with the digests they point to (only those matching a pattern
+    /// matter); a delete by tag needs none. See [`ImmutableDelete`] for an example.
+    ///
+    /// ```
+    /// use limits_core::{DeleteTarget, Policy};
+    ///
+    /// let policy = Policy::from_yaml("immutable_tags: ['^v']\nallow_deleting_immutable_tags: false")?;
+    /// let applied = policy.limits_for(&"team/app".parse()?);
+    /// let tags = [("v1", "sha256:aa"), ("latest", "sha256:bb")];
+    /// assert!(applied.check_manifest_delete(DeleteTarget::Digest("sha256:aa"), tags).is_err());
+    /// assert!(applied.check_manifest_delete(DeleteTarget::Digest("sha256:bb"), tags).is_ok());
+    /// assert!(applied.check_manifest_delete(DeleteTarget::Tag("v1"), []).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_manifest_delete<'t>(
+        &self,
+        target: DeleteTarget<'_>,
+        tags: impl IntoIterator<Item = (&'t str, &'t str)>,
+    ) -> Result<(), Box<ImmutableDelete>> {
+        let protections = &self.protections;
+        if !protections.guards_deletes() {
+            return Ok(());
+        }
+        let (reference, tag, pattern, digest) = match target {
+            DeleteTarget::Tag(tag) => match protections.immutable_pattern(tag) {
+                Some(pattern) => (tag, tag, pattern, None),
+                None => return Ok(()),
+            },
+            DeleteTarget::Digest(digest) => {
+                let found = tags
+                    .into_iter()
+                    .filter(|(_, points_to)| *points_to == digest)
+                    .find_map(|(tag, _)| Some((tag, protections.immutable_pattern(tag)?)));
+                match found {
+                    Some((tag, pattern)) => (digest, tag, pattern, Some(digest)),
+                    None => return Ok(()),
+                }
+            }
+        };
+        Err(Box::new(ImmutableDelete {
+            repository: self.repository.clone(),
+            reference: reference.to_owned(),
+            tag: tag.to_owned(),
+            digest: digest.map(str::to_owned),
+            pattern: pattern.to_owned(),
+            source: protections.immutable_tags.source.clone(),
+        }))
     }
 }
 
@@ -383,6 +413,12 @@ impl Policy {
                 rule.and_then(|r| r.warn_at.as_ref()).map(|v| (v, &source)),
                 global.warn_at.as_ref(),
                 WarnAt::Off,
+            ),
+            allow_deleting_immutable_tags: setting(
+                rule.and_then(|r| r.allow_deleting_immutable_tags.as_ref())
+                    .map(|v| (v, &source)),
+                global.allow_deleting_immutable_tags.as_ref(),
+                false,
             ),
         };
         AppliedLimits {

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::error::{ConfigError, Location, RegexError};
 use crate::policy::RULE_SIZE_LIMIT;
-use crate::{Enforcement, LimitSource, RepositoryName, WarnAt};
+use crate::source::LimitSource;
+use crate::{Enforcement, RepositoryName, WarnAt};
 
 /// The optional protection keys, as written globally or in one rule. `None` means "not given":
 /// in a rule, the global value applies; globally, the default does.
@@ -17,8 +18,8 @@ use crate::{Enforcement, LimitSource, RepositoryName, WarnAt};
 pub struct Protections {
     /// `read_only`: refuse every write (default `false`).
     pub read_only: Option<bool>,
-    /// `immutable_tags`: patterns of tags that may not be moved to another digest (default
-    /// none).
+    /// `immutable_tags`: patterns of tags that may not be moved to another digest, nor removed
+    /// by deleting their manifest (default none).
     pub immutable_tags: Option<Vec<String>>,
     /// `exempt_signature_tags`: signature, attestation and SBOM tags (`sha256-<hex>.sig`,
     /// `.att`, `.sbom`) whose digest names an image of the repository and whose manifest is the
@@ -30,6 +31,9 @@ pub struct Protections {
     /// `warn_at`: the share of a limit from which an allowed push is warned about (default
     /// `off`).
     pub warn_at: Option<WarnAt>,
+    /// `allow_deleting_immutable_tags`: let a manifest be deleted by an immutable tag, or by a
+    /// digest an immutable tag points to (default `false`).
+    pub allow_deleting_immutable_tags: Option<bool>,
 }
 
 impl Protections {
@@ -58,6 +62,9 @@ impl fmt::Display for Protections {
         }
         if let Some(warn_at) = self.warn_at {
             parts.push(format!("warn_at {warn_at}"));
+        }
+        if let Some(allow) = self.allow_deleting_immutable_tags {
+            parts.push(format!("allow_deleting_immutable_tags {allow}"));
         }
         f.write_str(&parts.join(", "))
     }
@@ -145,14 +152,6 @@ pub struct Setting<T> {
     pub source: LimitSource,
 }
 
-/// Where a setting came from, for messages: `rule 1: ^p/` or `global key`.
-fn setting_source(source: &LimitSource, key: &str) -> String {
-    match source {
-        LimitSource::Global => format!("global {key}"),
-        rule => rule.to_string(),
-    }
-}
-
 /// The protections in force for one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedProtections {
@@ -166,6 +165,8 @@ pub struct AppliedProtections {
     pub enforcement: Setting<Enforcement>,
     /// From which share of a limit an allowed push is warned about.
     pub warn_at: Setting<WarnAt>,
+    /// Whether manifests that immutable tags name may be deleted.
+    pub allow_deleting_immutable_tags: Setting<bool>,
 }
 
 impl AppliedProtections {
@@ -173,6 +174,13 @@ impl AppliedProtections {
     /// [`is_exempt`](Self::is_exempt) is not immutable: the caller leaves it out.
     pub fn immutable_pattern(&self, tag: &str) -> Option<&str> {
         self.immutable_tags.value.as_deref()?.first_match(tag)
+    }
+
+    /// Whether a manifest delete must be checked against the immutable tags: the repository
+    /// has `immutable_tags` patterns and `allow_deleting_immutable_tags` is not `true`. When
+    /// this is `false`, no delete is refused for immutability and no fact needs reading.
+    pub fn guards_deletes(&self) -> bool {
+        self.immutable_tags.value.is_some() && !self.allow_deleting_immutable_tags.value
     }
 }
 
@@ -205,7 +213,7 @@ pub struct ReadOnly {
 
 impl fmt::Display for ReadOnly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = setting_source(&self.source, "read_only");
+        let source = self.source.setting("read_only");
         match &self.repository {
             Some(repository) => write!(
                 f,
@@ -260,10 +268,7 @@ pub struct TagMoveDetail {
 impl TagMove {
     /// The facts as values.
     pub fn detail(&self) -> TagMoveDetail {
-        let (rule, rule_path) = match &self.source {
-            LimitSource::Global => (None, None),
-            LimitSource::Rule { position, path } => (Some(*position), Some(path.to_string())),
-        };
+        let (rule, rule_path) = self.source.rule_and_path();
         TagMoveDetail {
             repository: self.repository.to_string(),
             check: "immutable_tag",
@@ -285,7 +290,7 @@ impl fmt::Display for TagMove {
             self.tag,
             self.repository,
             self.pattern,
-            setting_source(&self.source, "immutable_tags"),
+            self.source.setting("immutable_tags"),
             self.current,
             self.pushed
         )
@@ -305,11 +310,28 @@ mod tests {
             exempt_signature_tags: Some(false),
             enforcement: Some(crate::Enforcement::Audit),
             warn_at: Some(crate::WarnAt::Percent(80)),
+            allow_deleting_immutable_tags: None,
         };
         assert_eq!(
             all.to_string(),
             "read_only true, immutable_tags [^v, ^r], exempt_signature_tags false, enforcement audit, warn_at 80%"
         );
+    }
+
+    #[test]
+    fn display_shows_the_delete_opt_out() {
+        let cases: &[(Option<bool>, &str)] = &[
+            (None, ""),
+            (Some(true), "allow_deleting_immutable_tags true"),
+            (Some(false), "allow_deleting_immutable_tags false"),
+        ];
+        for (allow, expected) in cases {
+            let protections = Protections {
+                allow_deleting_immutable_tags: *allow,
+                ..Protections::default()
+            };
+            assert_eq!(protections.to_string(), *expected, "{allow:?}");
+        }
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! * [`decode_path`]: `%XX` escapes decoded as Go's `url.PathUnescape` does (`%2F` is a `/`, an
 //!   invalid escape is an error), so `project-1%2Fapp` and `%70roject-1/app` are
 //!   `project-1/app`;
-//! * [`ApiRequest::parse`]: the route (manifest `PUT`, upload start with its cross-repository
-//!   mount, upload chunk, other writes, reads), with the repository name validated
+//! * [`ApiRequest::parse`]: the route (manifest `PUT`, manifest `DELETE`, upload start with
+//!   its cross-repository mount, upload chunk, other writes, reads), with the repository name
+//!   validated
 //!   ([`limits_core::RepositoryName`]), the [`Reference`] told apart as the registry does, and,
 //!   for writes, the canonical path to forward so that the registry sees exactly what was
 //!   checked;

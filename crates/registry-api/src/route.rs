@@ -89,6 +89,14 @@ pub enum Route {
         /// Tag or digest, as the registry reads it.
         reference: Reference,
     },
+    /// `DELETE /v2/<name>/manifests/<reference>`: deletes the manifest a digest names (and
+    /// with it every tag that points to it), or a tag on registries that delete by tag.
+    ManifestDelete {
+        /// The repository.
+        name: RepositoryName,
+        /// Tag or digest, as the registry reads it.
+        reference: Reference,
+    },
     /// `POST /v2/<name>/blobs/uploads/`, possibly a cross-repository mount.
     UploadStart {
         /// The repository.
@@ -103,7 +111,9 @@ pub enum Route {
         /// The upload's id, decoded.
         id: String,
     },
-    /// Any other write under `/v2/` (deletes, upload cancellation, unknown paths).
+    /// Any other write under `/v2/`: deletes of blobs and upload sessions, unknown paths, and
+    /// manifest deletes whose name is outside the OCI grammar or whose reference the
+    /// registry's router does not take (no manifest the gateway let in has such a name).
     OtherWrite,
     /// A read under `/v2/`.
     Read,
@@ -198,6 +208,7 @@ impl ApiRequest {
     pub fn repository(&self) -> Option<&RepositoryName> {
         match &self.route {
             Route::ManifestPut { name, .. }
+            | Route::ManifestDelete { name, .. }
             | Route::UploadStart { name, .. }
             | Route::UploadChunk { name, .. } => Some(name),
             Route::OtherWrite | Route::Read | Route::Outside => None,
@@ -241,11 +252,24 @@ fn write_route(method: Method, rest: &str, query: Option<&str>) -> Result<Route,
     // /v2/<name>/manifests/<reference>: a reference never holds a '/', so the split is at the
     // last "/manifests/".
     if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
-        if !reference.is_empty() && !reference.contains('/') && method == Method::Put {
-            return Ok(Route::ManifestPut {
-                name: name.parse()?,
-                reference: Reference::parse(reference)?,
-            });
+        if !reference.is_empty() && !reference.contains('/') {
+            match method {
+                Method::Put => {
+                    return Ok(Route::ManifestPut {
+                        name: name.parse()?,
+                        reference: Reference::parse(reference)?,
+                    });
+                }
+                // A delete is read the same way; one whose name or reference cannot be read
+                // removes nothing the gateway let in, and stays another write, forwarded as
+                // before (the registry answers 404 where its router does not take it).
+                Method::Delete => {
+                    if let (Ok(name), Ok(reference)) = (name.parse(), Reference::parse(reference)) {
+                        return Ok(Route::ManifestDelete { name, reference });
+                    }
+                }
+                _ => {}
+            }
         }
     }
     if method == Method::Post {
@@ -391,6 +415,68 @@ mod tests {
             (
                 "DELETE",
                 "/v2/a/manifests/v1".into(),
+                None,
+                Route::ManifestDelete {
+                    name: name("a"),
+                    reference: tag("v1"),
+                },
+                Some("/v2/a/manifests/v1"),
+            ),
+            (
+                "DELETE",
+                format!("/v2/a%2Fb/manifests/{}", d.replace(':', "%3A")),
+                None,
+                Route::ManifestDelete {
+                    name: name("a/b"),
+                    reference: Reference::Digest(d.parse().expect("digest")),
+                },
+                None,
+            ),
+            (
+                "DELETE",
+                "/v2/%70roject-1/app/manifests/sha256:abc".into(),
+                None,
+                Route::ManifestDelete {
+                    name: name("project-1/app"),
+                    reference: tag("sha256:abc"),
+                },
+                Some("/v2/project-1/app/manifests/sha256:abc"),
+            ),
+            (
+                "DELETE",
+                "/v2/x/manifests/y/manifests/v1".into(),
+                None,
+                Route::ManifestDelete {
+                    name: name("x/manifests/y"),
+                    reference: tag("v1"),
+                },
+                None,
+            ),
+            // Outside the OCI grammar, or no reference the router takes: another write.
+            (
+                "DELETE",
+                "/v2/Project-1/app/manifests/v1".into(),
+                None,
+                Route::OtherWrite,
+                Some("/v2/Project-1/app/manifests/v1"),
+            ),
+            (
+                "DELETE",
+                "/v2/a/manifests/.x".into(),
+                None,
+                Route::OtherWrite,
+                None,
+            ),
+            (
+                "DELETE",
+                "/v2/a/manifests/v1/".into(),
+                None,
+                Route::OtherWrite,
+                None,
+            ),
+            (
+                "DELETE",
+                format!("/v2/a/blobs/{d}"),
                 None,
                 Route::OtherWrite,
                 None,
@@ -613,6 +699,24 @@ mod tests {
                 "not in canonical form",
             ),
             ("DELETE", "/v2/a/%2E%2E/b", None, "not in canonical form"),
+            (
+                "DELETE",
+                "/v2/a/./b/manifests/v1",
+                None,
+                "not in canonical form",
+            ),
+            (
+                "DELETE",
+                "/v2/a//b/manifests/sha256:abc",
+                None,
+                "not in canonical form",
+            ),
+            (
+                "DELETE",
+                "/v2/a/manifests/v%201",
+                None,
+                "not in canonical form",
+            ),
             (
                 "PUT",
                 "/v2/Project-1/app/manifests/v1",

@@ -75,6 +75,47 @@ fn check_config_and_explain_show_protections() {
 }
 
 #[test]
+fn check_config_and_explain_show_the_delete_opt_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.yaml");
+    std::fs::write(
+        &path,
+        "immutable_tags: ['^v[0-9]+\\.']\nrules:\n  - path: ^open/\n    allow_deleting_immutable_tags: true\n    limit: {max_image_size: 1GB, tag_count_limit: 10}\n",
+    )
+    .expect("write config");
+    let path = path.to_string_lossy().into_owned();
+    let (ok, out, err) = run(&["check-config", &path]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("     allow_deleting_immutable_tags true"),
+        "missing the rule's key in:\n{out}"
+    );
+    for (repository, line) in [
+        (
+            "open/app",
+            "allow_deleting_immutable_tags: true (rule 1: ^open/)",
+        ),
+        ("other/app", "allow_deleting_immutable_tags: false (global)"),
+    ] {
+        let (ok, out, err) = run(&["explain", "--config", &path, repository]);
+        assert!(ok, "{err}");
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "allow_deleting_immutable_tags: maybe\n",
+    )
+    .expect("write config");
+    let bad = dir.path().join("bad.yaml").to_string_lossy().into_owned();
+    let (ok, _, err) = run(&["check-config", &bad]);
+    assert!(!ok);
+    assert!(
+        err.contains("invalid allow_deleting_immutable_tags in the global limits: expected true or false, found the string \"maybe\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn explain_names_the_rule() {
     let cases: &[(&str, &str, &str)] = &[
         (

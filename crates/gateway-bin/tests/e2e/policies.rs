@@ -165,8 +165,33 @@ async fn signature_tags_do_not_use_up_the_tag_limit() {
         )
         .start();
     let image = TestImage::new(&[8 * KB], 41);
-    let signature = TestImage::new(&[KB], 42);
     let hex = image.manifest().hex().to_owned();
+    // What cosign attaches to the image: a signature, an attestation and an SBOM.
+    let subject = image.manifest().digest.clone();
+    let attached = |suffix: &str| {
+        let layer_type = match suffix {
+            "sig" => "application/vnd.dev.cosign.simplesigning.v1+json",
+            "att" => "application/vnd.dsse.envelope.v1+json",
+            _ => "text/spdx+json",
+        };
+        TestImage::attached(layer_type, &subject, 1, 42)
+    };
+    let push_attached = |repository: &'static str, suffix: &'static str| {
+        let tag = signature_tag(&hex, suffix);
+        let artifact = attached(suffix);
+        let pusher = testkit::RawPusher::new(gateway.base_url());
+        async move {
+            pusher
+                .push_image(
+                    &artifact,
+                    repository,
+                    &tag,
+                    testkit::ManifestFormat::Oci,
+                    None,
+                )
+                .await
+        }
+    };
     for repository in ["signed/app", "counted/app"] {
         for tag in ["v1", "v2"] {
             gateway
@@ -185,10 +210,13 @@ async fn signature_tags_do_not_use_up_the_tag_limit() {
     // At its limit, the repository still takes a signature, an attestation and an SBOM, and
     // they do not count against the next ones.
     for suffix in ["sig", "att", "sbom"] {
-        gateway
-            .push(&signature, "signed/app", &signature_tag(&hex, suffix), &[])
-            .await
-            .assert_success();
+        let answer = push_attached("signed/app", suffix).await;
+        assert_eq!(
+            answer.status,
+            http::StatusCode::CREATED,
+            "{}",
+            answer.text()
+        );
     }
     assert_eq!(upstream_tags(&registry, "signed/app").await.len(), 5);
     let refused = gateway.push(&image, "signed/app", "v3", &[]).await;
@@ -201,14 +229,17 @@ async fn signature_tags_do_not_use_up_the_tag_limit() {
         refused.stderr
     );
     // `exempt_signature_tags: false`: a signature tag is a tag like any other.
-    let refused = gateway
-        .push(&signature, "counted/app", &signature_tag(&hex, "sig"), &[])
-        .await;
-    refused.assert_failure();
-    assert!(
-        refused.stderr.contains("would exceed the limit of 2"),
+    let refused = push_attached("counted/app", "sig").await;
+    assert_eq!(
+        refused.status,
+        http::StatusCode::FORBIDDEN,
         "{}",
-        refused.stderr
+        refused.text()
+    );
+    assert!(
+        refused.text().contains("would exceed the limit of 2"),
+        "{}",
+        refused.text()
     );
 }
 

@@ -342,13 +342,32 @@ impl DelayingProxy {
 
     /// Like [`start`](Self::start), delaying only manifest `PUT`s whose path contains `marker`.
     pub async fn start_for(upstream_port: u16, delay: Duration, marker: &'static str) -> Self {
+        Self::start_delaying(upstream_port, delay, "PUT ", marker).await
+    }
+
+    /// Delays manifest `DELETE`s whose path contains `marker` by `delay`, and nothing else.
+    pub async fn start_for_deletes(
+        upstream_port: u16,
+        delay: Duration,
+        marker: &'static str,
+    ) -> Self {
+        Self::start_delaying(upstream_port, delay, "DELETE ", marker).await
+    }
+
+    /// Delays manifest requests of `method` (`"PUT "`) whose path contains `marker`.
+    async fn start_delaying(
+        upstream_port: u16,
+        delay: Duration,
+        method: &'static str,
+        marker: &'static str,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let task = tokio::spawn(async move {
             while let Ok((down, _)) = listener.accept().await {
-                tokio::spawn(relay(down, upstream_port, delay, marker));
+                tokio::spawn(relay(down, upstream_port, delay, method, marker));
             }
         });
         Self { port, task }
@@ -365,6 +384,7 @@ async fn relay(
     mut down: tokio::net::TcpStream,
     upstream_port: u16,
     delay: Duration,
+    method: &'static str,
     marker: &'static str,
 ) {
     let mut buffer = Vec::new();
@@ -422,7 +442,7 @@ async fn relay(
     if chunked {
         length = buffer.len() - body_start;
     }
-    if request_line.starts_with("PUT ")
+    if request_line.starts_with(method)
         && request_line.contains("/manifests/")
         && request_line.contains(marker)
     {

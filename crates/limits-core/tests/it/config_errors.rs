@@ -7,7 +7,7 @@ fn errors_name_key_location_and_value() {
     let cases: &[(&str, &str)] = &[
         (
             "max_image_sise: 1GB",
-            "unknown key \"max_image_sise\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at)",
+            "unknown key \"max_image_sise\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
         (
             "max_image_size: 12XB",
@@ -103,7 +103,7 @@ fn errors_name_key_location_and_value() {
         ),
         (
             "rules:\n- path: ^a/\n  limits: {max_image_size: 1GB, tag_count_limit: 1}",
-            "unknown key \"limits\" in rule 1 (^a/) (expected path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at)",
+            "unknown key \"limits\" in rule 1 (^a/) (expected path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
         (
             "rules:\n- path: ^a/\n  limit: 5",
@@ -119,7 +119,7 @@ fn errors_name_key_location_and_value() {
         ),
         (
             "apiVersion: v1\nkind: ConfigMap\ndata:\n  max_image_size: 1GB\n  tag_limit: \"3\"",
-            "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at)",
+            "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
         (
             "apiVersion: v1\nkind: ConfigMap\nspec: {}",
@@ -179,6 +179,6 @@ fn entries_refuse_unknown_files() {
         .expect_err("unknown key");
     assert_eq!(
         err.to_string(),
-        "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at)"
+        "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)"
     );
 }

@@ -236,7 +236,7 @@ fn bad_values_name_key_and_location() {
         ),
         (
             "rules:\n- path: ^a/\n  read_onyl: true\n  limit: {max_image_size: 1GB, tag_count_limit: 1}",
-            "unknown key \"read_onyl\" in rule 1 (^a/) (expected path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at)",
+            "unknown key \"read_onyl\" in rule 1 (^a/) (expected path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
     ];
     for (text, message) in cases {
@@ -253,4 +253,63 @@ fn bad_values_name_key_and_location() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn delete_opt_out_resolves_first_match_and_parses_strictly() {
+    let policy = Policy::from_yaml(
+        "immutable_tags: ['^v']\nallow_deleting_immutable_tags: \"true\"\nrules:\n  - path: ^guarded/\n    allow_deleting_immutable_tags: false\n    limit: {max_image_size: 1GB, tag_count_limit: 10}\n  - path: ^plain/\n    limit: {max_image_size: 1GB, tag_count_limit: 10}\n",
+    )
+    .expect("loads");
+    // (repository, opt-out, its rule, whether deletes are checked)
+    let cases: &[(&str, bool, Option<usize>, bool)] = &[
+        ("guarded/app", false, rule(1), true),
+        ("plain/app", true, None, false),
+        ("other/app", true, None, false),
+    ];
+    for (name, allow, allow_rule, guarded) in cases {
+        let applied = policy.limits_for(&name.parse().expect("valid name"));
+        let p = &applied.protections;
+        assert_eq!(p.allow_deleting_immutable_tags.value, *allow, "{name}");
+        assert_eq!(
+            position(&p.allow_deleting_immutable_tags.source),
+            *allow_rule,
+            "{name}"
+        );
+        assert_eq!(p.guards_deletes(), *guarded, "{name}");
+    }
+    // Without patterns there is nothing to guard, whatever the key says.
+    let none = Policy::from_yaml("allow_deleting_immutable_tags: false").expect("loads");
+    let applied = none.limits_for(&"a/b".parse().expect("valid name"));
+    assert!(!applied.protections.guards_deletes());
+    assert!(!applied.protections.allow_deleting_immutable_tags.value);
+    // Printed back, the key reads the same.
+    let again = Config::from_yaml(&policy.config().to_yaml()).expect("printed config loads");
+    assert_eq!(&again, policy.config());
+    assert_eq!(
+        Policy::from_entries([("allow_deleting_immutable_tags", "true\n")])
+            .expect("entries load")
+            .config()
+            .protections
+            .allow_deleting_immutable_tags,
+        Some(true)
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "allow_deleting_immutable_tags: yes",
+            "invalid allow_deleting_immutable_tags in the global limits: expected true or false, found the string \"yes\"",
+        ),
+        (
+            "rules:\n- path: ^a/\n  allow_deleting_immutable_tags: [true]\n  limit: {max_image_size: 1GB, tag_count_limit: 1}",
+            "invalid allow_deleting_immutable_tags in rule 1 (^a/): expected true or false, found a list",
+        ),
+        (
+            "allow_deleting_immutable_tag: true",
+            "unknown key \"allow_deleting_immutable_tag\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
+        ),
+    ];
+    for (text, message) in cases {
+        let err = Config::from_yaml(text).expect_err(text);
+        assert_eq!(err.to_string(), *message, "{text:?}");
+    }
 }

@@ -1,0 +1,530 @@
+//! Manifest deletes against immutable tags: `DELETE /v2/<name>/manifests/<reference>` by a tag
+//! an `immutable_tags` pattern matches, or by the digest such a tag points to, would remove the
+//! tag, after which a push could create it again with other content. Such deletes are refused
+//! unless `allow_deleting_immutable_tags: true`; the decision is
+//! [`limits_core::AppliedLimits::check_manifest_delete`], the facts are read here.
+//!
+//! A delete by digest reads the repository's tags (where the tag count reads them) and the
+//! digest of each tag a pattern matches (`HEAD` with the client's credentials, a bounded number
+//! at once), under the repository's lease, which is held until the registry answered the
+//! delete: no push through the gateway can create an immutable tag on the manifest between the
+//! check and the delete. Repositories without immutable patterns cost nothing: their deletes
+//! are forwarded as they always were.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use limits_core::{AppliedLimits, Content, DeleteTarget, ImmutableDelete, RepositoryName};
+use oci_manifest::Digest;
+use registry_api::Reference;
+use upstream_client::Upstream;
+
+use crate::answer::{Reason, Refusal};
+use crate::body::{BoxError, ProxyBody};
+use crate::coordination::{CoordinationError, Coordinator, Lease};
+use crate::gateway::{Gateway, upstream_failure};
+use crate::upload::drain;
+
+/// The `check` field of the decisions logged here.
+const CHECK: &str = "immutable_tag_delete";
+
+impl<U: Upstream + 'static> Gateway<U> {
+    /// `DELETE /v2/<name>/manifests/<reference>`: checked against the repository's immutable
+    /// tags, then forwarded; with the repository's lease held until the registry answered
+    /// when the delete names a digest.
+    pub(crate) async fn manifest_delete(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        repository: RepositoryName,
+        reference: Reference,
+        forward_path: Option<String>,
+        remote: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let timeout = Some(self.options.upstream_timeout);
+        let applied = self.policy.borrow().limits_for(&repository);
+        if !applied.protections.guards_deletes() {
+            return self
+                .forward_request(request, forward_path.as_deref(), remote, timeout)
+                .await;
+        }
+        let auth = request.headers().get(header::AUTHORIZATION).cloned();
+        let lease = match self.check_delete(&applied, &reference, auth.as_ref()).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                return self
+                    .forward_request(request, forward_path.as_deref(), remote, timeout)
+                    .await;
+            }
+            Err(refusal) => {
+                drain(request.into_body());
+                return self.refusal(refusal);
+            }
+        };
+        // The forward runs in a task of its own, so that a client hanging up cannot release
+        // the lease before the registry has answered.
+        let (parts, body) = request.into_parts();
+        let body = body.map_err(BoxError::from).boxed();
+        let gateway = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let response = gateway
+                .forward(parts, body, forward_path.as_deref(), remote, timeout)
+                .await;
+            drop(lease);
+            response
+        });
+        match task.await {
+            Ok(response) => response,
+            Err(err) => self.refusal(Refusal::new(
+                Reason::UpstreamUnreachable,
+                format!("the manifest delete did not complete: {err}"),
+            )),
+        }
+    }
+
+    /// Every check of a manifest delete in a repository with immutable patterns. `Ok(Some(_))`
+    /// is the repository's lease, to hold until the registry answered; `Ok(None)` lets the
+    /// delete through without one (a delete by a tag no pattern matches removes that tag
+    /// only; a lease `--fail-open` did without).
+    pub(crate) async fn check_delete(
+        &self,
+        applied: &AppliedLimits,
+        reference: &Reference,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<Lease>, Refusal> {
+        let digest = match reference {
+            Reference::Tag(tag) => {
+                // A signature tag that is what its name says is not immutable.
+                let exempt = self
+                    .exempt_tags(applied, &[tag.clone()], Content::Stored, auth)
+                    .await?;
+                if exempt.contains(tag) {
+                    return Ok(None);
+                }
+                applied
+                    .check_manifest_delete(DeleteTarget::Tag(tag), [])
+                    .map_err(|refused| self.immutable_delete_refusal(&refused))?;
+                return Ok(None);
+            }
+            Reference::Digest(digest) => digest,
+        };
+        let window = self.options.recent_tag_window;
+        let lease = match self.coordination.lease(&applied.repository, window).await {
+            Ok(lease) => Some(lease),
+            Err(err) if self.options.fail_open => {
+                tracing::warn!(repository = %applied.repository, reference = %digest, error = %err,
+                    "manifest delete not coordinated; allowed by --fail-open");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(event = "decision", repository = %applied.repository, reference = %digest,
+                    check = CHECK, error = %err, verdict = "denied", "immutable tags unchecked; delete refused");
+                return Err(Refusal::new(
+                    Reason::FactsUnavailable,
+                    lease_failure(&applied.repository, &err),
+                ));
+            }
+        };
+        self.check_digest_delete(applied, digest, auth).await?;
+        Ok(lease)
+    }
+
+    /// Refuses deleting `digest` when an immutable tag of the repository points to it.
+    async fn check_digest_delete(
+        &self,
+        applied: &AppliedLimits,
+        digest: &Digest,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(), Refusal> {
+        let repository = &applied.repository;
+        let tags = match self.list_tags(repository, auth).await {
+            Ok(tags) => tags,
+            Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                tracing::warn!(repository = %repository, reference = %digest, error = %err,
+                    "immutable tags unread; delete allowed by --fail-open");
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::warn!(event = "decision", repository = %repository, reference = %digest,
+                    check = CHECK, error = %err, verdict = "denied", "immutable tags unreadable; delete refused");
+                let what = format!(
+                    "the tags of repository {repository} could not be read from the upstream registry to check the delete against its immutable tags"
+                );
+                return Err(upstream_failure(&err, &what));
+            }
+        };
+        let mut immutable: Vec<String> = tags
+            .into_iter()
+            .filter(|tag| applied.protections.immutable_pattern(tag).is_some())
+            .collect();
+        let exempt = self
+            .exempt_tags(applied, &immutable, Content::Stored, auth)
+            .await?;
+        immutable.retain(|tag| !exempt.contains(tag));
+        let reads: Vec<_> = immutable
+            .iter()
+            .map(|tag| self.tag_digest(repository, tag, auth))
+            .collect();
+        let mut reads = futures_util::stream::iter(reads)
+            .buffer_unordered(self.options.head_concurrency.max(1));
+        while let Some((tag, result)) = reads.next().await {
+            let current = match result {
+                Ok(Some(current)) => current,
+                // Gone since the listing: it points to nothing.
+                Ok(None) => continue,
+                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                    tracing::warn!(repository = %repository, tag, error = %err,
+                        "immutable tag unchecked; delete allowed by --fail-open");
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(event = "decision", repository = %repository, reference = %digest,
+                        check = CHECK, tag, error = %err, verdict = "denied", "immutable tag unreadable; delete refused");
+                    let what = format!(
+                        "the digest of immutable tag {tag} could not be read from the upstream registry"
+                    );
+                    return Err(upstream_failure(&err, &what));
+                }
+            };
+            applied
+                .check_manifest_delete(
+                    DeleteTarget::Digest(digest.as_str()),
+                    [(tag, current.as_str())],
+                )
+                .map_err(|refused| self.immutable_delete_refusal(&refused))?;
+        }
+        tracing::info!(event = "decision", repository = %repository, reference = %digest,
+            check = CHECK, verdict = "allowed",
+            "no immutable tag points to manifest {digest} ({} checked)", immutable.len());
+        Ok(())
+    }
+
+    /// The digest `tag` points to, with the tag.
+    async fn tag_digest<'a>(
+        &self,
+        repository: &RepositoryName,
+        tag: &'a str,
+        auth: Option<&HeaderValue>,
+    ) -> (
+        &'a str,
+        Result<Option<Digest>, upstream_client::UpstreamError>,
+    ) {
+        (tag, self.manifest_digest(repository, tag, auth).await)
+    }
+
+    /// The answer to a refused delete, logged as a decision.
+    fn immutable_delete_refusal(&self, refused: &ImmutableDelete) -> Refusal {
+        let reason = Reason::ImmutableTagDelete;
+        tracing::warn!(event = "decision", repository = %refused.repository, reference = refused.reference,
+            check = CHECK, tag = refused.tag, rule = %refused.source, verdict = "denied",
+            reason = reason.label(), "{refused}");
+        let detail = serde_json::to_value(refused.detail()).unwrap_or_default();
+        Refusal::new(reason, refused.to_string()).with_detail(detail)
+    }
+}
+
+/// Why a delete could not be checked: the repository's lease could not be had.
+fn lease_failure(repository: &RepositoryName, err: &CoordinationError) -> String {
+    let cause = match err {
+        CoordinationError::Unreachable(cause) => {
+            format!("coordination store unreachable ({cause})")
+        }
+        CoordinationError::LeaseTimeout { waited } => {
+            format!("waited {waited} for the repository's lease, held by another push; retry")
+        }
+        CoordinationError::LeaseLost => {
+            "the repository's lease expired while the delete was checked; retry".to_owned()
+        }
+    };
+    format!(
+        "the delete cannot be checked against the immutable tags of repository {repository}: {cause}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use http::StatusCode;
+    use limits_core::Policy;
+    use tokio::sync::Semaphore;
+    use upstream_client::{Auth, AuthKind, UpstreamError};
+
+    use crate::gateway::{Options, TagSource};
+
+    const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const LATEST: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    const CONFIG: &str = "immutable_tags: ['^v']\nrules: []\n";
+
+    /// How a read of the fake registry ends.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Answer {
+        Ok,
+        /// 500: the registry's fault.
+        Broken,
+        /// 401 for the client's own credentials.
+        Unauthorized,
+    }
+
+    fn failure(answer: Answer) -> Option<UpstreamError> {
+        match answer {
+            Answer::Ok => None,
+            Answer::Broken => Some(UpstreamError::Status {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                url: "http://registry/v2/".to_owned(),
+                code: None,
+                message: None,
+            }),
+            Answer::Unauthorized => Some(UpstreamError::Unauthorized {
+                status: StatusCode::UNAUTHORIZED,
+                credentials: AuthKind::Forwarded,
+                url: "http://registry/v2/".to_owned(),
+                code: Some("UNAUTHORIZED".to_owned()),
+                challenge: None,
+            }),
+        }
+    }
+
+    /// A registry holding `v1`, `v2` and `latest`, whose listing and manifest reads answer as
+    /// told, counting them.
+    #[derive(Debug)]
+    struct Tags {
+        listing: Answer,
+        head: Answer,
+        listings: AtomicUsize,
+        heads: AtomicUsize,
+    }
+
+    impl Upstream for Tags {
+        async fn tags(
+            &self,
+            _: &RepositoryName,
+            _: Auth<'_>,
+        ) -> Result<Vec<String>, UpstreamError> {
+            self.listings.fetch_add(1, Ordering::SeqCst);
+            match failure(self.listing) {
+                Some(err) => Err(err),
+                None => Ok(["latest", "v1", "v2"].map(str::to_owned).to_vec()),
+            }
+        }
+
+        async fn blob_size(
+            &self,
+            _: &RepositoryName,
+            _: &Digest,
+            _: Auth<'_>,
+        ) -> Result<Option<u64>, UpstreamError> {
+            Ok(None)
+        }
+
+        async fn manifest_digest(
+            &self,
+            _: &RepositoryName,
+            tag: &str,
+            _: Auth<'_>,
+        ) -> Result<Option<Digest>, UpstreamError> {
+            self.heads.fetch_add(1, Ordering::SeqCst);
+            if let Some(err) = failure(self.head) {
+                return Err(err);
+            }
+            let digest = match tag {
+                "v1" => V1,
+                "v2" => V2,
+                "latest" => LATEST,
+                _ => return Ok(None),
+            };
+            Ok(Some(digest.parse().expect("digest")))
+        }
+
+        async fn manifest(
+            &self,
+            _: &RepositoryName,
+            _: &str,
+            _: Auth<'_>,
+        ) -> Result<Option<upstream_client::FetchedManifest>, UpstreamError> {
+            Ok(None)
+        }
+    }
+
+    fn gateway(config: &str, listing: Answer, head: Answer, fail_open: bool) -> Gateway<Tags> {
+        let policy = Policy::from_yaml(config).expect("valid policy");
+        let (_, policy) = tokio::sync::watch::channel(Arc::new(policy));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Gateway {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build(connector),
+            target: crate::forward::Target::new(&"http://127.0.0.1:9".parse().expect("url"))
+                .expect("target"),
+            registry: Tags {
+                listing,
+                head,
+                listings: AtomicUsize::new(0),
+                heads: AtomicUsize::new(0),
+            },
+            tag_source: TagSource::Upstream,
+            policy,
+            coordination: crate::coordination::Coordination::Local(
+                crate::tags::TagLedger::default(),
+            ),
+            blob_sizes: crate::blob_sizes::BlobSizes::new(16),
+            subjects: crate::signatures::Subjects::new(16),
+            uploads: crate::upload::UploadSessions::new(16),
+            manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            options: Options {
+                fail_open,
+                upstream_timeout: Duration::from_secs(1),
+                head_concurrency: 2,
+                recent_tag_window: Duration::from_secs(60),
+                body_read_timeout: Duration::from_secs(1),
+            },
+            webhook: None,
+        }
+    }
+
+    async fn check(gateway: &Gateway<Tags>, reference: &str) -> Result<Option<Lease>, Refusal> {
+        let repository: RepositoryName = "p/app".parse().expect("name");
+        let applied = gateway.policy.borrow().limits_for(&repository);
+        let reference = Reference::parse(reference).expect("reference");
+        gateway.check_delete(&applied, &reference, None).await
+    }
+
+    #[tokio::test]
+    async fn decisions_and_the_facts_they_read() {
+        use Answer::{Broken, Ok as Fine, Unauthorized};
+        // (reference, listing, head, --fail-open, the answer: a lease held / passed without
+        // one / refused with this reason, listings, most heads)
+        type Case = (
+            &'static str,
+            Answer,
+            Answer,
+            bool,
+            Result<bool, Reason>,
+            usize,
+            usize,
+        );
+        let cases: &[Case] = &[
+            (V1, Fine, Fine, false, Err(Reason::ImmutableTagDelete), 1, 2),
+            (V2, Fine, Fine, false, Err(Reason::ImmutableTagDelete), 1, 2),
+            // Only the immutable tags are read; `latest` is not.
+            (LATEST, Fine, Fine, false, Ok(true), 1, 2),
+            (
+                "v1",
+                Fine,
+                Fine,
+                false,
+                Err(Reason::ImmutableTagDelete),
+                0,
+                0,
+            ),
+            (
+                "v3",
+                Fine,
+                Fine,
+                false,
+                Err(Reason::ImmutableTagDelete),
+                0,
+                0,
+            ),
+            ("latest", Fine, Fine, false, Ok(false), 0, 0),
+            (V1, Broken, Fine, false, Err(Reason::FactsUnavailable), 1, 0),
+            (V1, Broken, Fine, true, Ok(true), 1, 0),
+            (
+                V1,
+                Unauthorized,
+                Fine,
+                true,
+                Err(Reason::Unauthorized),
+                1,
+                0,
+            ),
+            (V1, Fine, Broken, false, Err(Reason::FactsUnavailable), 1, 2),
+            (V1, Fine, Broken, true, Ok(true), 1, 2),
+            (
+                V1,
+                Fine,
+                Unauthorized,
+                true,
+                Err(Reason::Unauthorized),
+                1,
+                2,
+            ),
+        ];
+        for (reference, listing, head, fail_open, expected, listings, heads) in cases {
+            let gateway = gateway(CONFIG, *listing, *head, *fail_open);
+            let got = check(&gateway, reference)
+                .await
+                .map(|lease| lease.is_some())
+                .map_err(|refusal| refusal.reason);
+            let case = format!("{reference} {listing:?} {head:?} fail_open={fail_open}");
+            assert_eq!(got, *expected, "{case}");
+            assert_eq!(
+                gateway.registry.listings.load(Ordering::SeqCst),
+                *listings,
+                "{case}"
+            );
+            assert!(
+                gateway.registry.heads.load(Ordering::SeqCst) <= *heads,
+                "{case}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_carry_the_message_and_detail() {
+        let gateway = gateway(CONFIG, Answer::Ok, Answer::Ok, false);
+        let refusal = check(&gateway, V2).await.expect_err("immutable");
+        assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            refusal.message,
+            format!(
+                "manifest {V2} of repository p/app cannot be deleted: immutable tag v2 points to it (pattern ^v of global immutable_tags); set allow_deleting_immutable_tags: true to allow such deletes"
+            )
+        );
+        assert_eq!(refusal.detail["check"], "immutable_tag_delete");
+        assert_eq!(refusal.detail["digest"], V2);
+        assert!(
+            String::from_utf8_lossy(&refusal.body()).contains("\"code\":\"DENIED\""),
+            "{:?}",
+            refusal.body()
+        );
+    }
+
+    /// A delete by digest holds the repository's lease, the one an immutable tag push takes,
+    /// until it is dropped (after the registry answered).
+    #[tokio::test]
+    async fn a_delete_by_digest_holds_the_lease() {
+        let gateway = gateway(CONFIG, Answer::Ok, Answer::Ok, false);
+        let repository: RepositoryName = "p/app".parse().expect("name");
+        let held = check(&gateway, LATEST)
+            .await
+            .expect("allowed")
+            .expect("a lease");
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(100),
+            gateway
+                .coordination
+                .lease(&repository, Duration::from_secs(60)),
+        )
+        .await;
+        assert!(waiting.is_err(), "a push waits");
+        drop(held);
+        gateway
+            .coordination
+            .lease(&repository, Duration::from_secs(60))
+            .await
+            .expect("free again");
+    }
+}
