@@ -3,6 +3,7 @@
 
 mod cli;
 mod coordination;
+mod deployment;
 mod integrity;
 mod migration;
 mod operations;
