@@ -1,4 +1,11 @@
-//! The admin listener: `/metrics`, `/healthz` and `/readyz`.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/readyz/coordination`.
+//!
+//! Readiness means "can serve": the configuration is loaded (always true once this listener is
+//! up) and the upstream answers. The coordination store is not part of it: with Redis down,
+//! pulls, blob uploads and re-pushes keep working and only tag-creating pushes are refused (or
+//! let through by `--fail-open`), so taking every replica out of its Service would turn a
+//! partial outage into a total one. The store has an endpoint of its own, its metrics and its
+//! log lines.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +20,7 @@ use upstream_client::ReqwestUpstream;
 use crate::coordination::RedisCoordination;
 use crate::metrics::Metrics;
 
-/// How long one readiness probe of the upstream is reused.
+/// How long one probe of the upstream or of the coordination store is reused.
 const PROBE_TTL: Duration = Duration::from_secs(1);
 
 /// State the admin endpoints read.
@@ -23,13 +30,35 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// The upstream, asked by `/readyz`.
     pub upstream: Arc<ReqwestUpstream>,
-    /// The coordination store, asked by `/readyz` in Redis mode.
+    /// The coordination store, asked by `/readyz/coordination` in Redis mode.
     pub coordination: Option<RedisCoordination>,
-    last_probe: Mutex<Option<(Instant, Result<(), String>)>>,
+    upstream_probe: Probe,
+    coordination_probe: Probe,
+}
+
+/// The last result of one probe, reused for [`PROBE_TTL`] so that frequent probes do not
+/// turn into a load on what they probe.
+#[derive(Debug, Default)]
+struct Probe {
+    last: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl Probe {
+    async fn check(&self, probe: impl Future<Output = Result<(), String>>) -> Result<(), String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, result)) = last.as_ref() {
+            if at.elapsed() < PROBE_TTL {
+                return result.clone();
+            }
+        }
+        let result = probe.await;
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
 }
 
 impl Admin {
-    /// Admin state over the gateway's metrics and upstream.
+    /// Admin state over the gateway's metrics, upstream and coordination store.
     pub fn new(
         metrics: Arc<Metrics>,
         upstream: Arc<ReqwestUpstream>,
@@ -39,30 +68,44 @@ impl Admin {
             metrics,
             upstream,
             coordination,
-            last_probe: Mutex::new(None),
+            upstream_probe: Probe::default(),
+            coordination_probe: Probe::default(),
         }
     }
 
-    async fn upstream_ready(&self) -> Result<(), String> {
-        let mut last = self.last_probe.lock().await;
-        if let Some((at, result)) = last.as_ref() {
-            if at.elapsed() < PROBE_TTL {
-                return result.clone();
-            }
-        }
-        let mut result = self
-            .upstream
-            .ping()
-            .await
-            .map_err(|e| format!("upstream not ready: {e}"));
-        if let (Ok(()), Some(coordination)) = (&result, &self.coordination) {
-            result = coordination
+    /// `/readyz`: the upstream answers `GET /v2/`.
+    async fn ready(&self) -> (StatusCode, String) {
+        let probe = async {
+            self.upstream
                 .ping()
                 .await
-                .map_err(|e| format!("coordination store not ready: {e}"));
+                .map_err(|e| format!("upstream not ready: {e}"))
+        };
+        match self.upstream_probe.check(probe).await {
+            Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+            Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n")),
         }
-        *last = Some((Instant::now(), result.clone()));
-        result
+    }
+
+    /// `/readyz/coordination`: whether tag-creating pushes can be coordinated now. In process
+    /// they always can.
+    async fn coordination_ready(&self) -> (StatusCode, String) {
+        let Some(redis) = &self.coordination else {
+            return (
+                StatusCode::OK,
+                "coordination in process (no coordination store)\n".to_owned(),
+            );
+        };
+        let probe = async {
+            redis
+                .ping()
+                .await
+                .map_err(|e| format!("coordination store not ready: {e}"))
+        };
+        match self.coordination_probe.check(probe).await {
+            Ok(()) => (StatusCode::OK, "coordination store ready\n".to_owned()),
+            Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("{err}\n")),
+        }
     }
 
     /// Answers one admin request.
@@ -74,17 +117,16 @@ impl Admin {
                 self.metrics.encode(),
             ),
             "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-            // The configuration was loaded before this listener started; a failed reload keeps
-            // the last good one, so only the upstream (and Redis, when coordinating through
-            // it) decides readiness.
-            "/readyz" => match self.upstream_ready().await {
-                Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-                Err(err) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    format!("{err}\n"),
-                ),
-            },
+            // The configuration was loaded before this listener started, and a failed reload
+            // keeps the last good one: only the upstream decides readiness.
+            "/readyz" => {
+                let (status, body) = self.ready().await;
+                (status, "text/plain", body)
+            }
+            "/readyz/coordination" => {
+                let (status, body) = self.coordination_ready().await;
+                (status, "text/plain", body)
+            }
             _ => (
                 StatusCode::NOT_FOUND,
                 "text/plain",

@@ -211,9 +211,9 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_GATEWAY_LISTEN", default_value = "0.0.0.0:5000")]
     pub listen: SocketAddr,
 
-    /// Address of `/metrics`, `/healthz` and `/readyz`. It answers anyone who can reach it
-    /// (metrics name repositories and rules): bind it to loopback or a pod network that only
-    /// the scraper reaches.
+    /// Address of `/metrics`, `/healthz`, `/readyz` and `/readyz/coordination`. It answers
+    /// anyone who can reach it (metrics name repositories and rules): bind it to loopback or a
+    /// pod network that only the scraper reaches.
     #[arg(
         long,
         env = "REGISTRY_GATEWAY_ADMIN_LISTEN",

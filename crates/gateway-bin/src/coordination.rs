@@ -306,7 +306,7 @@ impl RedisCoordination {
         })
     }
 
-    /// `PING`, for `/readyz`.
+    /// `PING`, for `/readyz/coordination` and [`RedisCoordination::watch`].
     pub async fn ping(&self) -> Result<(), CoordinationError> {
         let mut connection = self.inner.manager.clone();
         let pong: Result<String, _> = self
@@ -315,7 +315,30 @@ impl RedisCoordination {
             .await;
         pong.map(|_| ())
     }
+
+    /// Pings the store every `every`, until dropped: keeps `registry_gateway_coordination_up`
+    /// current between pushes (readiness no longer asks the store), and logs when the store
+    /// stops or starts answering.
+    pub async fn watch(self, every: Duration) {
+        let mut answering = None;
+        loop {
+            let result = self.ping().await;
+            match (&result, answering) {
+                (Err(err), None | Some(true)) => tracing::error!(
+                    error = %err,
+                    "coordination store unreachable: pushes that create tags cannot be coordinated until it answers; pulls, uploads and re-pushes are unaffected"
+                ),
+                (Ok(()), Some(false)) => tracing::info!("coordination store answers again"),
+                _ => {}
+            }
+            answering = Some(result.is_ok());
+            tokio::time::sleep(every).await;
+        }
+    }
 }
+
+/// How often [`RedisCoordination::watch`] pings the store.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
 impl Coordinator for RedisCoordination {
     type Lease = RedisLease;

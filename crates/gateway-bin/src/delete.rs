@@ -99,7 +99,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             Reference::Tag(tag) => {
                 // A signature tag that is what its name says is not immutable.
                 let exempt = self
-                    .exempt_tags(applied, &[tag.clone()], Content::Stored, auth)
+                    .exempt_tags(applied, std::slice::from_ref(tag), Content::Stored, auth)
                     .await?;
                 if exempt.contains(tag) {
                     return Ok(None);

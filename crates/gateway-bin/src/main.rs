@@ -376,6 +376,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         coordination::Coordination::Redis(redis) => Some(redis.clone()),
         coordination::Coordination::Local(_) => None,
     };
+    let store_watch = shared_store
+        .clone()
+        .map(|redis| tokio::spawn(redis.watch(coordination::HEALTH_INTERVAL)));
     let read_relay = if args.no_read_relay {
         None
     } else {
@@ -483,5 +486,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     admin_task.abort();
     watch_task.abort();
+    if let Some(task) = store_watch {
+        task.abort();
+    }
     Ok(())
 }

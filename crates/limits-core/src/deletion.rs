@@ -199,11 +199,21 @@ rules:
                 .check_manifest_delete(DeleteTarget::Tag(&sig), [])
                 .is_err()
         );
-        let exempt = policy.limits_for(&"a/b".parse().expect("name"));
+        let exempt = Policy::from_yaml("immutable_tags: ['.']\nrules: []\n")
+            .expect("valid")
+            .limits_for(&"a/b".parse().expect("name"));
+        assert!(exempt.protections.signature_candidate(&sig).is_some());
         assert!(
             exempt
                 .check_manifest_delete(DeleteTarget::Tag(&sig), [])
                 .is_err()
+        );
+        // Under the patterns of CONFIG, the signature tag matches none.
+        let unmatched = policy.limits_for(&"a/b".parse().expect("name"));
+        assert!(
+            unmatched
+                .check_manifest_delete(DeleteTarget::Tag(&sig), [])
+                .is_ok()
         );
     }
 

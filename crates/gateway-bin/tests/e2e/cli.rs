@@ -229,9 +229,15 @@ fn every_flag_has_an_environment_variable() {
 fn documented_configurations_load() {
     let root = repo_root();
     let mut files = vec![root.join("README.md")];
-    for dir in ["docs", "deploy/kubernetes"] {
-        if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
-            files.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+    let mut dirs = vec![root.join("docs"), root.join("deploy")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
         }
     }
     let scratch = tempfile::tempdir().expect("tempdir");

@@ -1,7 +1,7 @@
 //! Several gateways in front of one registry, coordinating through a real `redis-server`:
 //! the tag limit stays exact across replicas, a replica that dies holding a lease blocks its
-//! repository only until the lease expires, a Redis outage refuses only tag-creating pushes,
-//! and repositories never wait on each other.
+//! repository only until the lease expires, a Redis outage refuses only tag-creating pushes
+//! and leaves every replica ready, and repositories never wait on each other.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use testkit::{ManifestFormat, RawPusher, RedisServer, Registry, TestImage};
 
-use crate::support::{DelayingProxy, Gateway, upstream_tags};
+use crate::support::{DelayingProxy, Gateway, get, upstream_tags};
 
 const CONFIG: &str = r#"
 max_image_size: "100MB"
@@ -243,7 +243,11 @@ async fn a_redis_outage_refuses_only_tag_creating_pushes() {
         manifest.as_slice()
     );
     assert_eq!(g.metric("registry_gateway_coordination_up"), 0.0);
+    // The replica can still serve, so it stays ready; the store's state has its own endpoint.
     let (status, body) = crate::support::get(g.admin_port, "/readyz").expect("readyz");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        crate::support::get(g.admin_port, "/readyz/coordination").expect("readyz/coordination");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("coordination store not ready"), "{body}");
 
@@ -263,11 +267,126 @@ async fn a_redis_outage_refuses_only_tag_creating_pushes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(g.metric("registry_gateway_coordination_reconnects_total") >= 1.0);
-    // Readiness probes are reused for a second.
-    crate::support::eventually("/readyz answers 200 again", || {
-        crate::support::get(g.admin_port, "/readyz").map(|(s, _)| s) == Some(200)
+    // Probes are reused for a second.
+    crate::support::eventually("/readyz/coordination answers 200 again", || {
+        crate::support::get(g.admin_port, "/readyz/coordination").map(|(s, _)| s) == Some(200)
     })
     .await;
+}
+
+/// What Kubernetes sees of a Redis outage: every replica stays ready (in the Service), with or
+/// without `--fail-open`, while `/readyz/coordination`, `registry_gateway_coordination_up` and
+/// the log report the store, without waiting for a push to notice. Pulls and re-pushes go on;
+/// a new tag is refused, or let through by `--fail-open`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_keeps_every_replica_ready() {
+    let registry = Registry::anonymous();
+    let mut redis = RedisServer::start();
+    let closed = gateway(
+        registry.base_url(),
+        &redis,
+        &["--coordination-timeout", "300ms"],
+    );
+    let open = gateway(
+        registry.base_url(),
+        &redis,
+        &["--coordination-timeout", "300ms", "--fail-open"],
+    );
+    let replicas = [&closed, &open];
+    let image = TestImage::new(&[2048], 6);
+    let manifest = prepare(&registry, "race/ready", &image).await;
+    let first = put(&closed, "race/ready", "v1", &manifest).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    for g in replicas {
+        let (status, body) = get(g.admin_port, "/readyz/coordination").expect("answer");
+        assert_eq!((status, body.as_str()), (200, "coordination store ready\n"));
+    }
+
+    redis.stop();
+    // No push needed: the store is pinged in the background.
+    for g in replicas {
+        crate::support::eventually("registry_gateway_coordination_up == 0", || {
+            g.metric("registry_gateway_coordination_up") == 0.0
+        })
+        .await;
+        assert!(
+            g.logs().contains("coordination store unreachable"),
+            "{}",
+            g.logs()
+        );
+    }
+    // Twice, more than a probe's reuse apart: a fresh probe gives the same answers.
+    for _ in 0..2 {
+        for g in replicas {
+            let (status, body) = get(g.admin_port, "/readyz").expect("readyz");
+            assert_eq!((status, body.as_str()), (200, "ready\n"));
+            let (status, body) = get(g.admin_port, "/readyz/coordination").expect("answer");
+            assert_eq!(status, 503, "{body}");
+            assert!(body.starts_with("coordination store not ready: "), "{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    let client = reqwest::Client::new();
+    for g in replicas {
+        // Pulls: the manifest and a layer.
+        let pull = client
+            .get(
+                g.base_url()
+                    .join("v2/race/ready/manifests/v1")
+                    .expect("url"),
+            )
+            .header("Accept", testkit::OCI_MANIFEST)
+            .send()
+            .await
+            .expect("pull answered");
+        assert_eq!(pull.status(), StatusCode::OK);
+        assert_eq!(
+            pull.bytes().await.expect("manifest").as_ref(),
+            &manifest[..]
+        );
+        let layer = &image.layers()[0];
+        let blob = client
+            .get(
+                g.base_url()
+                    .join(&format!("v2/race/ready/blobs/{}", layer.digest))
+                    .expect("url"),
+            )
+            .send()
+            .await
+            .expect("blob answered");
+        assert_eq!(blob.status(), StatusCode::OK);
+        assert_eq!(blob.bytes().await.expect("blob").as_ref(), &layer.data[..]);
+        // A re-push of an existing tag needs no lease.
+        let again = put(g, "race/ready", "v1", &manifest).await;
+        assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    }
+    // A new tag: refused by the replica that fails closed, let through by the other.
+    let refused = put(&closed, "race/ready", "v2", &manifest).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
+    let allowed = put(&open, "race/ready", "v3", &manifest).await;
+    assert_eq!(allowed.status, StatusCode::CREATED, "{}", allowed.text());
+
+    redis.resume();
+    for g in replicas {
+        crate::support::eventually("registry_gateway_coordination_up == 1", || {
+            g.metric("registry_gateway_coordination_up") == 1.0
+        })
+        .await;
+        crate::support::eventually("/readyz/coordination answers 200 again", || {
+            get(g.admin_port, "/readyz/coordination").map(|(s, _)| s) == Some(200)
+        })
+        .await;
+        assert!(
+            g.logs().contains("coordination store answers again"),
+            "{}",
+            g.logs()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

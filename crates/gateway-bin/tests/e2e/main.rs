@@ -4,6 +4,7 @@
 mod cli;
 mod coordination;
 mod deletes;
+mod deployment;
 mod integrity;
 mod migration;
 mod operations;

@@ -426,6 +426,13 @@ async fn upstream_outage_gives_unavailable_then_recovers() {
     );
     assert_eq!(answer.error_code().as_deref(), Some("UNAVAILABLE"));
     wait_ready(&gateway, 503).await;
+    // Readiness is about the upstream; in process, coordination never fails.
+    let (status, body) =
+        crate::support::get(gateway.admin_port, "/readyz/coordination").expect("answer");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "coordination in process (no coordination store)\n")
+    );
 
     registry.start();
     assert_eq!(
