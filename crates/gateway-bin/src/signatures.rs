@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use limits_core::{AppliedLimits, Content, RepositoryName, Subject};
-use upstream_client::{Auth, Upstream, UpstreamError};
+use upstream_client::{Auth, FetchedManifest, Upstream, UpstreamError};
 
 use crate::answer::Refusal;
 use crate::gateway::{Gateway, TagSource, client_auth, upstream_failure};
@@ -164,19 +164,23 @@ impl<U: Upstream> Gateway<U> {
             }
         };
         self.metrics.upstream("manifest_get", started.elapsed());
-        let subject = match fetched? {
-            None => Subject::Absent,
-            Some(fetched) => {
-                match oci_manifest::parse(fetched.media_type.as_deref(), &fetched.body) {
-                    Ok(manifest) if manifest.is_attached() => Subject::Attached,
-                    Ok(_) => Subject::Image,
-                    // Not a manifest the gateway can vouch for: nothing to attach an exemption to.
-                    Err(_) => Subject::Absent,
-                }
-            }
-        };
+        let subject = subject_of(fetched?.as_ref());
         self.subjects.insert(repository, digest, subject);
         Ok(subject)
+    }
+}
+
+/// What a manifest fetched by the digest a signature tag names is, for the exemption: nothing
+/// (404), attached to another manifest, or an image of its own. A body that does not parse is
+/// no manifest the gateway can vouch for, so nothing to attach an exemption to.
+pub fn subject_of(fetched: Option<&FetchedManifest>) -> Subject {
+    let Some(fetched) = fetched else {
+        return Subject::Absent;
+    };
+    match oci_manifest::parse(fetched.media_type.as_deref(), &fetched.body) {
+        Ok(manifest) if manifest.is_attached() => Subject::Attached,
+        Ok(_) => Subject::Image,
+        Err(_) => Subject::Absent,
     }
 }
 

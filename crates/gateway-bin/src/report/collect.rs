@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt as _;
-use limits_core::{ByteSize, Content, LimitSource, Policy, RepositoryName, Subject};
+use limits_core::{ByteSize, Content, LimitSource, Policy, RepositoryName};
 use oci_manifest::{Digest, Manifest};
 use tokio::sync::{OnceCell, Semaphore};
 use upstream_client::{Auth, FetchedManifest, Inventory, UpstreamError};
@@ -159,16 +159,8 @@ impl<U: Inventory> Reader<U> {
                     .manifest(repo, candidate.subject(), Auth::Configured)
                     .await
             };
-            let subject = match fetched.map_err(|e| format!("tag {tag}: {e}"))? {
-                None => Subject::Absent,
-                Some(fetched) => {
-                    match oci_manifest::parse(fetched.media_type.as_deref(), &fetched.body) {
-                        Ok(manifest) if manifest.is_attached() => Subject::Attached,
-                        Ok(_) => Subject::Image,
-                        Err(_) => Subject::Absent,
-                    }
-                }
-            };
+            let fetched = fetched.map_err(|e| format!("tag {tag}: {e}"))?;
+            let subject = crate::signatures::subject_of(fetched.as_ref());
             if !applied
                 .protections
                 .is_exempt(&candidate, subject, Content::Stored)

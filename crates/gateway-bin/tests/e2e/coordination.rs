@@ -43,7 +43,7 @@ fn gateway_with(upstream: url::Url, args: &[&str]) -> Gateway {
 }
 
 /// Uploads the image's blobs to `repository` directly on the registry; returns its manifest.
-async fn prepare(registry: &Registry, repository: &str, image: &TestImage) -> Vec<u8> {
+pub async fn prepare(registry: &Registry, repository: &str, image: &TestImage) -> Vec<u8> {
     let direct = RawPusher::for_registry(registry, repository);
     for blob in image.layers().iter().chain([image.config()]) {
         let answer = direct.upload_blob(repository, blob).await;
@@ -52,7 +52,8 @@ async fn prepare(registry: &Registry, repository: &str, image: &TestImage) -> Ve
     image.manifest_as(ManifestFormat::Oci, None)
 }
 
-async fn put(
+/// Pushes `manifest` (OCI) as `repository:tag` through `gateway`.
+pub async fn put(
     gateway: &Gateway,
     repository: &str,
     tag: &str,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use testkit::{ManifestFormat, RawPusher, RedisServer, Registry, TestImage};
 
+use crate::coordination::{prepare, put};
 use crate::support::{DelayingProxy, Gateway, eventually_async, upstream_tags};
 
 const CONFIG: &str = r#"
@@ -17,27 +18,6 @@ rules: |
       max_image_size: "1MB"
       tag_count_limit: "1"
 "#;
-
-/// Uploads the image's blobs to `repository` directly on the registry; returns its manifest.
-async fn prepare(registry: &Registry, repository: &str, image: &TestImage) -> Vec<u8> {
-    let direct = RawPusher::for_registry(registry, repository);
-    for blob in image.layers().iter().chain([image.config()]) {
-        let answer = direct.upload_blob(repository, blob).await;
-        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
-    }
-    image.manifest_as(ManifestFormat::Oci, None)
-}
-
-async fn put(
-    gateway: &Gateway,
-    repository: &str,
-    tag: &str,
-    manifest: &[u8],
-) -> testkit::RawResponse {
-    RawPusher::new(gateway.base_url())
-        .put_manifest(repository, tag, testkit::OCI_MANIFEST, manifest)
-        .await
-}
 
 /// The registry stores a tag whose push timed out at the gateway: the tag was reserved before
 /// the forward, so the next push counts it although the listing does not show it yet.
