@@ -17,6 +17,7 @@ mod manifest;
 mod metrics;
 mod migrate;
 mod report;
+mod request_head;
 mod server;
 mod signatures;
 mod tags;
