@@ -357,6 +357,16 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_GATEWAY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// Largest request head (request line and headers, a size string: 64KiB), on both
+    /// listeners; also the HTTP/2 header list size. A longer head is answered 431 and its
+    /// connection closed. At least 8KiB.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_MAX_HEADER_BYTES",
+        default_value = "64KiB"
+    )]
+    pub max_header_bytes: limits_core::ByteSize,
+
     /// Most concurrent streams on one HTTP/2 connection.
     #[arg(
         long,

@@ -4,13 +4,15 @@
 //!
 //! Pulls are most of a registry's traffic and the gateway checks nothing on them, so they
 //! should cost as little as a relay can. Every connection starts here: the request head is
-//! read and parsed with `httparse`, routed with the same [`ApiRequest::parse`] as every other
-//! request, and only a plain read (HTTP/1.1 or 1.0, origin-form target, no body, no `Expect` or
-//! `Upgrade`, [`Route::Read`]) is relayed here, with the headers prepared by the same
-//! [`Target`] code as the hyper path. Anything else (a write, a refusal, h2c, a head
-//! `httparse` rejects or one too large) hands the connection, with the bytes already read, to
-//! hyper for the rest of its life; hyper then reads it exactly as it would have from the
-//! start. The fast path therefore never decides anything about a write.
+//! read within the head bound and parsed with `httparse` ([`crate::request_head`]), routed with
+//! the same [`registry_api::ApiRequest::parse`] as every other request, and only a plain read
+//! (HTTP/1.1 or 1.0, origin-form target, no body, no `Expect` or `Upgrade`,
+//! [`registry_api::Route::Read`]) is relayed here, with the headers prepared by the same
+//! [`Target`] code as the hyper path. A head that does not end within the bound is answered
+//! `431`, as hyper would answer it. Anything else (a write, a refusal, h2c, a head `httparse`
+//! rejects) hands the connection, with the bytes already read, to hyper for the rest of its
+//! life; hyper then reads it exactly as it would have from the start. The fast path therefore
+//! never decides anything about a write.
 //!
 //! Upstream connections are kept in a small pool of idle sockets. A response body of known
 //! length is spliced through a pipe, socket to socket, without being copied into the process;
@@ -33,7 +35,7 @@ use tokio::sync::watch;
 use crate::answer::{Reason, Refusal};
 use crate::forward::{Target, connection_tokens};
 use crate::metrics::Metrics;
-use crate::request_head::{Head, MAX_HEADERS, ReadRequest, read_head};
+use crate::request_head::{Head, MAX_HEADERS, ReadRequest, read_head, refuse_too_large};
 use crate::server::{Prefixed, Watched};
 
 /// Largest response head read here; a larger one is a bad upstream answer.
@@ -69,6 +71,8 @@ pub struct ReadPath {
     connect_timeout: Duration,
     upstream_timeout: Duration,
     header_read_timeout: Duration,
+    /// Largest request head read.
+    max_header_bytes: usize,
     idle: Mutex<Vec<(TcpStream, Instant)>>,
     metrics: Arc<Metrics>,
 }
@@ -102,6 +106,7 @@ impl ReadPath {
         connect_timeout: Duration,
         upstream_timeout: Duration,
         header_read_timeout: Duration,
+        max_header_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Option<Self> {
         let address = target.plain_http_address()?;
@@ -111,6 +116,7 @@ impl ReadPath {
             connect_timeout,
             upstream_timeout,
             header_read_timeout,
+            max_header_bytes,
             idle: Mutex::new(Vec::new()),
             metrics,
         })
@@ -124,19 +130,35 @@ impl ReadPath {
         remote: SocketAddr,
         stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        let mut buf = BytesMut::with_capacity(8 * 1024);
+        let mut buf = BytesMut::new();
         let mut scratch = BytesMut::new();
         loop {
             if *stop.borrow() && buf.is_empty() {
                 return Outcome::Closed;
             }
-            let head = read_head(&mut conn, &mut buf, stop, self.header_read_timeout).await;
+            let head = read_head(
+                &mut conn,
+                &mut buf,
+                stop,
+                self.header_read_timeout,
+                self.max_header_bytes,
+            )
+            .await;
             let (request, head_len) = match head {
                 Head::Relay(request, len) => (request, len),
                 Head::Handoff => return Outcome::Handoff(Prefixed::new(buf.freeze(), conn)),
+                Head::TooLarge => {
+                    tracing::debug!(%remote, bound = self.max_header_bytes, "request head over the bound: 431");
+                    refuse_too_large(&mut conn).await;
+                    return Outcome::Closed;
+                }
                 Head::Closed => return Outcome::Closed,
             };
             buf.advance(head_len);
+            if buf.is_empty() {
+                // An idle connection holds no head buffer.
+                buf = BytesMut::new();
+            }
             let keep = self.relay(&mut conn, request, remote, &mut scratch).await;
             if !keep {
                 return Outcome::Closed;

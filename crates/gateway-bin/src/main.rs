@@ -349,6 +349,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.manifest_buffer_budget
         );
     }
+    let max_header_bytes = usize::try_from(args.max_header_bytes.bytes()).unwrap_or(usize::MAX);
+    if max_header_bytes < server::MIN_HEADER_BYTES {
+        bail!(
+            "--max-header-bytes ({}, {max_header_bytes} bytes) must be at least {} bytes: hyper reads request heads into a buffer of at least 8 KiB",
+            args.max_header_bytes,
+            server::MIN_HEADER_BYTES
+        );
+    }
+    if u32::try_from(max_header_bytes).is_err() {
+        bail!(
+            "--max-header-bytes ({}) must be under 4GiB (the HTTP/2 header list size is 32 bits)",
+            args.max_header_bytes
+        );
+    }
     let coordination = match &args.coordination {
         None => coordination::Coordination::Local(tags::TagLedger::default()),
         Some(url) => {
@@ -388,6 +402,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             *args.connect_timeout,
             *args.upstream_timeout,
             *args.header_read_timeout,
+            max_header_bytes,
             Arc::clone(&metrics),
         )
         .map(Arc::new)
@@ -432,6 +447,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         idle_timeout: *args.idle_timeout,
         max_connections: args.max_connections,
         max_concurrent_streams: args.max_concurrent_streams,
+        max_header_bytes,
     };
     let admin_limits = server::Limits {
         max_connections: args.admin_max_connections,

@@ -5,6 +5,9 @@
 //! client that holds connections open costs memory whatever it asks for:
 //!
 //! * a cap on open connections (further ones wait in the kernel's accept queue);
+//! * a bound on every request head: `--max-header-bytes` for an HTTP/1 head (hyper's read
+//!   buffer, and the read relay's), answered `431` and closed beyond it, and the same bound on
+//!   an HTTP/2 header list (`SETTINGS_MAX_HEADER_LIST_SIZE`; beyond it the stream gets `431`);
 //! * a header read timeout, which hyper also applies while an HTTP/1 connection waits idle for
 //!   its next request;
 //! * an idle timeout: a connection over which no byte moved in either direction for that long
@@ -34,6 +37,9 @@ use tokio::time::Instant;
 
 use crate::fastpath::{Outcome, ReadPath};
 
+/// The smallest request head bound: hyper's HTTP/1 read buffer cannot be smaller.
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
+
 /// The resource bounds of one listener.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -46,6 +52,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most concurrent streams on one HTTP/2 connection.
     pub max_concurrent_streams: u32,
+    /// Largest request head (HTTP/1) or header list (HTTP/2), in bytes; at least
+    /// [`MIN_HEADER_BYTES`].
+    pub max_header_bytes: usize,
 }
 
 /// Serves `listener` until `stop` resolves, then lets requests in flight finish for at most
@@ -72,15 +81,19 @@ where
     let slots = Arc::new(Semaphore::new(max_connections));
     // `true` once the listener stops: connections finish the request in flight and close.
     let (stopping, stopped) = watch::channel(false);
+    let head_bound = limits.max_header_bytes.max(MIN_HEADER_BYTES);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper reads at most this much before a head is complete, then answers 431.
+        .max_buf_size(head_bound);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(head_bound).unwrap_or(u32::MAX));
     tokio::pin!(stop);
     loop {
         let slot = tokio::select! {
@@ -256,6 +269,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
         }
         let n = self.prefix.len().min(buf.remaining());
         buf.put_slice(&self.prefix.split_to(n));
+        if self.prefix.is_empty() {
+            // Let go of the buffer the prefix was read into.
+            self.prefix = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
