@@ -33,6 +33,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::answer::{Reason, Refusal};
+use crate::connections::Connection;
 use crate::forward::{Target, connection_tokens};
 use crate::metrics::Metrics;
 use crate::request_head::{Head, MAX_HEADERS, ReadRequest, read_head, refuse_too_large};
@@ -123,11 +124,12 @@ impl ReadPath {
     }
 
     /// Serves a client connection for as long as it carries plain reads; returns what is left
-    /// of it.
+    /// of it. A relayed request is in flight on `connection` until its answer is through.
     pub async fn serve(
         &self,
         mut conn: Watched,
         remote: SocketAddr,
+        connection: &Arc<Connection>,
         stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let mut buf = BytesMut::new();
@@ -153,6 +155,10 @@ impl ReadPath {
                     return Outcome::Closed;
                 }
                 Head::Closed => return Outcome::Closed,
+            };
+            // Shed while its head arrived: the connection is closing.
+            let Some(_busy) = connection.begin() else {
+                return Outcome::Closed;
             };
             buf.advance(head_len);
             if buf.is_empty() {

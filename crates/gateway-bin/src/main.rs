@@ -7,6 +7,7 @@ mod blob_sizes;
 mod body;
 mod cli;
 mod config_source;
+mod connections;
 mod coordination;
 mod credentials;
 mod delete;
@@ -21,6 +22,7 @@ mod request_head;
 mod server;
 mod signatures;
 mod tags;
+mod tracked;
 mod upload;
 mod webhook;
 
@@ -445,15 +447,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = server::Limits {
         header_read_timeout: *args.header_read_timeout,
         idle_timeout: *args.idle_timeout,
-        max_connections: args.max_connections,
         max_concurrent_streams: args.max_concurrent_streams,
         max_header_bytes,
     };
     let admin_limits = server::Limits {
-        max_connections: args.admin_max_connections,
         max_concurrent_streams: 16,
         ..limits.clone()
     };
+    let connections = connections::Connections::new(
+        "proxy",
+        connections::Caps {
+            max: args.max_connections,
+            per_source: args.max_connections_per_source,
+        },
+        Arc::clone(&metrics),
+    );
+    let admin_connections = connections::Connections::new(
+        "admin",
+        connections::Caps {
+            max: args.admin_max_connections,
+            per_source: args.max_connections_per_source,
+        },
+        Arc::clone(&metrics),
+    );
     let admin = Arc::new(admin::Admin::new(
         Arc::clone(&metrics),
         registry,
@@ -462,6 +478,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(server::serve(
         admin_listener,
         admin_limits,
+        admin_connections,
         move |_| {
             let admin = Arc::clone(&admin);
             hyper::service::service_fn(move |request| {
@@ -479,6 +496,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server::serve(
             listener,
             limits,
+            connections,
             move |remote| {
                 let gateway = Arc::clone(&gateway);
                 hyper::service::service_fn(move |request| {
