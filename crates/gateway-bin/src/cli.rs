@@ -353,9 +353,31 @@ pub struct ServeArgs {
     #[arg(long, env = "REGISTRY_GATEWAY_IDLE_TIMEOUT", default_value = "10m")]
     pub idle_timeout: humantime::Duration,
 
-    /// Most client connections open at once; further ones wait to be accepted.
+    /// Most client connections open at once. When all are taken, the connection idle longest
+    /// (no request in flight) is closed for a new one; only when every connection carries a
+    /// request does a new one wait to be accepted.
     #[arg(long, env = "REGISTRY_GATEWAY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+
+    /// Most connections open at once from one IP address, on each listener; a new one sheds
+    /// the source's connection idle longest, or is closed when all of them carry a request.
+    /// 0 (the default) for no cap: behind a load balancer, every client has its address.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_MAX_CONNECTIONS_PER_SOURCE",
+        default_value_t = 0
+    )]
+    pub max_connections_per_source: usize,
+
+    /// Largest request head (request line and headers, a size string: 64KiB), on both
+    /// listeners; also the HTTP/2 header list size. A longer head is answered 431 and its
+    /// connection closed. At least 8KiB.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_MAX_HEADER_BYTES",
+        default_value = "64KiB"
+    )]
+    pub max_header_bytes: limits_core::ByteSize,
 
     /// Most concurrent streams on one HTTP/2 connection.
     #[arg(

@@ -4,13 +4,15 @@
 //!
 //! Pulls are most of a registry's traffic and the gateway checks nothing on them, so they
 //! should cost as little as a relay can. Every connection starts here: the request head is
-//! read and parsed with `httparse`, routed with the same [`ApiRequest::parse`] as every other
-//! request, and only a plain read (HTTP/1.1 or 1.0, origin-form target, no body, no `Expect` or
-//! `Upgrade`, [`Route::Read`]) is relayed here, with the headers prepared by the same
-//! [`Target`] code as the hyper path. Anything else (a write, a refusal, h2c, a head
-//! `httparse` rejects or one too large) hands the connection, with the bytes already read, to
-//! hyper for the rest of its life; hyper then reads it exactly as it would have from the
-//! start. The fast path therefore never decides anything about a write.
+//! read within the head bound and parsed with `httparse` ([`crate::request_head`]), routed with
+//! the same [`registry_api::ApiRequest::parse`] as every other request, and only a plain read
+//! (HTTP/1.1 or 1.0, origin-form target, no body, no `Expect` or `Upgrade`,
+//! [`registry_api::Route::Read`]) is relayed here, with the headers prepared by the same
+//! [`Target`] code as the hyper path. A head that does not end within the bound is answered
+//! `431`, as hyper would answer it. Anything else (a write, a refusal, h2c, a head `httparse`
+//! rejects) hands the connection, with the bytes already read, to hyper for the rest of its
+//! life; hyper then reads it exactly as it would have from the start. The fast path therefore
+//! never decides anything about a write.
 //!
 //! Upstream connections are kept in a small pool of idle sockets. A response body of known
 //! length is spliced through a pipe, socket to socket, without being copied into the process;
@@ -20,28 +22,25 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode, Uri};
-use registry_api::{ApiRequest, Route};
+use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::answer::{Reason, Refusal};
+use crate::connections::Connection;
 use crate::forward::{Target, connection_tokens};
 use crate::metrics::Metrics;
+use crate::request_head::{Head, MAX_HEADERS, ReadRequest, read_head, refuse_too_large};
 use crate::server::{Prefixed, Watched};
 
-/// Largest request or response head read here; a larger request goes to hyper, which
-/// answers it as it would any other; a larger response head is a bad upstream answer.
+/// Largest response head read here; a larger one is a bad upstream answer.
 const MAX_HEAD: usize = 64 * 1024;
-/// Most headers in a head parsed here.
-const MAX_HEADERS: usize = 96;
 /// Bodies at least this long are spliced; shorter ones are copied (creating a pipe costs
 /// more than copying a few kilobytes).
 const SPLICE_MIN: u64 = 64 * 1024;
@@ -73,6 +72,8 @@ pub struct ReadPath {
     connect_timeout: Duration,
     upstream_timeout: Duration,
     header_read_timeout: Duration,
+    /// Largest request head read.
+    max_header_bytes: usize,
     idle: Mutex<Vec<(TcpStream, Instant)>>,
     metrics: Arc<Metrics>,
 }
@@ -88,30 +89,6 @@ enum Framing {
     Chunked,
     /// Until the upstream closes the connection.
     UntilClose,
-}
-
-/// What a connection's next request head calls for. (Returned once per request and matched
-/// at once: boxing the large variant would cost an allocation per request.)
-#[allow(clippy::large_enum_variant)]
-enum Head {
-    /// A plain read, relayed here; the head's length.
-    Relay(ReadRequest, usize),
-    /// Something hyper must read, from the bytes already read on.
-    Handoff,
-    /// The connection is over: closed, timed out, or the listener stopping.
-    Closed,
-}
-
-/// A request head this path relays.
-struct ReadRequest {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    /// The connection closes after this answer: the client asked (HTTP/1.1 `Connection:
-    /// close`), or did not ask to keep it (HTTP/1.0 without `Connection: keep-alive`).
-    close: bool,
-    /// An HTTP/1.0 client: no chunked answers, and keep-alive said explicitly.
-    http10: bool,
 }
 
 /// Why a relayed request failed.
@@ -130,6 +107,7 @@ impl ReadPath {
         connect_timeout: Duration,
         upstream_timeout: Duration,
         header_read_timeout: Duration,
+        max_header_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Option<Self> {
         let address = target.plain_http_address()?;
@@ -139,71 +117,57 @@ impl ReadPath {
             connect_timeout,
             upstream_timeout,
             header_read_timeout,
+            max_header_bytes,
             idle: Mutex::new(Vec::new()),
             metrics,
         })
     }
 
     /// Serves a client connection for as long as it carries plain reads; returns what is left
-    /// of it.
+    /// of it. A relayed request is in flight on `connection` until its answer is through.
     pub async fn serve(
         &self,
         mut conn: Watched,
         remote: SocketAddr,
+        connection: &Arc<Connection>,
         stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
-        let mut buf = BytesMut::with_capacity(8 * 1024);
+        let mut buf = BytesMut::new();
         let mut scratch = BytesMut::new();
         loop {
             if *stop.borrow() && buf.is_empty() {
                 return Outcome::Closed;
             }
-            let (request, head_len) = match self.read_head(&mut conn, &mut buf, stop).await {
+            let head = read_head(
+                &mut conn,
+                &mut buf,
+                stop,
+                self.header_read_timeout,
+                self.max_header_bytes,
+            )
+            .await;
+            let (request, head_len) = match head {
                 Head::Relay(request, len) => (request, len),
                 Head::Handoff => return Outcome::Handoff(Prefixed::new(buf.freeze(), conn)),
+                Head::TooLarge => {
+                    tracing::debug!(%remote, bound = self.max_header_bytes, "request head over the bound: 431");
+                    refuse_too_large(&mut conn).await;
+                    return Outcome::Closed;
+                }
                 Head::Closed => return Outcome::Closed,
             };
+            // Shed while its head arrived: the connection is closing.
+            let Some(_busy) = connection.begin() else {
+                return Outcome::Closed;
+            };
             buf.advance(head_len);
+            if buf.is_empty() {
+                // An idle connection holds no head buffer.
+                buf = BytesMut::new();
+            }
             let keep = self.relay(&mut conn, request, remote, &mut scratch).await;
             if !keep {
                 return Outcome::Closed;
-            }
-        }
-    }
-
-    /// Reads until `buf` holds a complete request head, parsed once, and tells what to do
-    /// with it.
-    async fn read_head(
-        &self,
-        conn: &mut Watched,
-        buf: &mut BytesMut,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Head {
-        let deadline = tokio::time::Instant::now() + self.header_read_timeout;
-        loop {
-            if !buf.is_empty() {
-                if buf.starts_with(b"PRI ") {
-                    return Head::Handoff;
-                }
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut request = httparse::Request::new(&mut headers);
-                match request.parse(buf) {
-                    Ok(httparse::Status::Complete(len)) => {
-                        return read_request(&request)
-                            .map_or(Head::Handoff, |read| Head::Relay(read, len));
-                    }
-                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-                    _ => return Head::Handoff,
-                }
-            }
-            buf.reserve(4096);
-            let read = tokio::select! {
-                read = tokio::time::timeout_at(deadline, conn.read_buf(buf)) => read,
-                _ = stop.changed(), if buf.is_empty() => return Head::Closed,
-            };
-            match read {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Head::Closed,
-                Ok(Ok(_)) => {}
             }
         }
     }
@@ -486,60 +450,6 @@ fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-}
-
-/// The request in `head` when this path relays it: a plain HTTP/1.1 or HTTP/1.0 read without a
-/// body.
-fn read_request(request: &httparse::Request<'_, '_>) -> Option<ReadRequest> {
-    let http10 = match request.version? {
-        1 => false,
-        0 => true,
-        _ => return None,
-    };
-    let method = match request.method? {
-        "GET" => Method::GET,
-        "HEAD" => Method::HEAD,
-        _ => return None,
-    };
-    let target = request.path?;
-    if !target.starts_with('/') {
-        return None;
-    }
-    let uri = Uri::from_str(target).ok()?;
-    let api = ApiRequest::parse(method.as_str(), uri.path(), uri.query()).ok()?;
-    if !matches!(api.route, Route::Read) || api.forward_path.is_some() {
-        return None;
-    }
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for h in request.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
-        if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
-            return None;
-        }
-        if name == header::CONTENT_LENGTH && value.as_bytes() != b"0" {
-            return None;
-        }
-        if name == header::CONNECTION && value.to_str().is_err() {
-            return None;
-        }
-        headers.append(name, value);
-    }
-    if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
-        return None;
-    }
-    let (mut close, mut keep_alive) = (false, false);
-    for token in connection_tokens(&headers) {
-        close |= token.eq_ignore_ascii_case("close");
-        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-    }
-    Some(ReadRequest {
-        method,
-        uri,
-        headers,
-        close: close || (http10 && !keep_alive),
-        http10,
-    })
 }
 
 /// The upstream's answer head, ready for the client.
@@ -1213,58 +1123,6 @@ mod tests {
         for (pairs, status, method, want) in cases {
             let got = framing(&headers(pairs), *status, method).map_err(|_| ());
             assert_eq!(got, *want, "{pairs:?} {status} {method}");
-        }
-    }
-
-    #[test]
-    fn only_plain_reads_are_relayed() {
-        let relayed = |head: &str| {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut request = httparse::Request::new(&mut headers);
-            matches!(
-                request.parse(head.as_bytes()),
-                Ok(httparse::Status::Complete(_))
-            ) && read_request(&request).is_some()
-        };
-        assert!(relayed("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(relayed("HEAD /v2/a/b/blobs/sha256:00 HTTP/1.1\r\n\r\n"));
-        assert!(relayed(
-            "GET /v2/a/tags/list?n=10 HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
-        ));
-        assert!(relayed(
-            "GET /v2/a/manifests/v1 HTTP/1.1\r\nConnection: close\r\n\r\n"
-        ));
-        // Reads go to the registry as the client wrote them, on either path: the registry
-        // decodes and redirects them itself.
-        assert!(relayed("GET /v2/a%2Fb/manifests/v1 HTTP/1.1\r\n\r\n"));
-        assert!(relayed("GET /v2//a/manifests/v1 HTTP/1.1\r\n\r\n"));
-        assert!(relayed(
-            "HEAD /v2/a/manifests/v1 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
-        ));
-        for head in [
-            // Writes, whatever they look like.
-            "PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-            "POST /v2/a/blobs/uploads/ HTTP/1.1\r\n\r\n",
-            "PATCH /v2/a/blobs/uploads/x HTTP/1.1\r\n\r\n",
-            "DELETE /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
-            "get /v2/ HTTP/1.1\r\n\r\n",
-            "OPTIONS /v2/ HTTP/1.1\r\n\r\n",
-            // Bodies, expectations, upgrades.
-            "GET /v2/ HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
-            "GET /v2/ HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
-            "GET /v2/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET /v2/ HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
-            "GET /v2/ HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
-            // Other versions and target forms.
-            "GET /v2/ HTTP/2.0\r\n\r\n",
-            "GET http://registry/v2/ HTTP/1.1\r\n\r\n",
-            "GET * HTTP/1.1\r\n\r\n",
-            // Paths the gateway answers itself.
-            "GET /debug/vars HTTP/1.1\r\n\r\n",
-            // Incomplete.
-            "GET /v2/ HTTP/1.1\r\n",
-        ] {
-            assert!(!relayed(head), "{head:?}");
         }
     }
 }

@@ -7,6 +7,7 @@ mod blob_sizes;
 mod body;
 mod cli;
 mod config_source;
+mod connections;
 mod coordination;
 mod credentials;
 mod delete;
@@ -17,9 +18,11 @@ mod manifest;
 mod metrics;
 mod migrate;
 mod report;
+mod request_head;
 mod server;
 mod signatures;
 mod tags;
+mod tracked;
 mod upload;
 mod webhook;
 
@@ -348,6 +351,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.manifest_buffer_budget
         );
     }
+    let max_header_bytes = usize::try_from(args.max_header_bytes.bytes()).unwrap_or(usize::MAX);
+    if max_header_bytes < server::MIN_HEADER_BYTES {
+        bail!(
+            "--max-header-bytes ({}, {max_header_bytes} bytes) must be at least {} bytes: hyper reads request heads into a buffer of at least 8 KiB",
+            args.max_header_bytes,
+            server::MIN_HEADER_BYTES
+        );
+    }
+    if u32::try_from(max_header_bytes).is_err() {
+        bail!(
+            "--max-header-bytes ({}) must be under 4GiB (the HTTP/2 header list size is 32 bits)",
+            args.max_header_bytes
+        );
+    }
     let coordination = match &args.coordination {
         None => coordination::Coordination::Local(tags::TagLedger::default()),
         Some(url) => {
@@ -387,6 +404,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             *args.connect_timeout,
             *args.upstream_timeout,
             *args.header_read_timeout,
+            max_header_bytes,
             Arc::clone(&metrics),
         )
         .map(Arc::new)
@@ -429,14 +447,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = server::Limits {
         header_read_timeout: *args.header_read_timeout,
         idle_timeout: *args.idle_timeout,
-        max_connections: args.max_connections,
         max_concurrent_streams: args.max_concurrent_streams,
+        max_header_bytes,
     };
     let admin_limits = server::Limits {
-        max_connections: args.admin_max_connections,
         max_concurrent_streams: 16,
         ..limits.clone()
     };
+    let connections = connections::Connections::new(
+        "proxy",
+        connections::Caps {
+            max: args.max_connections,
+            per_source: args.max_connections_per_source,
+        },
+        Arc::clone(&metrics),
+    );
+    let admin_connections = connections::Connections::new(
+        "admin",
+        connections::Caps {
+            max: args.admin_max_connections,
+            per_source: args.max_connections_per_source,
+        },
+        Arc::clone(&metrics),
+    );
     let admin = Arc::new(admin::Admin::new(
         Arc::clone(&metrics),
         registry,
@@ -445,6 +478,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin_task = tokio::spawn(server::serve(
         admin_listener,
         admin_limits,
+        admin_connections,
         move |_| {
             let admin = Arc::clone(&admin);
             hyper::service::service_fn(move |request| {
@@ -462,6 +496,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server::serve(
             listener,
             limits,
+            connections,
             move |remote| {
                 let gateway = Arc::clone(&gateway);
                 hyper::service::service_fn(move |request| {

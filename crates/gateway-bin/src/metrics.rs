@@ -41,6 +41,12 @@ struct RelayLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -79,6 +85,8 @@ pub struct Metrics {
     refused_bytes: Counter<u64, AtomicU64>,
     relayed_bytes: Family<RelayLabels, Counter>,
     webhook_events: Family<ResultLabels, Counter>,
+    connections_shed: Family<ConnectionLabels, Counter>,
+    connections_refused: Family<ConnectionLabels, Counter>,
     coordination: CoordinationMetrics,
 }
 
@@ -141,6 +149,18 @@ impl Metrics {
             "webhook_events",
             "Webhook events, by result (delivered, failed after retries, dropped when the queue was full)",
             webhook_events.clone(),
+        );
+        let connections_shed = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "connections_shed",
+            "Idle connections closed to make room for a new one, by listener and reason (capacity: the listener was full; per_source: the source was at its cap)",
+            connections_shed.clone(),
+        );
+        let connections_refused = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "New connections closed at once, by listener and reason (per_source: every connection of the source carried a request)",
+            connections_refused.clone(),
         );
         let blob_cache = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -244,6 +264,8 @@ impl Metrics {
             refused_bytes,
             relayed_bytes,
             webhook_events,
+            connections_shed,
+            connections_refused,
             coordination,
         }
     }
@@ -323,6 +345,20 @@ impl Metrics {
             .get_or_create(&ResultLabels {
                 result: result.to_owned(),
             })
+            .inc();
+    }
+
+    /// Counts a connection of `listener` shed for `reason`.
+    pub fn connection_shed(&self, listener: &'static str, reason: &'static str) {
+        self.connections_shed
+            .get_or_create(&ConnectionLabels { listener, reason })
+            .inc();
+    }
+
+    /// Counts a new connection of `listener` refused for `reason`.
+    pub fn connection_refused(&self, listener: &'static str, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&ConnectionLabels { listener, reason })
             .inc();
     }
 

@@ -4,7 +4,12 @@
 //! Every listener (the proxy and the admin endpoints) gets the same protections, because a
 //! client that holds connections open costs memory whatever it asks for:
 //!
-//! * a cap on open connections (further ones wait in the kernel's accept queue);
+//! * a cap on open connections, and optionally per source address; when the listener is full,
+//!   the connection idle longest is shed for a new one, and only when every connection carries
+//!   a request does a new one wait (see [`crate::connections`]);
+//! * a bound on every request head: `--max-header-bytes` for an HTTP/1 head (hyper's read
+//!   buffer, and the read relay's), answered `431` and closed beyond it, and the same bound on
+//!   an HTTP/2 header list (`SETTINGS_MAX_HEADER_LIST_SIZE`; beyond it the stream gets `431`);
 //! * a header read timeout, which hyper also applies while an HTTP/1 connection waits idle for
 //!   its next request;
 //! * an idle timeout: a connection over which no byte moved in either direction for that long
@@ -29,12 +34,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::connections::Connections;
 use crate::fastpath::{Outcome, ReadPath};
+use crate::tracked::Tracked;
 
-/// The resource bounds of one listener.
+/// The smallest request head bound: hyper's HTTP/1 read buffer cannot be smaller.
+pub const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+/// The resource bounds of each connection of one listener.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Longest time to receive a request's head, and to wait for the next request on an idle
@@ -42,19 +52,22 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Longest time a connection may stay open with no byte moving either way.
     pub idle_timeout: Duration,
-    /// Most connections open at once.
-    pub max_connections: usize,
     /// Most concurrent streams on one HTTP/2 connection.
     pub max_concurrent_streams: u32,
+    /// Largest request head (HTTP/1) or header list (HTTP/2), in bytes; at least
+    /// [`MIN_HEADER_BYTES`].
+    pub max_header_bytes: usize,
 }
 
 /// Serves `listener` until `stop` resolves, then lets requests in flight finish for at most
-/// `grace`. `service` makes the service of one connection from the client's address; `fast`,
-/// when given, relays plain reads itself and hands every other connection to hyper (see
-/// [`ReadPath`]). Returns whether every request finished in time.
+/// `grace`. `connections` admits each connection (see [`Connections`]); `service` makes the
+/// service of one connection from the client's address; `fast`, when given, relays plain
+/// reads itself and hands every other connection to hyper (see [`ReadPath`]). Returns whether
+/// every request finished in time.
 pub async fn serve<S, B, F>(
     listener: TcpListener,
     limits: Limits,
+    connections: Arc<Connections>,
     service: F,
     fast: Option<Arc<ReadPath>>,
     stop: impl Future<Output = ()>,
@@ -64,32 +77,27 @@ where
     F: Fn(SocketAddr) -> S,
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
-    B: Body + Send + 'static,
+    B: Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let slots = Arc::new(Semaphore::new(max_connections));
     // `true` once the listener stops: connections finish the request in flight and close.
     let (stopping, stopped) = watch::channel(false);
+    let head_bound = limits.max_header_bytes.max(MIN_HEADER_BYTES);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper reads at most this much before a head is complete, then answers 431.
+        .max_buf_size(head_bound);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(head_bound).unwrap_or(u32::MAX));
     tokio::pin!(stop);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut stop => break,
-        };
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -102,18 +110,26 @@ where
             },
             () = &mut stop => break,
         };
+        let slot = tokio::select! {
+            slot = connections.admit(remote) => match slot {
+                Some(slot) => slot,
+                None => continue,
+            },
+            () = &mut stop => break,
+        };
         let _ = stream.set_nodelay(true);
         let (io, activity) = Watched::new(stream);
-        let service = service(remote);
+        let connection = Arc::clone(slot.connection());
+        let service = Tracked::new(service(remote), Arc::clone(&connection));
         let builder = builder.clone();
         let fast = fast.clone();
         let mut stopped = stopped.clone();
         let idle = limits.idle_timeout;
         tokio::spawn(async move {
-            let connection = async {
+            let serving = async {
                 match fast {
                     None => serve_hyper(&builder, io, service, &mut stopped).await,
-                    Some(fast) => match fast.serve(io, remote, &mut stopped).await {
+                    Some(fast) => match fast.serve(io, remote, &connection, &mut stopped).await {
                         Outcome::Closed => {}
                         Outcome::Handoff(io) => {
                             serve_hyper(&builder, io, service, &mut stopped).await;
@@ -122,10 +138,12 @@ where
                 }
             };
             tokio::select! {
-                () = connection => {}
+                () = serving => {}
                 () = activity.idle_for(idle) => {
                     tracing::debug!(%remote, idle = %humantime::format_duration(idle), "idle connection closed");
                 }
+                // Logged and counted by the table.
+                () = connection.shed() => {}
             }
             drop(slot);
         });
@@ -133,10 +151,9 @@ where
     drop(listener);
     tracing::info!(grace = %humantime::format_duration(grace), "stopped accepting; waiting for requests in flight");
     let _ = stopping.send(true);
-    // Every connection holds a slot until it ends.
-    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    // Every connection holds its slot until it ends.
     tokio::select! {
-        _ = slots.acquire_many(all) => true,
+        () = connections.closed() => true,
         () = tokio::time::sleep(grace) => false,
     }
 }
@@ -256,6 +273,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
         }
         let n = self.prefix.len().min(buf.remaining());
         buf.put_slice(&self.prefix.split_to(n));
+        if self.prefix.is_empty() {
+            // Let go of the buffer the prefix was read into.
+            self.prefix = Bytes::new();
+        }
         Poll::Ready(Ok(()))
     }
 }

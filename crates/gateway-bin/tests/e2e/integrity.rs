@@ -1212,8 +1212,26 @@ async fn manifest_buffers_share_a_budget() {
 #[tokio::test]
 async fn connections_beyond_the_maximum_wait_for_a_free_slot() {
     let (_registry, gateway) = start_with(&["--max-connections", "2"]);
-    let first = RawConn::connect(gateway.port).await;
-    let second = RawConn::connect(gateway.port).await;
+    // Two connections with a request in flight each (a manifest body that stalls): idle ones
+    // would be shed to make room.
+    let mut open = Vec::new();
+    for index in 0..2 {
+        let mut conn = RawConn::connect(gateway.port).await;
+        conn.write_head(
+            "PUT",
+            &format!("/v2/project-1/app/manifests/v{index}"),
+            &[
+                ("Host", "127.0.0.1"),
+                ("Content-Type", OCI_MANIFEST),
+                ("Content-Length", "1000"),
+            ],
+        )
+        .await
+        .expect("write head");
+        conn.write(b"{\"schemaVe").await.expect("write 10 bytes");
+        open.push(conn);
+    }
+    let (first, second) = (open.remove(0), open.remove(0));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut third = RawConn::connect(gateway.port).await;
     third

@@ -6,6 +6,7 @@ mod coordination;
 mod deletes;
 mod deployment;
 mod integrity;
+mod listener;
 mod migration;
 mod operations;
 mod policies;
