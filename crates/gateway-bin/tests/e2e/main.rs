@@ -3,6 +3,7 @@
 //! clients; and the container image, built and run by a Docker engine of the test's own.
 
 mod cli;
+mod container_image;
 mod coordination;
 mod deletes;
 mod deployment;
