@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, lints, unit, integration, end-to-end and
 # doc tests, docs, a quick criterion pass, a short proxy benchmark and a fuzz smoke run.
 # Installs what it needs (Debian packages, cargo-fuzz, kubernetes-validate) itself; kubectl
-# (1.27 or later) must be there already.
+# (1.27 or later) must be there already. Runs as root: the Docker tests start a dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +32,7 @@ done
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-step "cargo test --workspace (unit, integration, end-to-end against docker-registry, doc tests)"
+step "cargo test --workspace (unit, integration, end-to-end against docker-registry with skopeo, docker, podman and buildah, the container image built and run by a dockerd of its own, doc tests)"
 cargo test --locked --workspace
 
 step "Registry v2 exports of every configuration example validate against the API schemas"

@@ -6,6 +6,8 @@ use std::path::Path;
 use ring::digest::{SHA256, digest};
 use serde_json::json;
 
+use crate::tar;
+
 /// OCI image manifest media type.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image config media type.
@@ -328,30 +330,14 @@ fn gzip_layer(size: u64, seed: u64) -> (Blob, Vec<u8>) {
 /// end-of-archive blocks and zeros after them, so that clients that unpack layers (podman,
 /// buildah) can; below 2 KiB, just pseudo-random bytes.
 fn tar_payload(len: usize, seed: u64) -> Vec<u8> {
-    const BLOCK: usize = 512;
+    const BLOCK: usize = tar::BLOCK;
     if len < 4 * BLOCK {
         return pseudo_random_bytes(len, seed);
     }
     // Header, content padded to a block, two zero blocks; zeros fill what is left.
     let content = (len - 3 * BLOCK) / BLOCK * BLOCK;
-    let mut header = [0u8; BLOCK];
-    let field = |header: &mut [u8; BLOCK], at: usize, value: &[u8]| {
-        header[at..at + value.len()].copy_from_slice(value);
-    };
-    field(&mut header, 0, b"data");
-    field(&mut header, 100, b"0000644\0");
-    field(&mut header, 108, b"0000000\0");
-    field(&mut header, 116, b"0000000\0");
-    field(&mut header, 124, format!("{content:011o}\0").as_bytes());
-    field(&mut header, 136, b"14000000000\0");
-    field(&mut header, 148, b"        ");
-    header[156] = b'0';
-    field(&mut header, 257, b"ustar\0");
-    field(&mut header, 263, b"00");
-    let checksum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-    field(&mut header, 148, format!("{checksum:06o}\0 ").as_bytes());
     let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&header);
+    out.extend_from_slice(&tar::header("data", content));
     out.extend_from_slice(&pseudo_random_bytes(content, seed));
     out.resize(len, 0);
     out

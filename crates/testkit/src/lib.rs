@@ -12,10 +12,14 @@
 //!   sizes.
 //! * [`RedisServer`]: Debian's `redis-server`, in memory, on a free loopback port; stopped and
 //!   started again to test outages.
+//! * [`DockerDaemon`]: Debian's `dockerd` (`docker.io`) with all its state in a temporary
+//!   directory (vfs storage, no bridge, no iptables rules), and the `docker` client pointed at
+//!   it; images come from tarballs ([`tar_file`], `docker import`), since nothing can be
+//!   pulled. Needs root.
 //! * [`FakeServer`]: a scripted HTTP server for what a real registry will not do (malformed
 //!   headers, endless pagination, 500s, hangs).
 //!
-//! A missing tool (`docker-registry`, `skopeo`, `htpasswd`, `openssl`) panics with the Debian
+//! A missing tool (`docker-registry`, `skopeo`, `htpasswd`, `openssl`, `dockerd`, ...) panics with the Debian
 //! package to install; tests never skip silently.
 //!
 //! ```no_run
@@ -37,6 +41,7 @@
 //! second); pushes are `async` (they may go through a gateway served by the test's runtime).
 
 mod containers;
+mod docker;
 mod fake;
 mod image;
 mod issuer;
@@ -45,9 +50,11 @@ mod redis;
 mod registry;
 mod server;
 mod skopeo;
+mod tar;
 mod tools;
 
 pub use containers::pull_and_push;
+pub use docker::DockerDaemon;
 pub use fake::{FakeRequest, FakeServer, Reply};
 pub use image::{
     Blob, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, MIN_LAYER_SIZE, ManifestFormat,
@@ -60,4 +67,8 @@ pub use registry::{
     Registry, RegistryAuth, RegistryBuilder, TestUser, basic_authorization, free_port,
 };
 pub use skopeo::{CommandOutput, OciLayout, SkopeoCopy, skopeo_push};
-pub use tools::{BUILDAH, DOCKER_REGISTRY, HTPASSWD, OPENSSL, PODMAN, REDIS_SERVER, SKOPEO, Tool};
+pub use tar::tar_file;
+pub use tools::{
+    BUILDAH, DOCKER, DOCKER_REGISTRY, DOCKERD, HTPASSWD, OPENSSL, PODMAN, REDIS_SERVER, SKOPEO,
+    Tool,
+};

@@ -50,20 +50,37 @@ pub const BUILDAH: Tool = Tool {
     package: "buildah",
 };
 
+/// The Docker engine, run by the kit as a [`DockerDaemon`](crate::DockerDaemon) (needs root).
+pub const DOCKERD: Tool = Tool {
+    program: "dockerd",
+    package: "docker.io",
+};
+
+/// The Docker client (`docker push`, `docker build`, `docker run`), pointed at a
+/// [`DockerDaemon`](crate::DockerDaemon).
+pub const DOCKER: Tool = Tool {
+    program: "docker",
+    package: "docker.io",
+};
+
+/// Where Debian installs daemons, which a non-root user's `PATH` often leaves out.
+const SYSTEM_DIRS: [&str; 2] = ["/usr/sbin", "/sbin"];
+
 impl Tool {
-    /// The program's path.
+    /// The program's path: the first on `PATH`, else in `/usr/sbin` or `/sbin`.
     ///
     /// # Panics
-    /// When the program is not on `PATH`, naming the package to install. Tests never skip.
+    /// When the program is not found, naming the package to install. Tests never skip.
     pub fn require(&self) -> PathBuf {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
+            .chain(SYSTEM_DIRS.iter().map(PathBuf::from))
             .map(|dir| dir.join(self.program))
             .find(|candidate| candidate.is_file())
             .unwrap_or_else(|| {
                 panic!(
-                    "testkit needs `{}`, which is not on PATH: install the Debian package `{}` \
-                     (apt-get install {})",
+                    "testkit needs `{}`, which is not on PATH nor in /usr/sbin: install the \
+                     Debian package `{}` (apt-get install {})",
                     self.program, self.package, self.package
                 )
             })

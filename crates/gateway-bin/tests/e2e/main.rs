@@ -1,10 +1,13 @@
 //! End-to-end tests: the real `registry-gateway` binary in front of Debian's `docker-registry`
-//! (CNCF distribution 2.8), driven by `skopeo` and raw HTTP clients.
+//! (CNCF distribution 2.8), driven by `skopeo`, `docker`, `podman`, `buildah` and raw HTTP
+//! clients; and the container image, built and run by a Docker engine of the test's own.
 
 mod cli;
+mod container_image;
 mod coordination;
 mod deletes;
 mod deployment;
+mod docker;
 mod integrity;
 mod listener;
 mod migration;
