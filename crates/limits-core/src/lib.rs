@@ -80,6 +80,7 @@ mod deletion;
 mod enforcement;
 mod error;
 mod limit;
+mod matcher;
 mod migration;
 mod policy;
 mod protection;
@@ -97,11 +98,12 @@ pub use deletion::{DeleteTarget, ImmutableDelete, ImmutableDeleteDetail};
 pub use enforcement::{Enforcement, EnforcementError, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
+pub use matcher::{RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use migration::{
     ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
     quantity,
 };
-pub use policy::{AppliedLimits, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
+pub use policy::{AppliedLimits, Policy};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,
     is_signature_tag,

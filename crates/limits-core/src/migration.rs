@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use crate::error::YamlError;
-use crate::policy::required_prefix;
+use crate::matcher::required_prefix;
 use crate::{ByteSize, Config, Limit, LimitSource, Limits, Policy, Protections, Rule};
 
 /// The `metadata.name` of exported `LimitRange` objects.

@@ -8,7 +8,7 @@ use regex::{RegexSet, RegexSetBuilder};
 use serde::Serialize;
 
 use crate::error::{ConfigError, Location, RegexError};
-use crate::policy::RULE_SIZE_LIMIT;
+use crate::matcher::RULE_SIZE_LIMIT;
 use crate::source::LimitSource;
 use crate::{Enforcement, RepositoryName, WarnAt};
 
