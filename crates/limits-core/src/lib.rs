@@ -106,10 +106,9 @@ pub use migration::{
 pub use policy::{AppliedLimits, Policy};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,
-    is_signature_tag,
 };
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
-pub use signature::{Content, SignatureTag, Subject};
+pub use signature::{Content, SignatureTag, Subject, is_signature_tag};
 pub use size::{ByteSize, SizeError};
 pub use source::LimitSource;
 pub use tags::TagTally;

@@ -1,5 +1,5 @@
 //! Protections beside the two limits: a read-only switch, immutable tags, and signature tags
-//! that neither count nor freeze (see [`crate::SignatureTag`] for which ones).
+//! that neither count nor freeze (see [`SignatureTag`](crate::SignatureTag) for which ones).
 
 use std::fmt;
 use std::sync::Arc;
@@ -68,23 +68,6 @@ impl fmt::Display for Protections {
         }
         f.write_str(&parts.join(", "))
     }
-}
-
-/// Whether `tag` is named the way cosign names a signature, attestation or SBOM:
-/// `sha256-<64 lowercase hex>.sig`, `.att` or `.sbom`. The name alone exempts nothing; see
-/// [`AppliedProtections::is_exempt`].
-///
-/// ```
-/// use limits_core::is_signature_tag;
-///
-/// let hex = "0123456789abcdef".repeat(4);
-/// assert!(is_signature_tag(&format!("sha256-{hex}.sig")));
-/// assert!(is_signature_tag(&format!("sha256-{hex}.sbom")));
-/// assert!(!is_signature_tag(&format!("sha256-{hex}")));
-/// assert!(!is_signature_tag("v1.sig"));
-/// ```
-pub fn is_signature_tag(tag: &str) -> bool {
-    crate::SignatureTag::parse(tag).is_some()
 }
 
 /// Compiled `immutable_tags` patterns.
