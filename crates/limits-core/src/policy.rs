@@ -5,10 +5,9 @@ use std::sync::Arc;
 use crate::deletion::{DeleteTarget, ImmutableDelete};
 use crate::error::{ConfigError, Location};
 use crate::matcher::Matcher;
-use crate::protection::{AppliedProtections, ReadOnly, Setting, TagMove, TagPatterns};
+use crate::protection::{AppliedProtections, ReadOnly, TagMove, TagPatterns};
 use crate::source::LimitSource;
-use crate::{Config, Limits, Protections, RepositoryName, Rule};
-use crate::{Enforcement, WarnAt};
+use crate::{Config, Limits, RepositoryName, Rule};
 
 /// A configuration compiled for lookups: global limits plus ordered rules, first match wins.
 ///
@@ -160,29 +159,6 @@ impl AppliedLimits {
     }
 }
 
-/// The value of one protection key: the rule's when it gives one, else the global one, else
-/// `default`.
-fn setting<T: Clone>(
-    rule: Option<(&T, &LimitSource)>,
-    global: Option<&T>,
-    default: T,
-) -> Setting<T> {
-    match (rule, global) {
-        (Some((value, source)), _) => Setting {
-            value: value.clone(),
-            source: source.clone(),
-        },
-        (None, Some(value)) => Setting {
-            value: value.clone(),
-            source: LimitSource::Global,
-        },
-        (None, None) => Setting {
-            value: default,
-            source: LimitSource::Global,
-        },
-    }
-}
-
 impl Policy {
     /// Compiles a configuration. Fails on a pattern that is not a valid regular expression or
     /// that compiles larger than [`RULE_SIZE_LIMIT`](crate::RULE_SIZE_LIMIT).
@@ -193,21 +169,13 @@ impl Policy {
             .iter()
             .map(|r| Arc::from(r.path.as_str()))
             .collect();
-        let compile = |protections: &Protections, location: Location| {
-            protections
-                .immutable_tags
-                .as_deref()
-                .filter(|patterns| !patterns.is_empty())
-                .map(|patterns| TagPatterns::new(patterns, &location).map(Arc::new))
-                .transpose()
-        };
-        let global_immutable = compile(&config.protections, Location::Global)?;
+        let global_immutable = TagPatterns::compile(&config.protections, Location::Global)?;
         let rule_immutable = config
             .rules
             .iter()
             .enumerate()
             .map(|(index, rule)| {
-                compile(
+                TagPatterns::compile(
                     &rule.protections,
                     Location::Rule {
                         position: index + 1,
@@ -266,50 +234,12 @@ impl Policy {
             ),
             None => (self.config.global, LimitSource::Global),
         };
-        let global = &self.config.protections;
-        let rule = index.map(|i| &self.config.rules[i].protections);
-        let immutable_rule = index
-            .filter(|i| self.config.rules[*i].protections.immutable_tags.is_some())
-            .map(|i| &self.rule_immutable[i]);
-        let protections = AppliedProtections {
-            read_only: setting(
-                rule.and_then(|r| r.read_only.as_ref())
-                    .map(|v| (v, &source)),
-                global.read_only.as_ref(),
-                false,
-            ),
-            immutable_tags: setting(
-                immutable_rule.map(|patterns| (patterns, &source)),
-                global
-                    .immutable_tags
-                    .as_ref()
-                    .map(|_| &self.global_immutable),
-                None,
-            ),
-            exempt_signature_tags: setting(
-                rule.and_then(|r| r.exempt_signature_tags.as_ref())
-                    .map(|v| (v, &source)),
-                global.exempt_signature_tags.as_ref(),
-                true,
-            ),
-            enforcement: setting(
-                rule.and_then(|r| r.enforcement.as_ref())
-                    .map(|v| (v, &source)),
-                global.enforcement.as_ref(),
-                Enforcement::Deny,
-            ),
-            warn_at: setting(
-                rule.and_then(|r| r.warn_at.as_ref()).map(|v| (v, &source)),
-                global.warn_at.as_ref(),
-                WarnAt::Off,
-            ),
-            allow_deleting_immutable_tags: setting(
-                rule.and_then(|r| r.allow_deleting_immutable_tags.as_ref())
-                    .map(|v| (v, &source)),
-                global.allow_deleting_immutable_tags.as_ref(),
-                false,
-            ),
-        };
+        let rule = index.map(|i| {
+            let rule = &self.config.rules[i];
+            (&rule.protections, &self.rule_immutable[i], &source)
+        });
+        let global = (&self.config.protections, &self.global_immutable);
+        let protections = AppliedProtections::resolve(global, rule);
         AppliedLimits {
             repository: repository.clone(),
             limits,
@@ -352,7 +282,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ByteSize, Limit};
+    use crate::{ByteSize, Limit, Protections};
     use proptest::prelude::*;
 
     fn rule(path: &str, tags: u64) -> Rule {
