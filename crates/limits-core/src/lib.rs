@@ -67,6 +67,7 @@
 //! [`Policy::export_registry_v2`] writes one Kubernetes `LimitRange` per namespace for the
 //! successor product, commenting every rule a namespace-wide limit cannot express;
 //! [`import_registry_v2`] reads such objects back into a [`Config`].
+//! [`quantity`] and [`parse_quantity`] write and read the Kubernetes quantities they hold.
 //!
 //! # No I/O
 //!
