@@ -19,8 +19,8 @@
 //!   checked;
 //! * [`Reference`]: a tag or a digest, by the registry's own rule (a reference that looks like a
 //!   digest but is not a valid one is a *tag* for distribution);
-//! * [`go_query_value`]: the first value of a query parameter, as Go's `url.ParseQuery` reads
-//!   it;
+//! * [`go_query_value`], [`go_query_values`]: the first value, or every value, of a query
+//!   parameter, as Go's `url.ParseQuery` reads them;
 //! * [`upload`]: the bytes an upload session holds, from the registry's `Range` answers.
 //!
 //! ```
@@ -60,6 +60,6 @@ mod route;
 pub mod upload;
 
 pub use path::{PathError, decode_path, is_clean};
-pub use query::go_query_value;
+pub use query::{go_query_value, go_query_values};
 pub use reference::{Reference, ReferenceError};
 pub use route::{ApiRequest, Method, Mount, RequestError, Route};
