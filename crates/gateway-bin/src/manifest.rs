@@ -13,7 +13,7 @@ use http::{HeaderMap, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, ByteSize, Content, Limit, RepositoryName, TagTally};
-use oci_manifest::{BlobState, MAX_MANIFEST_BYTES, Manifest, MeasureError};
+use oci_manifest::{BlobState, DigestAlgorithm, MAX_MANIFEST_BYTES, Manifest, MeasureError};
 use registry_api::Reference;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -651,14 +651,8 @@ impl<U: Upstream + 'static> Gateway<U> {
 /// The digest the registry gives `bytes`: `<algorithm>:<hex>` of the very bytes pushed, with
 /// the algorithm of the digest it is compared to (sha256 unless that says sha384 or sha512).
 pub fn digest_of(algorithm: &str, bytes: &[u8]) -> String {
-    let (name, algorithm) = match algorithm {
-        "sha512" => ("sha512", &ring::digest::SHA512),
-        "sha384" => ("sha384", &ring::digest::SHA384),
-        _ => ("sha256", &ring::digest::SHA256),
-    };
-    let hash = ring::digest::digest(algorithm, bytes);
-    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{name}:{hex}")
+    let algorithm = DigestAlgorithm::from_name(algorithm).unwrap_or(DigestAlgorithm::Sha256);
+    oci_manifest::Digest::of_bytes(algorithm, bytes).to_string()
 }
 
 /// The tags a push creates: the reference when the registry reads it as a tag, and every

@@ -67,6 +67,7 @@
 //! [`Policy::export_registry_v2`] writes one Kubernetes `LimitRange` per namespace for the
 //! successor product, commenting every rule a namespace-wide limit cannot express;
 //! [`import_registry_v2`] reads such objects back into a [`Config`].
+//! [`quantity`] and [`parse_quantity`] write and read the Kubernetes quantities they hold.
 //!
 //! # No I/O
 //!
@@ -80,6 +81,7 @@ mod deletion;
 mod enforcement;
 mod error;
 mod limit;
+mod matcher;
 mod migration;
 mod policy;
 mod protection;
@@ -97,17 +99,17 @@ pub use deletion::{DeleteTarget, ImmutableDelete, ImmutableDeleteDetail};
 pub use enforcement::{Enforcement, EnforcementError, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
+pub use matcher::{RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use migration::{
     ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
     quantity,
 };
-pub use policy::{AppliedLimits, Policy, RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
+pub use policy::{AppliedLimits, Policy};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,
-    is_signature_tag,
 };
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
-pub use signature::{Content, SignatureTag, Subject};
+pub use signature::{Content, SignatureTag, Subject, is_signature_tag};
 pub use size::{ByteSize, SizeError};
 pub use source::LimitSource;
 pub use tags::TagTally;

@@ -2,22 +2,12 @@
 
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-
 use crate::deletion::{DeleteTarget, ImmutableDelete};
-use crate::error::{ConfigError, Location, RegexError};
-use crate::protection::{AppliedProtections, ReadOnly, Setting, TagMove, TagPatterns};
+use crate::error::{ConfigError, Location};
+use crate::matcher::Matcher;
+use crate::protection::{AppliedProtections, ReadOnly, TagMove, TagPatterns};
 use crate::source::LimitSource;
-use crate::{Config, Limits, Protections, RepositoryName, Rule};
-use crate::{Enforcement, WarnAt};
-
-/// Compiled size allowed for one rule's pattern: plenty for any real path rule, small enough
-/// that a hostile pattern such as `(a{1000}){1000}` is refused instead of exhausting memory.
-pub const RULE_SIZE_LIMIT: usize = 1 << 20;
-/// Compiled size allowed for all rules together.
-pub const RULES_SIZE_LIMIT: usize = 256 << 20;
+use crate::{Config, Limits, RepositoryName, Rule};
 
 /// A configuration compiled for lookups: global limits plus ordered rules, first match wins.
 ///
@@ -47,73 +37,6 @@ pub struct Policy {
     /// Compiled `immutable_tags`: the global ones, and each rule's own.
     global_immutable: Option<Arc<TagPatterns>>,
     rule_immutable: Vec<Option<Arc<TagPatterns>>>,
-}
-
-/// Finds the first matching rule without trying every pattern.
-///
-/// Most rules start with an anchored literal (`^project-1/.*`): such a rule can only match a
-/// name that starts with that literal, so it is found through an index of prefixes and only
-/// the few candidates are run. The other rules are compiled together into one `RegexSet`.
-#[derive(Debug, Clone)]
-struct Matcher {
-    /// Each rule's own regex, for candidates from the prefix index.
-    regexes: Vec<Regex>,
-    /// Rules by their required literal prefix.
-    by_prefix: HashMap<String, Vec<usize>>,
-    /// The distinct prefix lengths, ascending.
-    prefix_lengths: Vec<usize>,
-    /// Rules without a required prefix, and their positions in `rules`.
-    rest: RegexSet,
-    rest_index: Vec<usize>,
-}
-
-impl Matcher {
-    fn first_match(&self, name: &str) -> Option<usize> {
-        let unprefixed = self
-            .rest
-            .matches(name)
-            .iter()
-            .next()
-            .map(|i| self.rest_index[i]);
-        let mut candidates: Vec<usize> = self
-            .prefix_lengths
-            .iter()
-            .take_while(|len| **len <= name.len())
-            .filter_map(|len| name.get(..*len))
-            .filter_map(|prefix| self.by_prefix.get(prefix))
-            .flatten()
-            .copied()
-            .filter(|index| unprefixed.is_none_or(|u| *index < u))
-            .collect();
-        candidates.sort_unstable();
-        candidates
-            .into_iter()
-            .find(|index| self.regexes[*index].is_match(name))
-            .or(unprefixed)
-    }
-}
-
-/// The literal every match must start with: what follows a leading `^` up to the first
-/// character with a special meaning. `None` when the pattern has no such literal or holds an
-/// alternation (`|`), which could make the literal optional.
-pub(crate) fn required_prefix(pattern: &str) -> Option<String> {
-    let rest = pattern.strip_prefix('^')?;
-    if pattern.contains('|') {
-        return None;
-    }
-    let mut prefix = String::new();
-    let mut chars = rest.chars().peekable();
-    while let Some(c) = chars.next() {
-        if "\\.+*?()[]{}^$".contains(c) {
-            break;
-        }
-        // A quantifier after a character makes that character optional or repeated.
-        if chars.peek().is_some_and(|next| "?*{+".contains(*next)) {
-            break;
-        }
-        prefix.push(c);
-    }
-    (!prefix.is_empty()).then_some(prefix)
 }
 
 /// The limits that apply to one repository, and where they came from.
@@ -236,89 +159,23 @@ impl AppliedLimits {
     }
 }
 
-/// The value of one protection key: the rule's when it gives one, else the global one, else
-/// `default`.
-fn setting<T: Clone>(
-    rule: Option<(&T, &LimitSource)>,
-    global: Option<&T>,
-    default: T,
-) -> Setting<T> {
-    match (rule, global) {
-        (Some((value, source)), _) => Setting {
-            value: value.clone(),
-            source: source.clone(),
-        },
-        (None, Some(value)) => Setting {
-            value: value.clone(),
-            source: LimitSource::Global,
-        },
-        (None, None) => Setting {
-            value: default,
-            source: LimitSource::Global,
-        },
-    }
-}
-
 impl Policy {
     /// Compiles a configuration. Fails on a pattern that is not a valid regular expression or
-    /// that compiles larger than [`RULE_SIZE_LIMIT`].
+    /// that compiles larger than [`RULE_SIZE_LIMIT`](crate::RULE_SIZE_LIMIT).
     pub fn new(config: Config) -> Result<Policy, ConfigError> {
-        let mut regexes = Vec::with_capacity(config.rules.len());
-        let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut rest_index = Vec::new();
-        for (index, rule) in config.rules.iter().enumerate() {
-            let regex = RegexBuilder::new(&rule.path)
-                .size_limit(RULE_SIZE_LIMIT)
-                .build()
-                .map_err(|e| ConfigError::InvalidRegex {
-                    position: index + 1,
-                    path: rule.path.clone(),
-                    source: RegexError(e),
-                })?;
-            regexes.push(regex);
-            match required_prefix(&rule.path) {
-                Some(prefix) => by_prefix.entry(prefix).or_default().push(index),
-                None => rest_index.push(index),
-            }
-        }
-        let rest = RegexSetBuilder::new(rest_index.iter().map(|i| &config.rules[*i].path))
-            .size_limit(RULES_SIZE_LIMIT)
-            .build()
-            .map_err(|e| ConfigError::RulesTooLarge {
-                count: rest_index.len(),
-                limit_bytes: RULES_SIZE_LIMIT,
-                source: RegexError(e),
-            })?;
-        let mut prefix_lengths: Vec<usize> = by_prefix.keys().map(String::len).collect();
-        prefix_lengths.sort_unstable();
-        prefix_lengths.dedup();
-        let matcher = Matcher {
-            regexes,
-            by_prefix,
-            prefix_lengths,
-            rest,
-            rest_index,
-        };
+        let matcher = Matcher::new(config.rules.iter().map(|rule| rule.path.as_str()))?;
         let paths = config
             .rules
             .iter()
             .map(|r| Arc::from(r.path.as_str()))
             .collect();
-        let compile = |protections: &Protections, location: Location| {
-            protections
-                .immutable_tags
-                .as_deref()
-                .filter(|patterns| !patterns.is_empty())
-                .map(|patterns| TagPatterns::new(patterns, &location).map(Arc::new))
-                .transpose()
-        };
-        let global_immutable = compile(&config.protections, Location::Global)?;
+        let global_immutable = TagPatterns::compile(&config.protections, Location::Global)?;
         let rule_immutable = config
             .rules
             .iter()
             .enumerate()
             .map(|(index, rule)| {
-                compile(
+                TagPatterns::compile(
                     &rule.protections,
                     Location::Rule {
                         position: index + 1,
@@ -377,50 +234,12 @@ impl Policy {
             ),
             None => (self.config.global, LimitSource::Global),
         };
-        let global = &self.config.protections;
-        let rule = index.map(|i| &self.config.rules[i].protections);
-        let immutable_rule = index
-            .filter(|i| self.config.rules[*i].protections.immutable_tags.is_some())
-            .map(|i| &self.rule_immutable[i]);
-        let protections = AppliedProtections {
-            read_only: setting(
-                rule.and_then(|r| r.read_only.as_ref())
-                    .map(|v| (v, &source)),
-                global.read_only.as_ref(),
-                false,
-            ),
-            immutable_tags: setting(
-                immutable_rule.map(|patterns| (patterns, &source)),
-                global
-                    .immutable_tags
-                    .as_ref()
-                    .map(|_| &self.global_immutable),
-                None,
-            ),
-            exempt_signature_tags: setting(
-                rule.and_then(|r| r.exempt_signature_tags.as_ref())
-                    .map(|v| (v, &source)),
-                global.exempt_signature_tags.as_ref(),
-                true,
-            ),
-            enforcement: setting(
-                rule.and_then(|r| r.enforcement.as_ref())
-                    .map(|v| (v, &source)),
-                global.enforcement.as_ref(),
-                Enforcement::Deny,
-            ),
-            warn_at: setting(
-                rule.and_then(|r| r.warn_at.as_ref()).map(|v| (v, &source)),
-                global.warn_at.as_ref(),
-                WarnAt::Off,
-            ),
-            allow_deleting_immutable_tags: setting(
-                rule.and_then(|r| r.allow_deleting_immutable_tags.as_ref())
-                    .map(|v| (v, &source)),
-                global.allow_deleting_immutable_tags.as_ref(),
-                false,
-            ),
-        };
+        let rule = index.map(|i| {
+            let rule = &self.config.rules[i];
+            (&rule.protections, &self.rule_immutable[i], &source)
+        });
+        let global = (&self.config.protections, &self.global_immutable);
+        let protections = AppliedProtections::resolve(global, rule);
         AppliedLimits {
             repository: repository.clone(),
             limits,
@@ -463,7 +282,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ByteSize, Limit};
+    use crate::{ByteSize, Limit, Protections};
     use proptest::prelude::*;
 
     fn rule(path: &str, tags: u64) -> Rule {
@@ -546,29 +365,6 @@ mod tests {
             })
             .expect_err(path);
             assert_eq!(err.to_string(), *message);
-        }
-    }
-
-    #[test]
-    fn required_prefixes() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("^project-1/.*", Some("project-1/")),
-            ("^project-2/big-image/.*", Some("project-2/big-image/")),
-            ("^team", Some("team")),
-            ("^abc?", Some("ab")),
-            ("^ab*c", Some("a")),
-            ("^a+", None),
-            ("^a{2}", None),
-            ("^project\\.x", Some("project")),
-            ("^(a|b)/", None),
-            ("^a/|^b/", None),
-            ("^[ab]/", None),
-            ("project-1/", None),
-            ("(?i)^project", None),
-            ("^", None),
-        ];
-        for (pattern, prefix) in cases {
-            assert_eq!(required_prefix(pattern).as_deref(), *prefix, "{pattern}");
         }
     }
 

@@ -1,5 +1,5 @@
 //! Protections beside the two limits: a read-only switch, immutable tags, and signature tags
-//! that neither count nor freeze (see [`crate::SignatureTag`] for which ones).
+//! that neither count nor freeze (see [`SignatureTag`](crate::SignatureTag) for which ones).
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use regex::{RegexSet, RegexSetBuilder};
 use serde::Serialize;
 
 use crate::error::{ConfigError, Location, RegexError};
-use crate::policy::RULE_SIZE_LIMIT;
+use crate::matcher::RULE_SIZE_LIMIT;
 use crate::source::LimitSource;
 use crate::{Enforcement, RepositoryName, WarnAt};
 
@@ -70,23 +70,6 @@ impl fmt::Display for Protections {
     }
 }
 
-/// Whether `tag` is named the way cosign names a signature, attestation or SBOM:
-/// `sha256-<64 lowercase hex>.sig`, `.att` or `.sbom`. The name alone exempts nothing; see
-/// [`AppliedProtections::is_exempt`].
-///
-/// ```
-/// use limits_core::is_signature_tag;
-///
-/// let hex = "0123456789abcdef".repeat(4);
-/// assert!(is_signature_tag(&format!("sha256-{hex}.sig")));
-/// assert!(is_signature_tag(&format!("sha256-{hex}.sbom")));
-/// assert!(!is_signature_tag(&format!("sha256-{hex}")));
-/// assert!(!is_signature_tag("v1.sig"));
-/// ```
-pub fn is_signature_tag(tag: &str) -> bool {
-    crate::SignatureTag::parse(tag).is_some()
-}
-
 /// Compiled `immutable_tags` patterns.
 #[derive(Debug, Clone)]
 pub struct TagPatterns {
@@ -125,6 +108,20 @@ impl TagPatterns {
             patterns: patterns.to_vec(),
             set,
         })
+    }
+
+    /// The compiled `immutable_tags` of one place (global, or one rule at `location`): `None`
+    /// when the key is absent or lists no pattern.
+    pub(crate) fn compile(
+        protections: &Protections,
+        location: Location,
+    ) -> Result<Option<Arc<Self>>, ConfigError> {
+        protections
+            .immutable_tags
+            .as_deref()
+            .filter(|patterns| !patterns.is_empty())
+            .map(|patterns| Self::new(patterns, &location).map(Arc::new))
+            .transpose()
     }
 
     /// The first pattern `tag` matches (unanchored, as rule paths are).
@@ -169,7 +166,82 @@ pub struct AppliedProtections {
     pub allow_deleting_immutable_tags: Setting<bool>,
 }
 
+/// The value of one protection key: the rule's when it gives one, else the global one, else
+/// `default`.
+fn setting<T: Clone>(
+    rule: Option<(&T, &LimitSource)>,
+    global: Option<&T>,
+    default: T,
+) -> Setting<T> {
+    match (rule, global) {
+        (Some((value, source)), _) => Setting {
+            value: value.clone(),
+            source: source.clone(),
+        },
+        (None, Some(value)) => Setting {
+            value: value.clone(),
+            source: LimitSource::Global,
+        },
+        (None, None) => Setting {
+            value: default,
+            source: LimitSource::Global,
+        },
+    }
+}
+
 impl AppliedProtections {
+    /// The protections in force where `rule` is the first matching rule (its keys, its
+    /// compiled `immutable_tags`, where it is), or no rule matched: each key from the rule when
+    /// it gives the key, else the global one (`global`: the keys and their compiled
+    /// `immutable_tags`), else the default.
+    pub(crate) fn resolve(
+        global: (&Protections, &Option<Arc<TagPatterns>>),
+        rule: Option<(&Protections, &Option<Arc<TagPatterns>>, &LimitSource)>,
+    ) -> Self {
+        let (global, global_immutable) = global;
+        let source = rule.map(|(_, _, source)| source);
+        let rule_keys = rule.map(|(keys, _, _)| keys);
+        let immutable_rule = rule
+            .filter(|(keys, _, _)| keys.immutable_tags.is_some())
+            .map(|(_, patterns, source)| (patterns, source));
+        AppliedProtections {
+            read_only: setting(
+                rule_keys.and_then(|r| r.read_only.as_ref()).zip(source),
+                global.read_only.as_ref(),
+                false,
+            ),
+            immutable_tags: setting(
+                immutable_rule,
+                global.immutable_tags.as_ref().map(|_| global_immutable),
+                None,
+            ),
+            exempt_signature_tags: setting(
+                rule_keys
+                    .and_then(|r| r.exempt_signature_tags.as_ref())
+                    .zip(source),
+                global.exempt_signature_tags.as_ref(),
+                true,
+            ),
+            enforcement: setting(
+                rule_keys.and_then(|r| r.enforcement.as_ref()).zip(source),
+                global.enforcement.as_ref(),
+                Enforcement::Deny,
+            ),
+            warn_at: setting(
+                rule_keys.and_then(|r| r.warn_at.as_ref()).zip(source),
+                global.warn_at.as_ref(),
+                WarnAt::Off,
+            ),
+            allow_deleting_immutable_tags: setting(
+                rule_keys
+                    .and_then(|r| r.allow_deleting_immutable_tags.as_ref())
+                    .zip(source),
+                global.allow_deleting_immutable_tags.as_ref(),
+                false,
+            ),
+        }
+    }
+
     /// The immutable pattern `tag` matches, if any. A signature tag that
     /// [`is_exempt`](Self::is_exempt) is not immutable: the caller leaves it out.
     pub fn immutable_pattern(&self, tag: &str) -> Option<&str> {

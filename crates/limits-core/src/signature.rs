@@ -54,6 +54,23 @@ impl SignatureTag {
     }
 }
 
+/// Whether `tag` is named the way cosign names a signature, attestation or SBOM:
+/// `sha256-<64 lowercase hex>.sig`, `.att` or `.sbom`. The name alone exempts nothing; see
+/// [`AppliedProtections::is_exempt`].
+///
+/// ```
+/// use limits_core::is_signature_tag;
+///
+/// let hex = "0123456789abcdef".repeat(4);
+/// assert!(is_signature_tag(&format!("sha256-{hex}.sig")));
+/// assert!(is_signature_tag(&format!("sha256-{hex}.sbom")));
+/// assert!(!is_signature_tag(&format!("sha256-{hex}")));
+/// assert!(!is_signature_tag("v1.sig"));
+/// ```
+pub fn is_signature_tag(tag: &str) -> bool {
+    SignatureTag::parse(tag).is_some()
+}
+
 impl fmt::Display for SignatureTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.subject.replacen(':', "-", 1), self.suffix)

@@ -1,5 +1,6 @@
 //! Content digests (`sha256:<64 hex>`, `sha384:<96 hex>`, `sha512:<128 hex>`): the algorithms
-//! the CNCF distribution registry accepts (Go's go-digest).
+//! the CNCF distribution registry accepts (Go's go-digest), read from text or computed from
+//! bytes.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +20,69 @@ use crate::text::truncate;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(String);
+
+/// A digest algorithm the registry accepts.
+///
+/// ```
+/// use oci_manifest::DigestAlgorithm;
+///
+/// assert_eq!(DigestAlgorithm::from_name("sha384"), Some(DigestAlgorithm::Sha384));
+/// assert_eq!(DigestAlgorithm::from_name("md5"), None);
+/// assert_eq!(DigestAlgorithm::Sha512.to_string(), "sha512");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DigestAlgorithm {
+    /// SHA-256, the canonical algorithm: 64 hex digits.
+    Sha256,
+    /// SHA-384: 96 hex digits.
+    Sha384,
+    /// SHA-512: 128 hex digits.
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    /// The algorithm named exactly (`sha256`, `sha384`, `sha512`), or `None`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "sha256" => Some(Self::Sha256),
+            "sha384" => Some(Self::Sha384),
+            "sha512" => Some(Self::Sha512),
+            _ => None,
+        }
+    }
+
+    /// The name a digest starts with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    /// How many hex digits a digest of this algorithm has.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Self::Sha256 => 64,
+            Self::Sha384 => 96,
+            Self::Sha512 => 128,
+        }
+    }
+
+    fn ring(self) -> &'static ring::digest::Algorithm {
+        match self {
+            Self::Sha256 => &ring::digest::SHA256,
+            Self::Sha384 => &ring::digest::SHA384,
+            Self::Sha512 => &ring::digest::SHA512,
+        }
+    }
+}
+
+impl fmt::Display for DigestAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Why a digest was refused. The refused value is kept cut to 150 characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +106,37 @@ pub enum DigestError {
 }
 
 impl Digest {
+    /// The digest of `bytes` with `algorithm`: what the registry gives the very bytes pushed
+    /// (a manifest's digest is that of its bytes as sent, not of a re-encoding).
+    ///
+    /// ```
+    /// use oci_manifest::{Digest, DigestAlgorithm};
+    ///
+    /// let digest = Digest::of_bytes(DigestAlgorithm::Sha256, b"abc");
+    /// assert_eq!(
+    ///     digest.as_str(),
+    ///     "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    /// );
+    /// assert_eq!(Digest::sha256(b"abc"), digest);
+    /// assert_eq!(Digest::of_bytes(DigestAlgorithm::Sha512, b"").hex().len(), 128);
+    /// ```
+    pub fn of_bytes(algorithm: DigestAlgorithm, bytes: &[u8]) -> Self {
+        let hash = ring::digest::digest(algorithm.ring(), bytes);
+        let mut text = String::with_capacity(algorithm.name().len() + 1 + algorithm.hex_len());
+        text.push_str(algorithm.name());
+        text.push(':');
+        for byte in hash.as_ref() {
+            text.push(char::from(HEX[usize::from(byte >> 4)]));
+            text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        Self(text)
+    }
+
+    /// The sha256 digest of `bytes`, the algorithm registries use unless told otherwise.
+    pub fn sha256(bytes: &[u8]) -> Self {
+        Self::of_bytes(DigestAlgorithm::Sha256, bytes)
+    }
+
     /// The whole digest, `algorithm:hex`.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -52,11 +147,19 @@ impl Digest {
         self.0.split_once(':').map_or("", |(a, _)| a)
     }
 
+    /// The algorithm, typed.
+    pub fn digest_algorithm(&self) -> DigestAlgorithm {
+        DigestAlgorithm::from_name(self.algorithm()).unwrap_or(DigestAlgorithm::Sha256)
+    }
+
     /// The hex part.
     pub fn hex(&self) -> &str {
         self.0.split_once(':').map_or("", |(_, h)| h)
     }
 }
+
+/// Lowercase hex digits, as digests are written.
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,12 +180,9 @@ impl FromStr for Digest {
         let (algorithm, hex) = value
             .split_once(':')
             .ok_or_else(|| DigestError::MissingAlgorithm(truncate(value)))?;
-        let expected = match algorithm {
-            "sha256" => 64,
-            "sha384" => 96,
-            "sha512" => 128,
-            _ => return Err(DigestError::UnsupportedAlgorithm(truncate(value))),
-        };
+        let expected = DigestAlgorithm::from_name(algorithm)
+            .ok_or_else(|| DigestError::UnsupportedAlgorithm(truncate(value)))?
+            .hex_len();
         let valid = hex.len() == expected
             && hex
                 .bytes()
@@ -120,6 +220,45 @@ mod tests {
         ];
         for (value, ok) in cases {
             assert_eq!(value.parse::<Digest>().is_ok(), ok, "{value}");
+        }
+    }
+
+    #[test]
+    fn of_bytes() {
+        use DigestAlgorithm::{Sha256, Sha384, Sha512};
+        #[rustfmt::skip]
+        let cases: &[(DigestAlgorithm, &[u8], &str)] = &[
+            (Sha256, b"", "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            (Sha256, b"abc", "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (Sha384, b"", "sha384:38b060a751ac96384cd9327eb1b1e36a21fdb71114be07434c0cc7bf63f6e1da274edebfe76f65fbd51ad2f14898b95b"),
+            (Sha384, b"abc", "sha384:cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"),
+            (Sha512, b"", "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"),
+            (Sha512, b"abc", "sha512:ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"),
+        ];
+        for (algorithm, bytes, expected) in cases {
+            let digest = Digest::of_bytes(*algorithm, bytes);
+            assert_eq!(digest.as_str(), *expected, "{algorithm} {bytes:?}");
+            // A computed digest is a valid one, of the algorithm asked for.
+            assert_eq!(expected.parse::<Digest>().as_ref(), Ok(&digest));
+            assert_eq!(digest.digest_algorithm(), *algorithm);
+        }
+        assert_eq!(Digest::sha256(b"abc"), Digest::of_bytes(Sha256, b"abc"));
+    }
+
+    #[test]
+    fn algorithm_names() {
+        for algorithm in [
+            DigestAlgorithm::Sha256,
+            DigestAlgorithm::Sha384,
+            DigestAlgorithm::Sha512,
+        ] {
+            assert_eq!(
+                DigestAlgorithm::from_name(algorithm.name()),
+                Some(algorithm)
+            );
+        }
+        for name in ["", "SHA256", "sha1", "md5", "sha256 "] {
+            assert_eq!(DigestAlgorithm::from_name(name), None, "{name:?}");
         }
     }
 }

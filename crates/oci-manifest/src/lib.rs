@@ -65,7 +65,8 @@
 //! This crate does no I/O: no network, files, environment, clock or async runtime. Bytes and a
 //! content type go in, a value comes out. It never checks that a declared size or digest is
 //! true; the caller learns what the registry holds (`HEAD` on each blob) and hands it to
-//! [`ImageManifest::measure`], which compares.
+//! [`ImageManifest::measure`], which compares. Hashing is computation, not I/O: [`Digest::of_bytes`] gives the
+//! digest the registry gives pushed bytes.
 //!
 //! # How a body is read
 //!
@@ -118,7 +119,7 @@ mod text;
 
 pub use cosign::{COSIGN_SIMPLE_SIGNING, CosignArtifact, DSSE_ENVELOPE};
 pub use descriptor::{Descriptor, Layer};
-pub use digest::{Digest, DigestError};
+pub use digest::{Digest, DigestAlgorithm, DigestError};
 pub use error::{JsonError, ManifestError};
 pub use kind::ManifestKind;
 pub use manifest::{ImageManifest, IndexManifest, Manifest};

@@ -19,9 +19,11 @@
 //!   checked;
 //! * [`Reference`]: a tag or a digest, by the registry's own rule (a reference that looks like a
 //!   digest but is not a valid one is a *tag* for distribution);
-//! * [`go_query_value`]: the first value of a query parameter, as Go's `url.ParseQuery` reads
-//!   it;
-//! * [`upload`]: the bytes an upload session holds, from the registry's `Range` answers.
+//! * [`go_query_value`], [`go_query_values`]: the first value, or every value, of a query
+//!   parameter, as Go's `url.ParseQuery` reads them;
+//! * [`upload`]: the bytes an upload session holds, from the registry's `Range` answers;
+//! * [`RequestHead`]: the whole head read once, the route above plus every header fact the
+//!   gateway's checks read (see [Headers](#headers)).
 //!
 //! ```
 //! use registry_api::{ApiRequest, Reference, Route};
@@ -48,18 +50,52 @@
 //! decoded form. Reads (`GET`, `HEAD`, `OPTIONS`) are classified the same way but forwarded as
 //! received. Any other method is refused: distribution answers none.
 //!
+//! # Headers
+//!
+//! [`RequestHead::parse`] takes the header list besides the method, path and query, and reads,
+//! once, what the checks need, so that no check reads a header its own way:
+//!
+//! * the `Content-Type` ([`ContentType`]: absent, exactly one, or [`ContentType::Ambiguous`]
+//!   when several could make the registry read the body as another kind), and whether it names
+//!   a form body, whose parameters Go reads for the registry as if they were in the query;
+//! * the `Content-Length` (several headers or a list count as one length only when they agree)
+//!   and the `Content-Range` a chunk announces, or a [`HeaderError`];
+//! * whether an `Authorization` header is present;
+//! * the checked header a `Connection` header names ([`CHECKED_HEADERS`]): a proxy removes it
+//!   before forwarding, so the registry would not see what was checked;
+//! * the `?tag=` values of a manifest push (OCI distribution 1.1), as Go reads the query, and
+//!   with its reference the tags the push creates ([`RequestHead::requested_tags`]).
+//!
+//! ```
+//! use registry_api::{ContentType, RequestHead};
+//!
+//! let head = RequestHead::parse(
+//!     "POST",
+//!     "/v2/project-1/app/blobs/uploads/",
+//!     None,
+//!     [("Content-Type", "multipart/form-data; boundary=x"), ("Connection", "Authorization")],
+//! )?;
+//! assert!(head.form);
+//! assert_eq!(head.connection_names, Some("authorization"));
+//! assert!(matches!(head.content_type, ContentType::One(_)));
+//! # Ok::<(), registry_api::RequestError>(())
+//! ```
+//!
 //! # No I/O
 //!
-//! This crate does no I/O: a method, a path and a query go in, a value comes out. It depends on
-//! no HTTP stack.
+//! This crate does no I/O: a method, a path, a query and header bytes go in, a value comes out.
+//! It depends on no HTTP stack: headers are (name, value) byte pairs, which an `http::HeaderMap`
+//! or `httparse`'s headers give as they are.
 
+mod head;
 mod path;
 mod query;
 mod reference;
 mod route;
 pub mod upload;
 
+pub use head::{CHECKED_HEADERS, ContentType, HeaderError, RequestHead};
 pub use path::{PathError, decode_path, is_clean};
-pub use query::go_query_value;
+pub use query::{go_query_value, go_query_values};
 pub use reference::{Reference, ReferenceError};
 pub use route::{ApiRequest, Method, Mount, RequestError, Route};

@@ -14,7 +14,27 @@
 /// assert_eq!(go_query_value(None, "from"), None);
 /// ```
 pub fn go_query_value(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
+    values(query?, key).next()
+}
+
+/// Every value of `key` in a raw query string, in order, as Go's `url.ParseQuery` reads them
+/// (`Values[key]`), by the same rules as [`go_query_value`]. A value that is not UTF-8 once
+/// unescaped is left out: none of the values read here is valid unless UTF-8.
+///
+/// ```
+/// use registry_api::go_query_values;
+///
+/// assert_eq!(go_query_values(Some("tag=a&t%61g=b&tag=c;&tag=%zz&tag=d+e"), "tag"), ["a", "b", "d e"]);
+/// assert!(go_query_values(None, "tag").is_empty());
+/// ```
+pub fn go_query_values(query: Option<&str>, key: &str) -> Vec<String> {
+    query.map_or_else(Vec::new, |query| values(query, key).collect())
+}
+
+/// The values of the pairs with `key` that Go keeps: pairs are separated by `&`; a pair holding
+/// a `;` or an invalid escape is dropped; keys and values are unescaped.
+fn values<'a>(query: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    query.split('&').filter_map(move |pair| {
         if pair.is_empty() || pair.contains(';') {
             return None;
         }
@@ -76,6 +96,22 @@ mod tests {
                 *want,
                 "{query} {key}"
             );
+        }
+    }
+
+    #[test]
+    fn all_values() {
+        let cases: &[(&str, &[&str])] = &[
+            ("tag=a&tag=b", &["a", "b"]),
+            ("tag=a&x=1&tag=a", &["a", "a"]),
+            ("tag=&tag", &["", ""]),
+            ("t%61g=a%2Bb&tag=c+d", &["a+b", "c d"]),
+            ("tag=a;b&tag=%zz&tag=%ff&tag=ok", &["ok"]),
+            ("Tag=a&tags=b", &[]),
+            ("", &[]),
+        ];
+        for (query, want) in cases {
+            assert_eq!(go_query_values(Some(query), "tag"), *want, "{query}");
         }
     }
 }

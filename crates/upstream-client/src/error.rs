@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
+use url::Url;
 
 use crate::auth::AuthKind;
 use crate::challenge::ChallengeError;
@@ -163,6 +164,22 @@ pub enum UpstreamError {
 
 fn code_suffix(code: Option<&str>) -> String {
     code.map(|c| format!(" ({c})")).unwrap_or_default()
+}
+
+/// A URL as errors and logs show it: without user information.
+pub(crate) fn shown(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// The first 100 characters of a body, for error messages.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(100).collect()
 }
 
 /// Why the token endpoint's answer could not be used.

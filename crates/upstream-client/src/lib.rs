@@ -45,24 +45,26 @@
 //! another origin than the upstream's is refused, so credentials never go elsewhere.
 
 mod auth;
-mod builder;
 mod challenge;
+mod client;
 mod error;
 mod header_tokens;
 mod inventory;
 mod link;
-mod reqwest_impl;
+mod listing;
+mod lookup;
+mod request;
+mod session;
 mod token;
 mod upstream;
 
 pub use auth::{Auth, AuthKind, Credentials};
-pub use builder::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, DEFAULT_REQUEST_TIMEOUT,
-    ReqwestUpstreamBuilder,
-};
 pub use challenge::{Challenge, ChallengeError, parse_www_authenticate};
+pub use client::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, DEFAULT_REQUEST_TIMEOUT,
+    ReqwestUpstream, ReqwestUpstreamBuilder,
+};
 pub use error::{BoxError, BuildError, Fault, ResponseProblem, TokenProblem, UpstreamError};
 pub use inventory::Inventory;
 pub use link::{LinkError, parse_link_next};
-pub use reqwest_impl::ReqwestUpstream;
 pub use upstream::{FetchedManifest, MANIFEST_ACCEPT, Upstream};

@@ -1,18 +1,23 @@
-//! Bearer tokens: where to fetch them, how to read the answer, and the cache.
+//! Bearer tokens: where to fetch them, fetching one, how to read the answer, and the cache.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use http::HeaderValue;
+use http::{HeaderValue, Method, StatusCode};
 use url::Url;
 
+use crate::auth::{AuthKind, Credentials};
 use crate::challenge::Challenge;
-use crate::error::TokenProblem;
+use crate::error::{TokenProblem, UpstreamError, excerpt, shown};
+use crate::request::Requester;
 
 /// Lifetime of a token whose answer has no (or a zero) `expires_in`, as the distribution token
 /// specification says.
 pub(crate) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Largest token endpoint answer read.
+const MAX_TOKEN_BYTES: usize = 1 << 20;
 
 /// The longest a cached token is dropped before it expires, to cover clock skew and the time a
 /// request takes.
@@ -53,7 +58,7 @@ impl BearerParams {
     pub(crate) fn shown(&self) -> String {
         let mut url = self.realm.clone();
         url.set_query(None);
-        crate::reqwest_impl::shown(&url)
+        shown(&url)
     }
 }
 
@@ -104,9 +109,62 @@ pub(crate) fn parse_token_response(body: &[u8]) -> Result<Token, TokenProblem> {
     Ok(Token { header, lifetime })
 }
 
-/// The first 100 characters of a body, for error messages.
-pub(crate) fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).chars().take(100).collect()
+/// Fetches a token for `scope` from the realm `params` names: with `credentials` as Basic
+/// auth and their user name as `account`, or anonymously; `kind` is what an error reports.
+pub(crate) async fn fetch_token(
+    requester: &Requester,
+    params: &BearerParams,
+    scope: &str,
+    credentials: Option<&Credentials>,
+    kind: AuthKind,
+) -> Result<Token, UpstreamError> {
+    let realm = params.shown();
+    let mut url = params.realm.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(service) = &params.service {
+            query.append_pair("service", service);
+        }
+        for s in scope.split_ascii_whitespace() {
+            query.append_pair("scope", s);
+        }
+        if let Some(c) = credentials {
+            query.append_pair("account", c.username());
+        }
+    }
+    let basic = credentials.and_then(Credentials::basic_header);
+    let response = requester
+        .execute(Method::GET, &url, basic.as_ref(), None, &realm)
+        .await?;
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return Err(UpstreamError::TokenRefused {
+            realm,
+            status,
+            credentials: kind,
+        });
+    }
+    if status != StatusCode::OK {
+        return Err(UpstreamError::Token {
+            realm,
+            problem: TokenProblem::Status { status },
+        });
+    }
+    let body = requester
+        .read_body(response, MAX_TOKEN_BYTES, &realm)
+        .await?;
+    let token = parse_token_response(&body).map_err(|problem| UpstreamError::Token {
+        realm: realm.clone(),
+        problem,
+    })?;
+    tracing::debug!(
+        realm,
+        service = params.service.as_deref(),
+        scope,
+        lifetime_s = token.lifetime.as_secs(),
+        "fetched upstream token"
+    );
+    Ok(token)
 }
 
 /// What a cached token was fetched for.

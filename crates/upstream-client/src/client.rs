@@ -1,12 +1,22 @@
-//! Settings of a [`ReqwestUpstream`], checked once when it is built.
+//! [`ReqwestUpstream`], the [`Upstream`] and [`Inventory`] implementation over `reqwest`, and
+//! its settings, checked once when it is built.
 
+use std::fmt;
 use std::time::Duration;
 
+use http::{Method, StatusCode};
+use limits_core::RepositoryName;
+use oci_manifest::Digest;
 use url::Url;
 
-use crate::auth::Credentials;
-use crate::error::BuildError;
-use crate::reqwest_impl::{ReqwestUpstream, shown};
+use crate::auth::{Auth, Credentials};
+use crate::error::{BuildError, UpstreamError, shown};
+use crate::inventory::Inventory;
+use crate::listing::{self, Listing, Pages};
+use crate::lookup;
+use crate::request::Requester;
+use crate::session::Session;
+use crate::upstream::{FetchedManifest, Upstream};
 
 /// Default time to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,18 +32,18 @@ pub const DEFAULT_MAX_PAGES: usize = 1000;
 /// Builds a [`ReqwestUpstream`]; see [`ReqwestUpstream::builder`].
 #[derive(Debug, Clone)]
 pub struct ReqwestUpstreamBuilder {
-    pub(crate) base: Url,
-    pub(crate) credentials: Option<Credentials>,
-    pub(crate) insecure: bool,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) request_timeout: Duration,
-    pub(crate) max_pages: usize,
-    pub(crate) page_size: usize,
-    pub(crate) user_agent: String,
+    base: Url,
+    credentials: Option<Credentials>,
+    insecure: bool,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_pages: usize,
+    page_size: usize,
+    user_agent: String,
 }
 
 impl ReqwestUpstreamBuilder {
-    pub(crate) fn new(base: Url) -> Self {
+    fn new(base: Url) -> Self {
         Self {
             base,
             credentials: None,
@@ -138,7 +148,134 @@ impl ReqwestUpstreamBuilder {
             .map_err(|e| BuildError::Client {
                 source: Box::new(e),
             })?;
-        Ok(ReqwestUpstream::from_parts(self, client))
+        let requester = Requester::new(
+            client,
+            self.base,
+            self.connect_timeout,
+            self.request_timeout,
+        );
+        Ok(ReqwestUpstream {
+            session: Session::new(requester, self.credentials, self.insecure),
+            pages: Pages {
+                size: self.page_size,
+                max: self.max_pages,
+            },
+        })
+    }
+}
+
+/// Asks an OCI distribution registry over HTTP, with `reqwest` (rustls).
+///
+/// Cheap to share: wrap it in an `Arc`; the connection pool, the token cache and what was
+/// learned about the upstream's auth scheme are shared by all calls.
+///
+/// Auth: [`Auth::Forward`] sends the client's header as it is. [`Auth::Configured`] and
+/// [`Auth::Anonymous`] learn from the first 401's `WWW-Authenticate` challenge: `Basic` sends the
+/// configured credentials; `Bearer` fetches a token from the realm (with the configured
+/// credentials as Basic, or none for anonymous), caches it per realm, service and scope until
+/// shortly before `expires_in` (default 60 s) runs out, and retries the request once. Later
+/// calls send the learned credentials up front.
+pub struct ReqwestUpstream {
+    session: Session,
+    pages: Pages,
+}
+
+impl fmt::Debug for ReqwestUpstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let requester = self.session.requester();
+        f.debug_struct("ReqwestUpstream")
+            .field("base", &requester.base().as_str())
+            .field("credentials", &self.session.credentials())
+            .field("insecure", &self.session.insecure())
+            .field("connect_timeout", &requester.connect_timeout())
+            .field("request_timeout", &requester.request_timeout())
+            .field("max_pages", &self.pages.max)
+            .field("page_size", &self.pages.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReqwestUpstream {
+    /// Starts building a client for the registry at `base_url` (`http://registry:5000`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use upstream_client::{Credentials, ReqwestUpstream};
+    ///
+    /// let upstream = ReqwestUpstream::builder("https://harbor.example".parse()?)
+    ///     .credentials(Credentials::new("robot$gateway", "secret"))
+    ///     .connect_timeout(Duration::from_secs(2))
+    ///     .request_timeout(Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(base_url: Url) -> ReqwestUpstreamBuilder {
+        ReqwestUpstreamBuilder::new(base_url)
+    }
+
+    /// The upstream URL requests are built on (always ending in `/`).
+    pub fn base_url(&self) -> &Url {
+        self.session.requester().base()
+    }
+
+    /// Whether the registry is up: `GET /v2/` answered 200 or 401 (it wants credentials, which
+    /// still means it is there). Sends no credentials.
+    pub async fn ping(&self) -> Result<(), UpstreamError> {
+        let requester = self.session.requester();
+        let url = requester.url("v2/")?;
+        let shown_url = shown(&url);
+        let response = requester
+            .execute(Method::GET, &url, None, None, &shown_url)
+            .await?;
+        match response.status() {
+            StatusCode::OK | StatusCode::UNAUTHORIZED => Ok(()),
+            _ => Err(requester
+                .failure(response, &shown_url, Auth::Anonymous)
+                .await),
+        }
+    }
+}
+
+impl Upstream for ReqwestUpstream {
+    async fn tags(
+        &self,
+        repo: &RepositoryName,
+        auth: Auth<'_>,
+    ) -> Result<Vec<String>, UpstreamError> {
+        listing::list(&self.session, Listing::Tags(repo), self.pages, auth).await
+    }
+
+    async fn blob_size(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        auth: Auth<'_>,
+    ) -> Result<Option<u64>, UpstreamError> {
+        lookup::blob_size(&self.session, repo, digest, auth).await
+    }
+
+    async fn manifest_digest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<Digest>, UpstreamError> {
+        lookup::manifest_digest(&self.session, repo, reference, auth).await
+    }
+
+    async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        auth: Auth<'_>,
+    ) -> Result<Option<FetchedManifest>, UpstreamError> {
+        lookup::manifest(&self.session, repo, reference, auth).await
+    }
+}
+
+impl Inventory for ReqwestUpstream {
+    async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
+        listing::list(&self.session, Listing::Catalog, self.pages, auth).await
     }
 }
 
