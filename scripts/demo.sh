@@ -16,7 +16,7 @@
 #
 # The gateway is built in the debug profile: on a small machine that is minutes quicker than
 # --release, it shares most compiled dependencies with scripts/test.sh (which builds debug too),
-# and a few 5-25 MB pushes do not need the optimiser. DEMO_PROFILE=release builds and runs the
+# and a few 5-25 MiB pushes do not need the optimiser. DEMO_PROFILE=release builds and runs the
 # release binary instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -250,11 +250,11 @@ expect_refused() { # image tag pattern [skopeo args...]
 }
 
 step "1. Push the 5 MiB image as project-1/app:v1."
-say "   Rule 1 (^project-1/.*) allows 20 MB and 3 tags; this is 5 MiB and the first tag: allowed."
+say "   Rule 1 (^project-1/.*) allows 20 MiB and 3 tags; this is 5 MiB and the first tag: allowed."
 expect_allowed small v1 "image size and tag count within the limits"
 
 step "2. Push the 24 MiB image as project-1/app:big."
-say "   Each 8 MiB layer uploads (none alone exceeds 20 MB); the manifest adds them up: refused."
+say "   Each 8 MiB layer uploads (none alone exceeds 20 MiB); the manifest adds them up: refused."
 expect_refused big big "denied: image size"
 
 step "3. Push the small image as v2 and v3: tags 2 and 3 of 3, allowed."

@@ -537,7 +537,7 @@ if [ "$write_docs" = 1 ]; then
         echo "blob descriptor cache) is reached three ways, interleaved in rounds whose order rotates:"
         echo "directly, through nginx (\`proxy_pass\`, \`proxy_request_buffering off\`, \`proxy_buffering"
         echo "off\`, \`proxy_buffer_size $nginx_buffer\`, keepalive upstream, HTTP/1.1), and through the gateway"
-        echo "(release build, limits 4 GB and 100,000 tags), all on loopback."
+        echo "(release build, limits 4 GiB and 100,000 tags), all on loopback."
         echo
         echo "* Machine: $(nproc) cores, $cpu, $mem memory, $(uname -sr)"
         echo "* Software: $(docker-registry --version 2>&1 | awk '{ print $2, $3 }'), $("$nginx_bin" -v 2>&1 | sed 's/.*: //'), $(wrk --version 2>&1 | head -1 | awk '{ print "wrk", $2 }'), $(curl --version | head -1 | awk '{ print "curl", $2 }')"

@@ -177,7 +177,8 @@ pub struct ReportArgs {
 /// Output formats of `report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
-    /// Aligned columns for people; sizes like `25.0 MB`.
+    /// Aligned columns for people; sizes like `25.0 MiB` (with exact bytes where rounding would
+    /// make a size read as its limit).
     Table,
     /// An array of objects with sizes in bytes and counts as numbers; `null` for unlimited.
     Json,

@@ -303,7 +303,7 @@ mod tests {
                     "enforcement": "audit",
                     "verdict": "denied",
                     "action": "accepted",
-                    "message": "image size 2.0 MB (2097152 bytes) exceeds the limit of 1 MB for repository p/app (rule 1: ^p/)",
+                    "message": "image size 2.0 MiB (2097152 bytes) exceeds the limit of 1 MiB for repository p/app (rule 1: ^p/)",
                 },
             })
         );

@@ -78,7 +78,7 @@ impl Check {
 /// assert!(!decision.is_allowed());
 /// assert_eq!(
 ///     decision.to_string(),
-///     "image size 25.0 MB (26214400 bytes) exceeds the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)"
+///     "image size 25.0 MiB (26214400 bytes) exceeds the limit of 20 MiB for repository project-1/app (rule 1: ^project-1/.*)"
 /// );
 /// assert!(applied.check_tags(2, 1).is_allowed());
 /// assert!(!applied.check_tags(3, 1).is_allowed());
@@ -186,14 +186,14 @@ impl Decision {
     /// assert_eq!(near.standing(), Standing::Near);
     /// assert_eq!(
     ///     near.warning().as_deref(),
-    ///     Some("image size 85.0 MB (89128960 bytes) is 85% of the limit of 100 MB for repository team/app (global limit); warnings start at 80%")
+    ///     Some("image size 85.0 MiB (89128960 bytes) is 85% of the limit of 100 MiB for repository team/app (global limit); warnings start at 80%")
     /// );
     /// let over = applied.check_image_size(mb(120));
     /// assert_eq!(over.standing(), Standing::Over);
     /// assert!(!over.refuses());
     /// assert_eq!(
     ///     over.warning().as_deref(),
-    ///     Some("image size 120.0 MB (125829120 bytes) exceeds the limit of 100 MB for repository team/app (global limit); the push was accepted because the limit is enforced in warn mode")
+    ///     Some("image size 120.0 MiB (125829120 bytes) exceeds the limit of 100 MiB for repository team/app (global limit); the push was accepted because the limit is enforced in warn mode")
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -352,17 +352,17 @@ mod tests {
             (
                 applied("project-1/app").check_image_size(mb(25)),
                 false,
-                "image size 25.0 MB (26214400 bytes) exceeds the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)",
+                "image size 25.0 MiB (26214400 bytes) exceeds the limit of 20 MiB for repository project-1/app (rule 1: ^project-1/.*)",
             ),
             (
                 applied("project-1/app").check_image_size(mb(20)),
                 true,
-                "image size 20.0 MB (20971520 bytes) is within the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)",
+                "image size 20.0 MiB (20971520 bytes) is within the limit of 20 MiB for repository project-1/app (rule 1: ^project-1/.*)",
             ),
             (
                 applied("other/app").check_image_size(ByteSize::new(104_857_601)),
                 false,
-                "image size 100.0 MB (104857601 bytes) exceeds the limit of 100 MB for repository other/app (global limit)",
+                "image size 100.0 MiB (104857601 bytes) exceeds the limit of 100 MiB for repository other/app (global limit)",
             ),
             (
                 applied("project-1/app").check_tags(3, 1),
@@ -377,12 +377,12 @@ mod tests {
             (
                 applied("project-1/app").check_blob(mb(30)),
                 false,
-                "layer size 30.0 MB (31457280 bytes) exceeds the image size limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)",
+                "layer size 30.0 MiB (31457280 bytes) exceeds the image size limit of 20 MiB for repository project-1/app (rule 1: ^project-1/.*)",
             ),
             (
                 applied("free/app").check_image_size(ByteSize::new(u64::MAX)),
                 true,
-                "image size 16.0 EB (18446744073709551615 bytes) is within the limit of unlimited for repository free/app (rule 2: ^free/)",
+                "image size 16.0 EiB (18446744073709551615 bytes) is within the limit of unlimited for repository free/app (rule 2: ^free/)",
             ),
         ];
         for (decision, allowed, message) in cases {

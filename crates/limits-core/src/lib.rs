@@ -28,7 +28,7 @@
 //! let decision = applied.check_image_size("25MB".parse::<ByteSize>()?);
 //! assert_eq!(
 //!     decision.to_string(),
-//!     "image size 25.0 MB (26214400 bytes) exceeds the limit of 20 MB for repository project-1/app (rule 1: ^project-1/.*)"
+//!     "image size 25.0 MiB (26214400 bytes) exceeds the limit of 20 MiB for repository project-1/app (rule 1: ^project-1/.*)"
 //! );
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

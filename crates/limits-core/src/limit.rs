@@ -43,7 +43,7 @@ impl<T: Copy> Limit<T> {
     }
 }
 
-/// Sizes print in their compact form (`20 MB`), counts as numbers, and no bound as `unlimited`.
+/// Sizes print in their compact form (`20 MiB`), counts as numbers, and no bound as `unlimited`.
 impl<T: fmt::Display> fmt::Display for Limit<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -107,12 +107,12 @@ mod tests {
 
     #[test]
     fn display() {
-        assert_eq!(Limit::Max(ByteSize::new(20 << 20)).to_string(), "20 MB");
+        assert_eq!(Limit::Max(ByteSize::new(20 << 20)).to_string(), "20 MiB");
         assert_eq!(Limit::<ByteSize>::Unlimited.to_string(), "unlimited");
         assert_eq!(Limit::Max(10u64).to_string(), "10");
         assert_eq!(
             Limits::DEFAULT.to_string(),
-            "max_image_size 1 GB, tag_count_limit 1000"
+            "max_image_size 1 GiB, tag_count_limit 1000"
         );
     }
 }

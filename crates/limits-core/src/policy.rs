@@ -24,7 +24,7 @@ use crate::{Config, Limits, RepositoryName, Rule};
 ///       tag_count_limit: "3"
 /// "#)?;
 /// let applied = policy.limits_for(&"project-1/app".parse()?);
-/// assert_eq!(applied.limits.max_image_size.to_string(), "20 MB");
+/// assert_eq!(applied.limits.max_image_size.to_string(), "20 MiB");
 /// assert_eq!(applied.source.to_string(), "rule 1: ^project-1/.*");
 /// assert_eq!(policy.limits_for(&"other/app".parse()?).source, LimitSource::Global);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -3,10 +3,17 @@
 use std::fmt;
 use std::str::FromStr;
 
-use humansize::{FormatSizeOptions, Kilo, format_size};
+use humansize::{FormatSizeOptions, format_size};
 
-/// Units understood by [`ByteSize`], largest first. Every multiple is a power of 1024.
-const UNITS: [(&str, u32); 4] = [("TB", 40), ("GB", 30), ("MB", 20), ("KB", 10)];
+/// Units of exact size strings, largest first, as the configuration spells them (every
+/// multiple is a power of 1024), with their names in messages (`MiB`: clients print decimal
+/// megabytes, so `MB` for 1,048,576 bytes would read as a contradiction there).
+const UNITS: [(&str, &str, u32); 4] = [
+    ("TB", "TiB", 40),
+    ("GB", "GiB", 30),
+    ("MB", "MiB", 20),
+    ("KB", "KiB", 10),
+];
 
 /// The most fractional digits a size string may carry.
 const MAX_FRACTION_DIGITS: usize = 24;
@@ -17,17 +24,18 @@ const MAX_FRACTION_DIGITS: usize = 24;
 /// `B`; `K`, `KB`, `KiB`, `Ki`; `M`, `MB`, `MiB`, `Mi`; `G`, `GB`, `GiB`, `Gi`; `T`, `TB`, `TiB`,
 /// `Ti`. A bare number is bytes; fractions round down to whole bytes.
 ///
-/// `Display` prints the size the way refusal messages do (`25.0 MB`); the alternate form
-/// (`{:#}`) prints a whole number of the largest unit that divides the size exactly (`20 MB`)
-/// and falls back to the one-decimal form otherwise.
+/// `Display` prints the size the way refusal messages do, in binary units spelled so
+/// (`25.0 MiB`); the alternate form (`{:#}`) prints a whole number of the largest unit that
+/// divides the size exactly (`20 MiB`) and falls back to the one-decimal form otherwise. The
+/// one-decimal form is rounded: messages print the exact bytes beside it.
 ///
 /// ```
 /// use limits_core::ByteSize;
 ///
 /// let size: ByteSize = "25 MB".parse()?;
 /// assert_eq!(size.bytes(), 26_214_400);
-/// assert_eq!(size.to_string(), "25.0 MB");
-/// assert_eq!(format!("{size:#}"), "25 MB");
+/// assert_eq!(size.to_string(), "25.0 MiB");
+/// assert_eq!(format!("{size:#}"), "25 MiB");
 /// assert_eq!("1.5gi".parse::<ByteSize>()?.bytes(), 1_610_612_736);
 /// # Ok::<(), limits_core::SizeError>(())
 /// ```
@@ -70,10 +78,11 @@ impl ByteSize {
     }
 
     /// The exact size as a size string that parses back to the same value: a whole number of
-    /// the largest unit that divides it (`20MB`), or a bare number of bytes.
+    /// the largest unit that divides it, spelled as the configuration spells it (`20MB`, the
+    /// form the original plugin reads too), or a bare number of bytes.
     pub fn to_exact_string(self) -> String {
         match exact_unit(self.0) {
-            Some((value, unit)) => format!("{value}{unit}"),
+            Some((value, (unit, _))) => format!("{value}{unit}"),
             None => self.0.to_string(),
         }
     }
@@ -85,35 +94,33 @@ impl From<u64> for ByteSize {
     }
 }
 
-/// The largest unit that divides `bytes` exactly, with the quotient.
-fn exact_unit(bytes: u64) -> Option<(u64, &'static str)> {
+/// The largest unit that divides `bytes` exactly, with the quotient: its configuration
+/// spelling and its name in messages.
+fn exact_unit(bytes: u64) -> Option<(u64, (&'static str, &'static str))> {
     if bytes == 0 {
         return None;
     }
     UNITS
         .iter()
-        .find(|(_, shift)| bytes.trailing_zeros() >= *shift)
-        .map(|(unit, shift)| (bytes >> shift, *unit))
+        .find(|(_, _, shift)| bytes.trailing_zeros() >= *shift)
+        .map(|(unit, name, shift)| (bytes >> shift, (*unit, *name)))
 }
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if f.alternate() {
-            if let Some((value, unit)) = exact_unit(self.0) {
-                return write!(f, "{value} {unit}");
+            if let Some((value, (_, name))) = exact_unit(self.0) {
+                return write!(f, "{value} {name}");
             }
         }
         if self.0 < 1024 {
             return write!(f, "{} B", self.0);
         }
-        let options = FormatSizeOptions::from(humansize::WINDOWS)
+        // Powers of 1024, named KiB, MiB, GiB, ...
+        let options = FormatSizeOptions::from(humansize::BINARY)
             .decimal_places(1)
-            .decimal_zeroes(1)
-            .kilo(Kilo::Binary)
-            .units(Kilo::Decimal);
-        let text = format_size(self.0, options);
-        // humansize spells the kilo unit `kB`; the configuration and Docker spell it `KB`.
-        f.write_str(&text.replace("kB", "KB"))
+            .decimal_zeroes(1);
+        f.write_str(&format_size(self.0, options))
     }
 }
 
@@ -299,14 +306,18 @@ mod tests {
         let cases: &[(u64, &str, &str)] = &[
             (0, "0 B", "0 B"),
             (512, "512 B", "512 B"),
-            (KI, "1.0 KB", "1 KB"),
-            (1536, "1.5 KB", "1.5 KB"),
-            (20 * MI, "20.0 MB", "20 MB"),
-            (25 * MI, "25.0 MB", "25 MB"),
-            (GI, "1.0 GB", "1 GB"),
-            (1_395_864_371, "1.3 GB", "1.3 GB"),
-            (5 * GI, "5.0 GB", "5 GB"),
-            (3 * TI, "3.0 TB", "3 TB"),
+            (1023, "1023 B", "1023 B"),
+            (KI, "1.0 KiB", "1 KiB"),
+            (1536, "1.5 KiB", "1.5 KiB"),
+            (20 * MI, "20.0 MiB", "20 MiB"),
+            (20 * MI + 1, "20.0 MiB", "20.0 MiB"),
+            (25 * MI, "25.0 MiB", "25 MiB"),
+            (1536 * MI, "1.5 GiB", "1536 MiB"),
+            (GI, "1.0 GiB", "1 GiB"),
+            (1_395_864_371, "1.3 GiB", "1.3 GiB"),
+            (5 * GI, "5.0 GiB", "5 GiB"),
+            (3 * TI, "3.0 TiB", "3 TiB"),
+            (u64::MAX, "16.0 EiB", "16.0 EiB"),
         ];
         for (bytes, human, compact) in cases {
             assert_eq!(ByteSize(*bytes).to_string(), *human);

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use limits_core::Limit;
+use limits_core::{ByteSize, Limit};
 use serde::Serialize;
 
 use super::Row;
@@ -85,21 +85,23 @@ impl<'a> Record<'a> {
     }
 }
 
-/// The table's cells of a row: sizes like refusals print them (`25.0 MB` against `20 MB`),
+/// The table's cells of a row: sizes like refusals print them (`25.0 MiB` against `20 MiB`),
 /// `unlimited` for no limit, `-` for what is unknown.
 fn table_cells(row: &Row) -> [String; 9] {
     let unknown = || "-".to_owned();
     let limits = row.applied.as_ref().map(|(limits, _)| limits);
+    let (size, size_limit) = size_cells(
+        row.largest.as_ref().map(|l| l.size),
+        limits.map(|l| l.max_image_size),
+    );
     [
         row.status.as_str().to_owned(),
         row.repository.clone(),
         row.tags.map_or_else(unknown, |t| t.to_string()),
         limits.map_or_else(unknown, |l| l.tag_count_limit.to_string()),
         row.largest.as_ref().map_or_else(unknown, |l| l.tag.clone()),
-        row.largest
-            .as_ref()
-            .map_or_else(unknown, |l| l.size.to_string()),
-        limits.map_or_else(unknown, |l| size_limit(l.max_image_size)),
+        size.unwrap_or_else(unknown),
+        size_limit.unwrap_or_else(unknown),
         row.applied
             .as_ref()
             .map_or_else(unknown, |(_, rule)| rule.clone()),
@@ -107,8 +109,32 @@ fn table_cells(row: &Row) -> [String; 9] {
     ]
 }
 
-fn size_limit(limit: Limit<limits_core::ByteSize>) -> String {
-    limit.to_string()
+/// The size and size limit cells: one decimal for the size (`25.0 MiB`), the compact form for
+/// the limit (`20 MiB`), and the exact bytes of both when rounding would print a size that
+/// differs from its limit as the limit prints (`20.0 MiB (20971521 bytes)` against
+/// `20 MiB (20971520 bytes)`): an image over its limit must not read as equal to it.
+fn size_cells(
+    size: Option<ByteSize>,
+    limit: Option<Limit<ByteSize>>,
+) -> (Option<String>, Option<String>) {
+    let looks_equal = match (size, limit) {
+        (Some(size), Some(Limit::Max(max))) => size != max && size.to_string() == max.to_string(),
+        _ => false,
+    };
+    let with_bytes = |text: String, size: ByteSize| {
+        if looks_equal {
+            format!("{text} ({} bytes)", size.bytes())
+        } else {
+            text
+        }
+    };
+    (
+        size.map(|size| with_bytes(size.to_string(), size)),
+        limit.map(|limit| match limit {
+            Limit::Max(max) => with_bytes(limit.to_string(), max),
+            Limit::Unlimited => limit.to_string(),
+        }),
+    )
 }
 
 /// Aligned columns separated by two spaces, the header first; no trailing blanks.
@@ -179,7 +205,7 @@ fn csv_field(field: &str) -> String {
 mod tests {
     use super::*;
     use crate::report::{Largest, Status};
-    use limits_core::{ByteSize, Limits, Standing};
+    use limits_core::{Limits, Standing};
 
     fn rows() -> Vec<Row> {
         vec![
@@ -237,12 +263,36 @@ mod tests {
     #[test]
     fn table_aligns_columns() {
         let expected = "\
-STATUS  REPOSITORY  TAGS  TAG LIMIT  LARGEST     SIZE  SIZE LIMIT  RULE           NOTE
-over    p/app          4          3  v2       25.0 MB       20 MB  rule 1: ^p/.*  tag count over the limit; image size over the limit
-ok      other          0  unlimited  -              -   unlimited  global
-error   Bad            -          -  -              -           -  -              invalid \"name\", really
+STATUS  REPOSITORY  TAGS  TAG LIMIT  LARGEST      SIZE  SIZE LIMIT  RULE           NOTE
+over    p/app          4          3  v2       25.0 MiB      20 MiB  rule 1: ^p/.*  tag count over the limit; image size over the limit
+ok      other          0  unlimited  -               -   unlimited  global
+error   Bad            -          -  -               -           -  -              invalid \"name\", really
 ";
         assert_eq!(text(table), expected);
+    }
+
+    #[test]
+    fn sizes_that_print_as_their_limit_show_bytes() {
+        let mib = |n: u64| ByteSize::new(n << 20);
+        #[rustfmt::skip]
+        let cases: &[(ByteSize, Limit<ByteSize>, &str, &str)] = &[
+            (mib(25), Limit::Max(mib(20)), "25.0 MiB", "20 MiB"),
+            (mib(20), Limit::Max(mib(20)), "20.0 MiB", "20 MiB"),
+            (ByteSize::new((20 << 20) + 1), Limit::Max(mib(20)), "20.0 MiB (20971521 bytes)", "20 MiB (20971520 bytes)"),
+            (ByteSize::new((20 << 20) - 1), Limit::Max(mib(20)), "20.0 MiB (20971519 bytes)", "20 MiB (20971520 bytes)"),
+            (ByteSize::new((1536 << 20) + 7), Limit::Max(mib(1536)), "1.5 GiB (1610612743 bytes)", "1536 MiB (1610612736 bytes)"),
+            (ByteSize::new(1_395_864_372), Limit::Max(ByteSize::new(1_395_864_371)), "1.3 GiB (1395864372 bytes)", "1.3 GiB (1395864371 bytes)"),
+            (ByteSize::new((20 << 20) + 1), Limit::Unlimited, "20.0 MiB", "unlimited"),
+        ];
+        for (size, limit, want_size, want_limit) in cases {
+            let (size_cell, limit_cell) = size_cells(Some(*size), Some(*limit));
+            assert_eq!(size_cell.as_deref(), Some(*want_size), "{size:?}");
+            assert_eq!(limit_cell.as_deref(), Some(*want_limit), "{size:?}");
+        }
+        assert_eq!(
+            size_cells(None, Some(Limit::Max(mib(20)))),
+            (None, Some("20 MiB".to_owned()))
+        );
     }
 
     #[test]

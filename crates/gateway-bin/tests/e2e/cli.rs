@@ -23,11 +23,11 @@ fn check_config_prints_the_effective_limits() {
     let (ok, out, err) = run(&["check-config", &seed("additional-examples.yaml")]);
     assert!(ok, "{err}");
     let expected = [
-        "global limits: max_image_size 100 MB (104857600 bytes), tag_count_limit 100",
+        "global limits: max_image_size 100 MiB (104857600 bytes), tag_count_limit 100",
         "rules (first match wins):",
-        "  1. ^project-1/.*  max_image_size 20 MB (20971520 bytes), tag_count_limit 3",
-        "  2. ^project-2/big-image/.*  max_image_size 5 GB (5368709120 bytes), tag_count_limit 200",
-        "  3. ^project-2/.*  max_image_size 50 MB (52428800 bytes), tag_count_limit 10",
+        "  1. ^project-1/.*  max_image_size 20 MiB (20971520 bytes), tag_count_limit 3",
+        "  2. ^project-2/big-image/.*  max_image_size 5 GiB (5368709120 bytes), tag_count_limit 200",
+        "  3. ^project-2/.*  max_image_size 50 MiB (52428800 bytes), tag_count_limit 10",
     ];
     for line in expected {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
@@ -121,7 +121,7 @@ fn explain_names_the_rule() {
         (
             "project-1/app",
             "matched by: rule 1: ^project-1/.* (first match)",
-            "max_image_size: 20 MB (20971520 bytes)",
+            "max_image_size: 20 MiB (20971520 bytes)",
         ),
         (
             "project-2/big-image/base",
@@ -136,7 +136,7 @@ fn explain_names_the_rule() {
         (
             "other/app",
             "matched by: no rule; the global limits apply",
-            "max_image_size: 100 MB (104857600 bytes)",
+            "max_image_size: 100 MiB (104857600 bytes)",
         ),
     ];
     for (repository, rule, limit) in cases {

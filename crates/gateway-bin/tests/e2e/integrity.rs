@@ -1194,7 +1194,7 @@ async fn manifest_buffers_share_a_budget() {
         Ok(answer) => assert_refused(
             &gateway,
             &format!(
-                "third 4 MB manifest with two stalled ones holding the 6 MiB budget, answered after {:?}",
+                "third 4 MiB manifest with two stalled ones holding the 6 MiB budget, answered after {:?}",
                 started.elapsed()
             ),
             &answer,
@@ -1202,7 +1202,7 @@ async fn manifest_buffers_share_a_budget() {
             "UNAVAILABLE",
         ),
         Err(err) => panic!(
-            "the third 4 MB manifest got no answer within 2 s: {err}\n{}",
+            "the third 4 MiB manifest got no answer within 2 s: {err}\n{}",
             log_tail(&gateway)
         ),
     }

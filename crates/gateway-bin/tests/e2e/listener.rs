@@ -491,7 +491,7 @@ fn a_head_bound_under_8_kib_is_refused_at_start() {
     ]);
     assert!(!ok, "started with a head bound of 4 KiB");
     assert!(
-        err.contains("--max-header-bytes (4.0 KB, 4096 bytes) must be at least 8192 bytes"),
+        err.contains("--max-header-bytes (4.0 KiB, 4096 bytes) must be at least 8192 bytes"),
         "{err}"
     );
 }

@@ -61,9 +61,9 @@ fn seed_example_exports_and_imports_back() {
         "{out}"
     );
     for (repository, size, tags) in [
-        ("project-1/app", "20 MB (20971520 bytes)", "3"),
-        ("project-2/app", "50 MB (52428800 bytes)", "10"),
-        ("other/app", "100 MB (104857600 bytes)", "100"),
+        ("project-1/app", "20 MiB (20971520 bytes)", "3"),
+        ("project-2/app", "50 MiB (52428800 bytes)", "10"),
+        ("other/app", "100 MiB (104857600 bytes)", "100"),
     ] {
         let (ok, out, err) = run(&["explain", "--config", &config, repository]);
         assert!(ok, "{err}");

@@ -207,7 +207,7 @@ async fn metrics_and_json_logs_show_every_decision() {
     assert_eq!(
         line["message"],
         format!(
-            "image size 1.2 MB ({measured} bytes) exceeds the limit of 1 MB for repository project-1/app (rule 1: ^project-1/)"
+            "image size 1.2 MiB ({measured} bytes) exceeds the limit of 1 MiB for repository project-1/app (rule 1: ^project-1/)"
         )
     );
 }

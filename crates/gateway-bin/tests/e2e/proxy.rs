@@ -102,7 +102,7 @@ async fn allowed_pushes_arrive_byte_identical() {
 #[tokio::test]
 async fn too_large_image_is_refused_with_the_spec_message() {
     let (registry, gateway) = start();
-    // Each layer is under the 1 MB limit; together they are over it.
+    // Each layer is under the 1 MiB limit; together they are over it.
     let image = TestImage::new(&[600 * KB, 600 * KB], 2);
     let out = skopeo_push(&gateway, &image, "project-1/app", "big", &[]).await;
     out.assert_failure();
@@ -110,13 +110,13 @@ async fn too_large_image_is_refused_with_the_spec_message() {
     let measured = image.layer_total() + image.config().size();
     assert!(
         out.stderr.contains(&format!(
-            "denied: image size 1.2 MB ({measured} bytes) exceeds the limit of 1 MB for repository project-1/app (rule 1: ^project-1/.*)"
+            "denied: image size 1.2 MiB ({measured} bytes) exceeds the limit of 1 MiB for repository project-1/app (rule 1: ^project-1/.*)"
         )),
         "{}",
         out.stderr
     );
     assert!(upstream_tags(&registry, "project-1/app").await.is_empty());
-    // The same image is fine where the global 100 MB applies.
+    // The same image is fine where the global 100 MiB applies.
     skopeo_push(&gateway, &image, "other/app", "big", &[])
         .await
         .assert_success();
@@ -240,7 +240,7 @@ async fn lying_manifest_is_refused() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
     assert_eq!(answer.error_code().as_deref(), Some("MANIFEST_INVALID"));
     let expected = format!(
-        "layers[0] {} declares 10 bytes but the registry holds 409600 bytes; the manifest's sizes must be true (400.0 KB)",
+        "layers[0] {} declares 10 bytes but the registry holds 409600 bytes; the manifest's sizes must be true (400.0 KiB)",
         image.layers()[0].digest
     );
     assert!(answer.text().contains(&expected), "{}", answer.text());
@@ -278,7 +278,7 @@ async fn index_is_accepted_when_each_child_is_within_the_limit() {
         "manifests": children,
     })
     .to_string();
-    // The children add up to 600 KB, but an index is not measured: each child was checked.
+    // The children add up to 600 KiB, but an index is not measured: each child was checked.
     let answer = pusher
         .put_manifest(
             "project-1/multi",
@@ -302,7 +302,7 @@ async fn oversized_layer_is_refused_while_it_uploads() {
     out.assert_failure();
     assert!(
         out.stderr
-            .contains("exceeds the image size limit of 1 MB for repository project-1/huge"),
+            .contains("exceeds the image size limit of 1 MiB for repository project-1/huge"),
         "{}",
         out.stderr
     );
@@ -333,7 +333,7 @@ async fn oversized_layer_is_refused_while_it_uploads() {
     assert!(
         answer
             .text()
-            .contains("layer size 3.0 MB (3145728 bytes) exceeds the image size limit of 1 MB"),
+            .contains("layer size 3.0 MiB (3145728 bytes) exceeds the image size limit of 1 MiB"),
         "{}",
         answer.text()
     );
@@ -481,7 +481,7 @@ async fn chunked_patches_are_counted_across_requests() {
         .start_upload(&pusher, "project-1/chunks")
         .await
         .to_string();
-    // Two PATCHes without Content-Range: the second one takes the upload past 1 MB.
+    // Two PATCHes without Content-Range: the second one takes the upload past 1 MiB.
     let chunk = testkit::pseudo_random_bytes(600 * KB as usize, 13);
     let first = pusher
         .send(
@@ -505,7 +505,7 @@ async fn chunked_patches_are_counted_across_requests() {
     assert!(
         second
             .text()
-            .contains("layer size 1.2 MB (1228800 bytes) exceeds the image size limit of 1 MB"),
+            .contains("layer size 1.2 MiB (1228800 bytes) exceeds the image size limit of 1 MiB"),
         "{}",
         second.text()
     );

@@ -10,7 +10,7 @@ use testkit::{FakeServer, ManifestFormat, OCI_MANIFEST, RawPusher, Registry, Rep
 
 use crate::support::BIN;
 
-/// 100 KB and 5 tags under `team-a/`, 1 MB and 10 tags elsewhere.
+/// 100 KiB and 5 tags under `team-a/`, 1 MiB and 10 tags elsewhere.
 const CONFIG: &str = r#"
 max_image_size: "1MB"
 tag_count_limit: "10"
@@ -262,7 +262,7 @@ async fn report_lists_repositories_over_near_and_under_their_limits() {
             "5",
             "large",
             &big_size,
-            "100 KB",
+            "100 KiB",
             RULE,
             "image size over the limit"
         ]
@@ -277,7 +277,7 @@ async fn report_lists_repositories_over_near_and_under_their_limits() {
             "10",
             "latest",
             &multi,
-            "1 MB",
+            "1 MiB",
             "global"
         ]
     );

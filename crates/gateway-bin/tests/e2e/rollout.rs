@@ -28,7 +28,7 @@ rules: |
     limit: {max_image_size: 1MB, tag_count_limit: 10}
 "#;
 
-/// 1.2 MB of layers: over the 1 MB limit.
+/// 1.2 MiB of layers: over the 1 MiB limit.
 fn too_big() -> TestImage {
     TestImage::new(&[600 * 1024, 600 * 1024], 40)
 }
@@ -78,7 +78,7 @@ async fn the_same_push_is_refused_warned_or_audited_by_mode() {
     assert_eq!(
         warnings(&warned),
         vec![format!(
-            "299 - \"image size {} ({} bytes) exceeds the limit of 1 MB for repository warn/app (rule 2: ^warn/); the push was accepted because the limit is enforced in warn mode\"",
+            "299 - \"image size {} ({} bytes) exceeds the limit of 1 MiB for repository warn/app (rule 2: ^warn/); the push was accepted because the limit is enforced in warn mode\"",
             limits_core::ByteSize::new(image.layer_total() + image.config().size()),
             image.layer_total() + image.config().size()
         )]
@@ -148,7 +148,7 @@ async fn pushes_past_warn_at_carry_a_warning_and_those_below_do_not() {
     assert_eq!(
         warnings(&answer),
         vec![format!(
-            "299 - \"image size {} ({size} bytes) is {}% of the limit of 1 MB for repository near/app (rule 4: ^near/); warnings start at 50%\"",
+            "299 - \"image size {} ({size} bytes) is {}% of the limit of 1 MiB for repository near/app (rule 4: ^near/); warnings start at 50%\"",
             limits_core::ByteSize::new(size),
             size * 100 / (1 << 20)
         )]

@@ -116,7 +116,7 @@ fn seed_example_exports_as_documented() {
     let text = policy.export_registry_v2(&["project-2".to_owned()]);
     let expected = "---
 # namespace project-2: rule 3: ^project-2/.*
-# INEXACT: rule 2 (^project-2/big-image/.*) gives some repositories of namespace project-2 max_image_size 5 GB, tag_count_limit 200; a LimitRange applies to the whole namespace and cannot express it
+# INEXACT: rule 2 (^project-2/big-image/.*) gives some repositories of namespace project-2 max_image_size 5 GiB, tag_count_limit 200; a LimitRange applies to the whole namespace and cannot express it
 apiVersion: v1
 kind: LimitRange
 metadata:
