@@ -15,7 +15,7 @@ use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, Decision, RepositoryName};
+use limits_core::{AppliedLimits, BlobSizeKnown, ByteSize, Decision, RepositoryName};
 use registry_api::{ApiRequest, Mount, Route, upload};
 use serde_json::json;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
@@ -130,7 +130,9 @@ impl Body for GuardedBody {
                     this.seen = this.seen.saturating_add(data.len() as u64);
                     let total = this.offset.saturating_add(this.seen);
                     if total > this.limit {
-                        let decision = this.applied.check_blob(ByteSize::new(total));
+                        let decision = this
+                            .applied
+                            .check_blob(ByteSize::new(total), BlobSizeKnown::Streamed);
                         let message = decision.to_string();
                         let _ = this.trip.decision.set(decision);
                         if let Ok(mut rest) = this.trip.rest.lock() {
@@ -314,7 +316,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 .await
             {
                 Ok(Some(size)) if size > limit => {
-                    let decision = applied.check_blob(ByteSize::new(size));
+                    let decision = applied.check_blob(ByteSize::new(size), BlobSizeKnown::Stored);
                     self.log_decision(&decision, mount.digest.as_str());
                     return self.refuse_request(request, denied_refusal(&decision));
                 }
@@ -388,7 +390,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         if let Some(known) = upload::announced_size(held, content_length, content_range)
             .filter(|known| *known > limit)
         {
-            let decision = applied.check_blob(ByteSize::new(known));
+            let decision = applied.check_blob(ByteSize::new(known), BlobSizeKnown::Announced);
             self.log_decision(&decision, parts.uri.path());
             drain(body);
             return Err(self.refusal(denied_refusal(&decision)));

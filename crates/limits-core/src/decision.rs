@@ -34,7 +34,36 @@ pub enum Check {
         size: ByteSize,
         /// The image size limit.
         limit: Limit<ByteSize>,
+        /// How `size` is known: the blob's whole size, or only where its upload got to.
+        known: BlobSizeKnown,
     },
+}
+
+/// How the size of a blob checked against the image size limit is known. Messages say it: a
+/// streamed upload stopped at the limit is not a layer of that size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobSizeKnown {
+    /// The blob as the registry stores it (a cross-repository mount): its whole size.
+    Stored,
+    /// The size the upload announces (`Content-Length`, `Content-Range`, with what the
+    /// registry already holds of it), before its bytes are sent.
+    Announced,
+    /// The bytes streamed so far, the client having announced no size (docker, podman and
+    /// buildah compress layers as they send them): the upload was stopped once it passed the
+    /// limit, so the blob is at least this large, and its whole size is unknown.
+    Streamed,
+}
+
+impl BlobSizeKnown {
+    /// `stored`, `announced` or `streamed`, for the `detail` of an answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobSizeKnown::Stored => "stored",
+            BlobSizeKnown::Announced => "announced",
+            BlobSizeKnown::Streamed => "streamed",
+        }
+    }
 }
 
 impl Check {
@@ -42,7 +71,7 @@ impl Check {
     /// `None` when unlimited.
     fn measured_and_limit(&self) -> (u64, Option<u64>) {
         match *self {
-            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
+            Check::ImageSize { size, limit } | Check::BlobSize { size, limit, .. } => {
                 (size.bytes(), limit.max().map(ByteSize::bytes))
             }
             Check::TagCount {
@@ -116,6 +145,10 @@ pub struct Detail {
     /// Tags the push would create (tag counts only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_tags: Option<u64>,
+    /// How a blob's size is known: `stored`, `announced`, or `streamed` (the bytes sent when
+    /// the upload was stopped; blob sizes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_known: Option<&'static str>,
     /// 1-based position of the rule that set the limit; `None` for the global limit.
     pub rule: Option<usize>,
     /// The rule's pattern; `None` for the global limit.
@@ -143,11 +176,25 @@ impl AppliedLimits {
         )
     }
 
-    /// Checks one blob of `size` bytes (or at least `size`, while it uploads) against the image
-    /// size limit: a larger layer can never be part of an allowed image.
-    pub fn check_blob(&self, size: ByteSize) -> Decision {
+    /// Checks one blob of `size` bytes (or at least `size`, while it uploads: see `known`)
+    /// against the image size limit: a larger layer can never be part of an allowed image.
+    ///
+    /// ```
+    /// use limits_core::{BlobSizeKnown, ByteSize, Policy};
+    ///
+    /// let policy = Policy::from_yaml("max_image_size: 5MB")?;
+    /// let applied = policy.limits_for(&"team/app".parse()?);
+    /// let cut = applied.check_blob(ByteSize::new(5_243_250), BlobSizeKnown::Streamed);
+    /// assert!(!cut.is_allowed());
+    /// assert_eq!(
+    ///     cut.to_string(),
+    ///     "layer upload stopped at 5243250 bytes, where it passed the image size limit of 5 MiB (5242880 bytes) for repository team/app (global limit); the client did not announce the layer's size"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_blob(&self, size: ByteSize, known: BlobSizeKnown) -> Decision {
         let limit = self.limits.max_image_size;
-        self.decide(Check::BlobSize { size, limit }, limit.allows(&size))
+        self.decide(Check::BlobSize { size, limit, known }, limit.allows(&size))
     }
 
     fn decide(&self, check: Check, allowed: bool) -> Decision {
@@ -242,7 +289,7 @@ impl Decision {
         let percent =
             |measured: u64, limit: u64| u128::from(measured) * 100 / u128::from(limit.max(1));
         match self.check {
-            Check::ImageSize { size, limit } | Check::BlobSize { size, limit } => {
+            Check::ImageSize { size, limit } | Check::BlobSize { size, limit, .. } => {
                 let what = if matches!(self.check, Check::BlobSize { .. }) {
                     "layer size"
                 } else {
@@ -277,6 +324,10 @@ impl Decision {
             Check::TagCount { existing, new, .. } => (Some(existing), Some(new)),
             Check::ImageSize { .. } | Check::BlobSize { .. } => (None, None),
         };
+        let size_known = match self.check {
+            Check::BlobSize { known, .. } => Some(known.as_str()),
+            Check::ImageSize { .. } | Check::TagCount { .. } => None,
+        };
         let (rule, rule_path) = match &self.source {
             LimitSource::Global => (None, None),
             LimitSource::Rule { position, path } => (Some(*position), Some(path.to_string())),
@@ -288,6 +339,7 @@ impl Decision {
             limit,
             existing_tags,
             new_tags,
+            size_known,
             rule,
             rule_path,
         }
@@ -305,11 +357,49 @@ impl fmt::Display for Decision {
                 "image size {size} ({} bytes) {verb} the limit of {limit} for repository {repo} ({source})",
                 size.bytes()
             ),
-            Check::BlobSize { size, limit } => write!(
+            Check::BlobSize {
+                size,
+                limit,
+                known: BlobSizeKnown::Stored,
+            } => write!(
                 f,
                 "layer size {size} ({} bytes) {verb} the image size limit of {limit} for repository {repo} ({source})",
                 size.bytes()
             ),
+            Check::BlobSize {
+                size,
+                limit,
+                known: BlobSizeKnown::Announced,
+            } => write!(
+                f,
+                "layer upload announced at {size} ({} bytes) {verb} the image size limit of {limit} for repository {repo} ({source})",
+                size.bytes()
+            ),
+            // Only the bytes sent are known: a rounded size would read as the layer's, and as
+            // equal to the limit it just passed.
+            Check::BlobSize {
+                size,
+                limit,
+                known: BlobSizeKnown::Streamed,
+            } => {
+                let limit_bytes = limit
+                    .max()
+                    .map(|max| format!(" ({} bytes)", max.bytes()))
+                    .unwrap_or_default();
+                if self.allowed {
+                    write!(
+                        f,
+                        "layer upload at {} bytes is within the image size limit of {limit}{limit_bytes} for repository {repo} ({source})",
+                        size.bytes()
+                    )
+                } else {
+                    write!(
+                        f,
+                        "layer upload stopped at {} bytes, where it passed the image size limit of {limit}{limit_bytes} for repository {repo} ({source}); the client did not announce the layer's size",
+                        size.bytes()
+                    )
+                }
+            }
             Check::TagCount {
                 existing,
                 new,
@@ -375,9 +465,30 @@ mod tests {
                 "tag count 3 is within the limit of 3 for repository project-1/app (rule 1: ^project-1/.*): the repository holds 1 tag and this push adds 2",
             ),
             (
-                applied("project-1/app").check_blob(mb(30)),
+                applied("project-1/app").check_blob(mb(30), BlobSizeKnown::Stored),
                 false,
                 "layer size 30.0 MiB (31457280 bytes) exceeds the image size limit of 20 MiB for repository project-1/app (rule 1: ^project-1/.*)",
+            ),
+            (
+                applied("project-1/app").check_blob(mb(30), BlobSizeKnown::Announced),
+                false,
+                "layer upload announced at 30.0 MiB (31457280 bytes) exceeds the image size limit of 20 MiB for repository project-1/app (rule 1: ^project-1/.*)",
+            ),
+            (
+                applied("project-1/app")
+                    .check_blob(ByteSize::new((20 << 20) + 370), BlobSizeKnown::Streamed),
+                false,
+                "layer upload stopped at 20971890 bytes, where it passed the image size limit of 20 MiB (20971520 bytes) for repository project-1/app (rule 1: ^project-1/.*); the client did not announce the layer's size",
+            ),
+            (
+                applied("project-1/app").check_blob(mb(2), BlobSizeKnown::Streamed),
+                true,
+                "layer upload at 2097152 bytes is within the image size limit of 20 MiB (20971520 bytes) for repository project-1/app (rule 1: ^project-1/.*)",
+            ),
+            (
+                applied("free/app").check_blob(mb(2), BlobSizeKnown::Streamed),
+                true,
+                "layer upload at 2097152 bytes is within the image size limit of unlimited for repository free/app (rule 2: ^free/)",
             ),
             (
                 applied("free/app").check_image_size(ByteSize::new(u64::MAX)),
@@ -412,5 +523,13 @@ mod tests {
         let detail = applied("x/y").check_image_size(ByteSize::new(5)).detail();
         assert_eq!(detail.rule, None);
         assert_eq!(detail.limit, Some(100 << 20));
+        let detail = applied("project-1/app")
+            .check_blob(ByteSize::new(5 << 21), BlobSizeKnown::Streamed)
+            .detail();
+        let json = serde_json::to_string(&detail).expect("serialisable");
+        assert_eq!(
+            json,
+            r#"{"repository":"project-1/app","check":"blob_size","measured":10485760,"limit":20971520,"size_known":"streamed","rule":1,"rule_path":"^project-1/.*"}"#
+        );
     }
 }

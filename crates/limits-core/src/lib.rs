@@ -94,7 +94,7 @@ mod usage;
 mod yaml;
 
 pub use config::{Config, Rule};
-pub use decision::{Check, Decision, Detail};
+pub use decision::{BlobSizeKnown, Check, Decision, Detail};
 pub use deletion::{DeleteTarget, ImmutableDelete, ImmutableDeleteDetail};
 pub use enforcement::{Enforcement, EnforcementError, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};

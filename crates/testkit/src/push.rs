@@ -29,6 +29,14 @@ impl RawResponse {
         body.pointer("/errors/0/code")?.as_str().map(str::to_owned)
     }
 
+    /// The first distribution error message in the body (`errors[0].message`).
+    pub fn error_message(&self) -> Option<String> {
+        let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        body.pointer("/errors/0/message")?
+            .as_str()
+            .map(str::to_owned)
+    }
+
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())

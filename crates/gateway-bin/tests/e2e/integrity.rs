@@ -534,6 +534,9 @@ async fn non_canonical_write_paths_are_refused() {
     assert_not_stored(&registry, &gateway, "project-1/enc", "v1").await;
 }
 
+/// The refusal of a second 700 KiB chunk to an upload holding the first.
+const ANNOUNCED_1_4_MIB: &str = "layer upload announced at 1.4 MiB (1433600 bytes) exceeds the image size limit of 1 MiB for repository project-1/up (rule 1: ^project-1/.*)";
+
 #[tokio::test]
 async fn upload_progress_follows_the_decoded_upload_id() {
     let (registry, gateway) = start();
@@ -560,6 +563,13 @@ async fn upload_progress_follows_the_decoded_upload_id() {
         &answer,
         403,
         "DENIED",
+    );
+    // Counted from what the session holds plus the chunk's Content-Length.
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some(ANNOUNCED_1_4_MIB),
+        "{}",
+        answer.describe()
     );
     assert!(
         held <= LIMIT,
@@ -595,6 +605,12 @@ async fn upload_progress_survives_a_gateway_restart() {
         &answer,
         403,
         "DENIED",
+    );
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some(ANNOUNCED_1_4_MIB),
+        "{}",
+        answer.describe()
     );
     assert!(
         held <= LIMIT,
@@ -891,6 +907,15 @@ async fn cross_repository_mounts_into_limited_repositories_are_refused() {
         "DENIED",
     );
     assert_eq!(mounted, 404, "the blob was mounted\n{}", log_tail(&gateway));
+    // The registry's blob has a whole size: it is the layer's.
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some(
+            "layer size 2.0 MiB (2097152 bytes) exceeds the image size limit of 1 MiB for repository project-1/app (rule 1: ^project-1/.*)"
+        ),
+        "{}",
+        answer.describe()
+    );
 }
 
 #[tokio::test]
@@ -970,6 +995,14 @@ async fn an_upload_start_body_is_counted() {
         &answer,
         403,
         "DENIED",
+    );
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some(
+            "layer upload announced at 2.0 MiB (2097152 bytes) exceeds the image size limit of 1 MiB for repository project-1/mono (rule 1: ^project-1/.*)"
+        ),
+        "{}",
+        answer.describe()
     );
 }
 

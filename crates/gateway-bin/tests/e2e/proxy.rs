@@ -300,9 +300,11 @@ async fn oversized_layer_is_refused_while_it_uploads() {
     let image = TestImage::new(&[3 * 1024 * KB], 10);
     let out = skopeo_push(&gateway, &image, "project-1/huge", "v1", &[]).await;
     out.assert_failure();
+    // skopeo knows the layer's size from the source and announces it.
     assert!(
-        out.stderr
-            .contains("exceeds the image size limit of 1 MiB for repository project-1/huge"),
+        out.stderr.contains(
+            "denied: layer upload announced at 3.0 MiB (3145728 bytes) exceeds the image size limit of 1 MiB for repository project-1/huge (rule 1: ^project-1/.*)"
+        ),
         "{}",
         out.stderr
     );
@@ -330,13 +332,102 @@ async fn oversized_layer_is_refused_while_it_uploads() {
         .upload_blob("project-1/huge", &image.layers()[0])
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
-    assert!(
-        answer
-            .text()
-            .contains("layer size 3.0 MiB (3145728 bytes) exceeds the image size limit of 1 MiB"),
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some(
+            "layer upload announced at 3.0 MiB (3145728 bytes) exceeds the image size limit of 1 MiB for repository project-1/huge (rule 1: ^project-1/.*)"
+        ),
         "{}",
         answer.text()
     );
+}
+
+/// The message of an upload stopped at `stopped` bytes in `repository` (rule 1, 1 MiB).
+fn stopped_message(stopped: u64, repository: &str) -> String {
+    format!(
+        "layer upload stopped at {stopped} bytes, where it passed the image size limit of 1 MiB (1048576 bytes) for repository {repository} (rule 1: ^project-1/.*); the client did not announce the layer's size"
+    )
+}
+
+/// A chunked PATCH announces no size: the upload is stopped as soon as the bytes streamed pass
+/// the limit, and the message gives where it was stopped, not a layer size.
+#[tokio::test]
+async fn a_streamed_upload_is_stopped_where_it_passes_the_limit() {
+    const CHUNK: usize = 64 * 1024;
+    let (_registry, gateway) = start();
+    let pusher = RawPusher::new(gateway.base_url());
+    let location = gateway.start_upload(&pusher, "project-1/streamed").await;
+    let target = match location.query() {
+        Some(query) => format!("{}?{query}", location.path()),
+        None => location.path().to_owned(),
+    };
+    let data = testkit::pseudo_random_bytes(2 << 20, 14);
+    let mut body = Vec::new();
+    for chunk in data.chunks(CHUNK) {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let answer = crate::rawhttp::send(
+        gateway.port,
+        "PATCH",
+        &target,
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.describe());
+    let envelope: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    let detail = &envelope["errors"][0]["detail"];
+    assert_eq!(detail["size_known"], "streamed", "{}", answer.describe());
+    let stopped = detail["measured"].as_u64().expect("measured");
+    assert!(
+        stopped > 1 << 20 && stopped <= (1 << 20) + CHUNK as u64,
+        "stopped at {stopped} bytes"
+    );
+    assert_eq!(
+        answer.error_message(),
+        Some(stopped_message(stopped, "project-1/streamed"))
+    );
+}
+
+/// podman and buildah compress a layer as they send it, so they announce no size: the push of
+/// an oversized layer is stopped while it uploads, and they print where it was stopped.
+#[tokio::test]
+async fn podman_and_buildah_pushes_of_an_oversized_layer_are_stopped() {
+    let (registry, gateway) = start();
+    let image = TestImage::new(&[3 * 1024 * KB], 15);
+    let source = format!("{}/source/huge:v1", registry.host());
+    testkit::skopeo_push(&registry.host(), &image, "source/huge", "v1", &[], None)
+        .await
+        .assert_success();
+    for (tool, name) in [(testkit::PODMAN, "podman"), (testkit::BUILDAH, "buildah")] {
+        let repository = format!("project-1/{name}");
+        let out = testkit::pull_and_push(
+            tool,
+            &source,
+            &format!("{}/{repository}:v1", gateway.host()),
+        )
+        .await;
+        out.assert_failure();
+        let printed = format!("{}{}", out.stdout, out.stderr);
+        let stopped = printed
+            .split("denied: layer upload stopped at ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} does not print the stopped upload:\n{printed}"));
+        assert!(
+            printed.contains(&stopped_message(stopped, &repository)),
+            "{name}:\n{printed}"
+        );
+        assert!(stopped > 1 << 20, "{name} stopped at {stopped} bytes");
+        assert!(upstream_tags(&registry, &repository).await.is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -502,10 +593,11 @@ async fn chunked_patches_are_counted_across_requests() {
         )
         .await;
     assert_eq!(second.status, StatusCode::FORBIDDEN, "{}", second.text());
+    // The registry holds 600 KiB and the chunk's Content-Length announces 600 KiB more.
     assert!(
-        second
-            .text()
-            .contains("layer size 1.2 MiB (1228800 bytes) exceeds the image size limit of 1 MiB"),
+        second.text().contains(
+            "layer upload announced at 1.2 MiB (1228800 bytes) exceeds the image size limit of 1 MiB"
+        ),
         "{}",
         second.text()
     );
