@@ -15,9 +15,9 @@ use crate::body::ProxyBody;
 pub enum Reason {
     /// A limit refused the push (image size, tag count, blob size): 403 `DENIED`.
     Denied,
-    /// A write to a repository that is read-only (`read_only: true`): 405 `UNSUPPORTED` with
-    /// `Allow: GET, HEAD`, as distribution's own `maintenance.readonly` mode answers 405 with
-    /// that `Allow` header (docs/user-guide.md, read-only repositories).
+    /// A write to a repository that is read-only (`read_only: true`): exactly what
+    /// distribution's own `maintenance.readonly` mode answers ([`READ_ONLY_BODY`]), which
+    /// clients do not retry. It has no error envelope, so no code: the message goes to the log.
     ReadOnly,
     /// A push that would move an immutable tag to another digest: 403 `DENIED`.
     ImmutableTag,
@@ -98,18 +98,17 @@ impl Reason {
         }
     }
 
-    /// The distribution error code of the envelope.
-    pub fn code(self) -> &'static str {
-        match self {
+    /// The distribution error code of the envelope; `None` for the one answer without an
+    /// envelope, [`Reason::ReadOnly`].
+    pub fn code(self) -> Option<&'static str> {
+        let code = match self {
+            Reason::ReadOnly => return None,
             Reason::Denied
             | Reason::ImmutableTag
             | Reason::ImmutableTagDelete
             | Reason::Forbidden => "DENIED",
             Reason::NotRegistryApi => "NOT_FOUND",
-            Reason::MethodNotAllowed
-            | Reason::ReadOnly
-            | Reason::FormBody
-            | Reason::AmbiguousHeader => "UNSUPPORTED",
+            Reason::MethodNotAllowed | Reason::FormBody | Reason::AmbiguousHeader => "UNSUPPORTED",
             Reason::NameInvalid => "NAME_INVALID",
             Reason::ReferenceInvalid => "TAG_INVALID",
             Reason::Schema1
@@ -124,7 +123,8 @@ impl Reason {
             | Reason::UpstreamUnreachable
             | Reason::UpstreamConnect
             | Reason::FactsUnavailable => "UNAVAILABLE",
-        }
+        };
+        Some(code)
     }
 
     /// The `reason` label of `registry_gateway_refusals_total`.
@@ -185,6 +185,14 @@ impl Reason {
     ];
 }
 
+/// The body of distribution's answer to a write in `maintenance.readonly` mode, as
+/// docker-registry 2.8 sends it: its routes leave the write methods out, so gorilla's
+/// `MethodHandler` answers with Go's `http.Error`: `405 Method Not Allowed`, `Allow: GET, HEAD`,
+/// `Content-Type: text/plain; charset=utf-8`, `X-Content-Type-Options: nosniff`, and this body.
+/// Not an error envelope: podman and buildah print `StatusCode: 405, Method not allowed` and do
+/// not retry, where an `UNSUPPORTED` envelope was retried three times.
+pub const READ_ONLY_BODY: &str = "Method not allowed\n";
+
 /// A refusal or failure the gateway answers itself.
 #[derive(Debug, Clone)]
 pub struct Refusal {
@@ -229,13 +237,17 @@ impl Refusal {
         self.reason.status()
     }
 
-    /// The JSON envelope `{"errors":[{"code","message","detail"}]}`.
+    /// The JSON envelope `{"errors":[{"code","message","detail"}]}`, or distribution's plain
+    /// text for [`Reason::ReadOnly`].
     pub fn body(&self) -> Bytes {
+        let Some(code) = self.reason.code() else {
+            return Bytes::from_static(READ_ONLY_BODY.as_bytes());
+        };
         let code = self
             .upstream
             .as_ref()
             .and_then(|upstream| upstream.code.as_deref())
-            .unwrap_or(self.reason.code());
+            .unwrap_or(code);
         let error = if self.detail.is_null() {
             json!({"code": code, "message": self.message})
         } else {
@@ -254,10 +266,17 @@ impl Refusal {
         );
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let content_type = if self.reason == Reason::ReadOnly {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            "text/plain; charset=utf-8"
+        } else {
+            "application/json"
+        };
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         headers.insert(
             "docker-distribution-api-version",
@@ -265,9 +284,6 @@ impl Refusal {
         );
         if let Some(challenge) = self.upstream.and_then(|upstream| upstream.challenge) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        if self.reason == Reason::ReadOnly {
-            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
         if self.reason == Reason::Busy {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -314,8 +330,39 @@ mod tests {
                 status.is_client_error() || status.is_server_error(),
                 "{reason:?}"
             );
-            assert!(CODES.contains(&reason.code()), "{reason:?}");
+            match reason.code() {
+                Some(code) => assert!(CODES.contains(&code), "{reason:?}"),
+                None => assert_eq!(reason, Reason::ReadOnly),
+            }
             assert!(!reason.label().is_empty());
         }
+    }
+
+    #[test]
+    fn read_only_is_answered_as_distribution_answers() {
+        let response = Refusal::new(Reason::ReadOnly, "repository a/b is read-only")
+            .with_detail(json!({"check": "read_only"}))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let mut headers: Vec<(&str, &str)> = response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap_or("?")))
+            .collect();
+        headers.sort_unstable();
+        assert_eq!(
+            headers,
+            [
+                ("allow", "GET, HEAD"),
+                ("content-length", "19"),
+                ("content-type", "text/plain; charset=utf-8"),
+                ("docker-distribution-api-version", "registry/2.0"),
+                ("x-content-type-options", "nosniff"),
+            ]
+        );
+        assert_eq!(
+            Refusal::new(Reason::ReadOnly, "x").body(),
+            "Method not allowed\n"
+        );
     }
 }

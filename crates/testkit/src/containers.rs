@@ -7,7 +7,8 @@ use crate::skopeo::CommandOutput;
 use crate::tools::Tool;
 
 /// Pulls `source` (`host:port/repository:tag`) and pushes it to `destination` (the same form)
-/// with `tool` (`PODMAN` or `BUILDAH`), both without TLS. Returns what the push printed.
+/// with `tool` (`PODMAN` or `BUILDAH`), both without TLS. Returns what the push printed, and
+/// how long it took.
 ///
 /// # Panics
 /// When the tool is missing, cannot be started, its pull fails, or a step runs past two
@@ -35,6 +36,7 @@ pub async fn pull_and_push(tool: Tool, source: &str, destination: &str) -> Comma
             .arg("vfs")
             .args(args);
         async move {
+            let started = std::time::Instant::now();
             let output =
                 match tokio::time::timeout(Duration::from_secs(120), command.output()).await {
                     Ok(Ok(output)) => output,
@@ -45,6 +47,7 @@ pub async fn pull_and_push(tool: Tool, source: &str, destination: &str) -> Comma
                 status: output.status,
                 stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                elapsed: started.elapsed(),
             }
         }
     };

@@ -237,6 +237,7 @@ impl DockerDaemon {
             let ((), output) = tokio::join!(feed, child.wait_with_output());
             output
         };
+        let started = std::time::Instant::now();
         let output = match tokio::time::timeout(COMMAND_TIMEOUT, run).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => panic!("testkit: docker {args:?} failed to run: {e}"),
@@ -246,6 +247,7 @@ impl DockerDaemon {
             status: output.status,
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
         }
     }
 

@@ -117,6 +117,12 @@ impl RegistryBuilder {
         self
     }
 
+    /// distribution's own read-only mode (`storage: maintenance: readonly: enabled: true`):
+    /// reads work, every write is answered `405 Method Not Allowed`.
+    pub fn read_only(self) -> Self {
+        self.extra_config("storage:\n  maintenance:\n    readonly:\n      enabled: true\n")
+    }
+
     /// The `expires_in` of issued tokens (token mode; default 300 s).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;

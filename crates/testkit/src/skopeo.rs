@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::process::ExitStatus;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::image::TestImage;
 use crate::tools::SKOPEO;
@@ -16,6 +16,8 @@ pub struct CommandOutput {
     pub stdout: String,
     /// Its standard error (skopeo prints failures there, e.g. `denied: ...`).
     pub stderr: String,
+    /// How long it ran, retries included.
+    pub elapsed: Duration,
 }
 
 impl CommandOutput {
@@ -198,6 +200,7 @@ impl SkopeoCopy {
             .args(&self.args)
             .arg(&self.source)
             .arg(&self.destination);
+        let started = Instant::now();
         let output = match tokio::time::timeout(self.timeout, command.output()).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => panic!("testkit: cannot run skopeo: {e}"),
@@ -210,6 +213,7 @@ impl SkopeoCopy {
             status: output.status,
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
         }
     }
 }
