@@ -4,6 +4,7 @@
 use serde_yaml::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, YamlError};
+use crate::position;
 use crate::yaml::{
     boolean, is_unlimited, key_str, missing, patterns, quote, scalar, scalar_text, short, unknown,
     wrong_type,
@@ -46,10 +47,33 @@ pub struct Config {
 impl Config {
     /// Reads a YAML document holding either the ConfigMap's `data` keys or a whole ConfigMap
     /// manifest (`kind: ConfigMap`, as `kubectl get configmap -o yaml` prints it).
+    ///
+    /// Errors inside the `rules: |` string give the rule and the line of the file.
+    ///
+    /// ```
+    /// use limits_core::Config;
+    ///
+    /// let text = "\
+    /// max_image_size: 1GB
+    /// rules: |
+    ///   - path: ^a/
+    ///     limit: {max_image_size: 1GB
+    ///   - path: ^b/
+    /// ";
+    /// let err = Config::from_yaml(text).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid YAML in rule 1 of rules: did not find expected ',' or '}' at line 5 column 9, while parsing a flow mapping at line 4 column 12"
+    /// );
+    /// ```
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        Self::read_yaml(text).map_err(|err| err.placed_in(text))
+    }
+
+    fn read_yaml(text: &str) -> Result<Config, ConfigError> {
         let document: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
             location: Location::Document,
-            source: YamlError(e),
+            source: YamlError::new(e, text),
         })?;
         let mapping = match document {
             // An empty file is an empty configuration: every default applies.
@@ -80,7 +104,7 @@ impl Config {
             .into_iter()
             .map(|(key, content)| (Value::from(key), Value::from(content)))
             .collect();
-        Self::from_data(mapping)
+        Self::from_data(mapping).map_err(ConfigError::in_own_file)
     }
 
     fn from_manifest(mapping: Mapping) -> Result<Config, ConfigError> {
@@ -238,9 +262,15 @@ fn rules(value: Value) -> Result<Vec<Rule>, ConfigError> {
         Value::Null => return Ok(Vec::new()),
         Value::Sequence(list) => list,
         Value::String(text) => {
-            let inner: Value = serde_yaml::from_str(&text).map_err(|e| ConfigError::Yaml {
-                location: Location::Global,
-                source: YamlError(e),
+            let inner: Value = serde_yaml::from_str(&text).map_err(|e| {
+                let source = YamlError::in_string(e, &text);
+                let rule = source
+                    .line_column()
+                    .and_then(|(line, column)| position::item_at(&text, line, column));
+                ConfigError::Yaml {
+                    location: Location::Rules { rule },
+                    source,
+                }
             })?;
             return match inner {
                 Value::Null => Ok(Vec::new()),

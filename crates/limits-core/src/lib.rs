@@ -84,6 +84,7 @@ mod limit;
 mod matcher;
 mod migration;
 mod policy;
+mod position;
 mod protection;
 mod repository;
 mod signature;

@@ -52,7 +52,7 @@ pub(crate) fn patterns(
         Value::String(text) => {
             let inner: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml {
                 location: location.clone(),
-                source: YamlError(e),
+                source: YamlError::in_string(e, text),
             })?;
             match inner {
                 Value::Null => Ok(Vec::new()),

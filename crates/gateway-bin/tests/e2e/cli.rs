@@ -189,6 +189,52 @@ fn invalid_configuration_is_refused_at_start_and_by_check_config() {
     assert!(err.contains(message), "{err}");
 }
 
+/// YAML errors give lines of the file: inside the ConfigMap's `rules: |` string (with the rule
+/// they are in), for a repeated key, and in a mounted directory's `rules` file.
+#[test]
+fn configuration_errors_give_the_line_in_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configmap = dir.path().join("configmap.yaml");
+    std::fs::write(
+        &configmap,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: registry-gateway-config\ndata:\n  max_image_size: \"100MB\"\n  rules: |\n    - path: ^project-1/.*\n      limit:\n        max_image_size: \"20MB\"\n        tag_count_limit: \"3\"\n    - path: ^project-2/.*\n      limit: {max_image_size: \"50MB\", tag_count_limit: \"10\"\n    - path: ^project-3/.*\n      limit: {max_image_size: \"50MB\", tag_count_limit: \"10\"}\n",
+    )
+    .expect("write");
+    let twice = dir.path().join("twice.yaml");
+    std::fs::write(
+        &twice,
+        "max_image_size: 100MB\ntag_count_limit: \"100\"\nmax_image_size: 1GB\n",
+    )
+    .expect("write");
+    let mounted = dir.path().join("mounted");
+    std::fs::create_dir(&mounted).expect("mkdir");
+    std::fs::write(mounted.join("max_image_size"), "100MB").expect("write");
+    std::fs::write(
+        mounted.join("rules"),
+        "- path: ^a/\n  limit: {max_image_size: 1GB, tag_count_limit: 1}\n- path: ^b/\n  path: ^c/\n",
+    )
+    .expect("write");
+    let cases = [
+        (
+            configmap,
+            "invalid YAML in rule 2 of rules: did not find expected ',' or '}' at line 14 column 5, while parsing a flow mapping at line 13 column 14",
+        ),
+        (
+            twice,
+            "invalid YAML in the configuration: duplicate entry with key \"max_image_size\" at line 3 column 1",
+        ),
+        (
+            mounted,
+            "invalid YAML in rule 2 of rules: duplicate entry with key \"path\" at line 4 column 3",
+        ),
+    ];
+    for (path, message) in cases {
+        let (ok, _, err) = run(&["check-config", &path.to_string_lossy()]);
+        assert!(!ok, "{}", path.display());
+        assert!(err.contains(message), "{}: {err}", path.display());
+    }
+}
+
 /// A reserved tag must outlive any push that could still create it.
 #[test]
 fn a_reservation_window_shorter_than_a_push_is_refused_at_start() {

@@ -69,7 +69,7 @@ pub fn import_registry_v2<'a>(
             document += 1;
             let value = Value::deserialize(part).map_err(|e| ImportError::Yaml {
                 document,
-                source: YamlError(e),
+                source: YamlError::plain(e),
             })?;
             let items = match value.get("kind").and_then(Value::as_str) {
                 Some("List") => value

@@ -111,7 +111,27 @@ fn errors_name_key_location_and_value() {
         ),
         (
             "rules: |\n  - path: ^a/\n    limit: [",
-            "invalid YAML in the global limits: did not find expected node content at line 3 column 1, while parsing a flow node",
+            "invalid YAML in rule 1 of rules: did not find expected node content at line 4 column 3, while parsing a flow node",
+        ),
+        (
+            "max_image_size: 1GB\nrules: |\n  - path: ^a/\n    limit: {max_image_size: 1GB, tag_count_limit: 1}\n  - path: ^b/\n    limit: {max_image_size: 1GB, tag_count_limit: 1\n  - path: ^c/\n    limit: {}\n",
+            "invalid YAML in rule 2 of rules: did not find expected ',' or '}' at line 7 column 9, while parsing a flow mapping at line 6 column 12",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  rules: |\n    - path: ^a/\n      limit:\n        max_image_size: 1GB\n       tag_count_limit: 1\n",
+            "invalid YAML in rule 1 of rules: did not find expected key at line 8 column 8, while parsing a block mapping at line 5 column 7",
+        ),
+        (
+            "rules: |\n  - path: ^a/\n    limit: {max_image_size: 1GB, tag_count_limit: 1}\n  - path: ^b/\n    path: ^c/\n    limit: {}\n",
+            "invalid YAML in rule 2 of rules: duplicate entry with key \"path\" at line 5 column 5",
+        ),
+        (
+            "rules: \"- path: ^a/\\n  limit: [\"",
+            "invalid YAML in rule 1 of rules: did not find expected node content at line 3 column 1 of the string, while parsing a flow node",
+        ),
+        (
+            "immutable_tags: |\n  - [\n",
+            "invalid YAML in the global limits: did not find expected node content at line 2 column 1 of the string, while parsing a flow node",
         ),
         (
             "kind: Secret\ndata: {}",
@@ -139,7 +159,15 @@ fn errors_name_key_location_and_value() {
         ),
         (
             "a: 1\na: 2",
-            "invalid YAML in the configuration: duplicate entry with key \"a\"",
+            "invalid YAML in the configuration: duplicate entry with key \"a\" at line 2 column 1",
+        ),
+        (
+            "max_image_size: 1GB\ntag_count_limit: 10\nmax_image_size: 2GB\n",
+            "invalid YAML in the configuration: duplicate entry with key \"max_image_size\" at line 3 column 1",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  tag_count_limit: \"5\"\n  tag_count_limit: \"6\"\n",
+            "invalid YAML in the configuration: duplicate entry with key \"tag_count_limit\" at line 5 column 3",
         ),
     ];
     for (text, message) in cases {
@@ -170,6 +198,19 @@ fn unlimited_is_accepted_anywhere() {
     assert_eq!(
         policy.rules()[0].limits.to_string(),
         "max_image_size unlimited, tag_count_limit 5"
+    );
+}
+
+#[test]
+fn errors_in_a_mounted_rules_file_give_its_lines() {
+    let err = Config::from_entries([
+        ("max_image_size", "1GB"),
+        ("rules", "- path: ^a/\n  limit: {max_image_size: 1GB, tag_count_limit: 1}\n- path: ^b/\n  limit: [\n"),
+    ])
+    .expect_err("bad rules");
+    assert_eq!(
+        err.to_string(),
+        "invalid YAML in rule 2 of rules: did not find expected node content at line 5 column 1, while parsing a flow node"
     );
 }
 
