@@ -46,7 +46,9 @@ pub enum Command {
         /// Configuration file or mounted ConfigMap directory.
         #[arg(long, env = "REGISTRY_GATEWAY_CONFIG")]
         config: PathBuf,
-        /// Repository name, such as `project-1/app` (no host, no tag).
+        /// Repository name, such as `project-1/app`, or an image reference, such as
+        /// `localhost:5000/project-1/app:v1`, whose registry host (a first component holding a
+        /// `.` or `:`, or `localhost`, as Docker reads it), tag and digest are left out.
         repository: String,
     },
     /// Print the limits of a configuration in another system's format.

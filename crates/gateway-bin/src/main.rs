@@ -17,6 +17,7 @@ mod gateway;
 mod manifest;
 mod metrics;
 mod migrate;
+mod reference;
 mod report;
 mod request_head;
 mod server;
@@ -138,11 +139,27 @@ fn check_config(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
+fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
     let policy = config_source::load(config)?;
-    let repository: RepositoryName = repository.parse()?;
+    // An image reference as clients take it reads as its repository.
+    let reading = reference::Reading::of(reference);
+    let repository: RepositoryName = reading.repository.parse().map_err(|err| {
+        let err = anyhow::Error::new(err);
+        if reading.left_out_anything() {
+            err.context(format!(
+                "{reference} read as repository {} ({reading})",
+                reading.repository
+            ))
+        } else {
+            err
+        }
+    })?;
     let applied = policy.limits_for(&repository);
-    println!("repository: {repository}");
+    if reading.left_out_anything() {
+        println!("repository: {repository} (read from {reference}: {reading})");
+    } else {
+        println!("repository: {repository}");
+    }
     match &applied.source {
         limits_core::LimitSource::Global => {
             println!("matched by: no rule; the global limits apply")

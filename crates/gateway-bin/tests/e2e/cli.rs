@@ -189,6 +189,57 @@ fn invalid_configuration_is_refused_at_start_and_by_check_config() {
     assert!(err.contains(message), "{err}");
 }
 
+/// `explain` takes an image reference as clients take it and says what it left out; a bare
+/// repository name reads as itself.
+#[test]
+fn explain_reads_image_references() {
+    let config = seed("additional-examples.yaml");
+    let digest = format!("sha256:{}", "0".repeat(64));
+    let by_digest = format!("registry.example.com/project-2/app@{digest}");
+    let by_digest_line = format!(
+        "repository: project-2/app (read from {by_digest}: host registry.example.com and digest {digest} left out)\n"
+    );
+    let cases = [
+        (
+            "localhost:5000/project-1/app:v1",
+            "repository: project-1/app (read from localhost:5000/project-1/app:v1: host localhost:5000 and tag v1 left out)\n",
+            "matched by: rule 1: ^project-1/.* (first match)",
+        ),
+        (
+            "project-1/app:v1",
+            "repository: project-1/app (read from project-1/app:v1: tag v1 left out)\n",
+            "matched by: rule 1: ^project-1/.* (first match)",
+        ),
+        (
+            &by_digest,
+            &by_digest_line,
+            "matched by: rule 3: ^project-2/.* (first match)",
+        ),
+        (
+            "project-1/app",
+            "repository: project-1/app\n",
+            "matched by: rule 1: ^project-1/.* (first match)",
+        ),
+    ];
+    for (reference, first, rule) in cases {
+        let (ok, out, err) = run(&["explain", "--config", &config, reference]);
+        assert!(ok, "{reference}: {err}");
+        assert!(out.starts_with(first), "{reference}:\n{out}");
+        assert!(out.contains(rule), "{reference}:\n{out}");
+    }
+    let (ok, _, err) = run(&[
+        "explain",
+        "--config",
+        &config,
+        "localhost:5000/Project-1/app:v1",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("localhost:5000/Project-1/app:v1 read as repository Project-1/app (host localhost:5000 and tag v1 left out): invalid repository name \"Project-1/app\""),
+        "{err}"
+    );
+}
+
 /// YAML errors give lines of the file: inside the ConfigMap's `rules: |` string (with the rule
 /// they are in), for a repeated key, and in a mounted directory's `rules` file.
 #[test]
