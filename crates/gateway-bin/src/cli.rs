@@ -94,7 +94,7 @@ pub struct ExportArgs {
     pub namespaces: Vec<String>,
 
     /// A registry whose catalog (`GET /v2/_catalog`) lists the repositories in use.
-    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM")]
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM", value_parser = http_url)]
     pub upstream: Option<Url>,
 
     /// Username for the catalog, when the registry wants one.
@@ -127,7 +127,7 @@ pub struct ReportArgs {
 
     /// The registry to read, such as `http://docker-registry:5000`; in Harbor mode, Harbor's
     /// public address (the gateway's --external-url).
-    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM")]
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM", value_parser = http_url)]
     pub upstream: Url,
 
     /// A directory laid out like the Secret `registry-gateway-external-registry-secret` (files
@@ -198,6 +198,27 @@ pub enum FailOn {
     Near,
 }
 
+/// An `http://` or `https://` URL, the value of every URL flag. A value without a scheme
+/// (`127.0.0.1:5000`, `registry.example.com`) is refused with the hint to add one, rather than
+/// with the URL parser's `relative URL without a base`, or read as a URL of scheme `localhost`.
+pub fn http_url(value: &str) -> Result<Url, String> {
+    let add_scheme = || {
+        format!(
+            "no scheme: add http:// or https:// (http://{value} for a plain-HTTP registry, https://{value} for TLS)"
+        )
+    };
+    if !value.contains("://") {
+        return Err(add_scheme());
+    }
+    let url = Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "the scheme is {other}://: expected http:// or https://"
+        )),
+    }
+}
+
 /// Options of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -207,7 +228,7 @@ pub struct ServeArgs {
     pub config: PathBuf,
 
     /// The registry to proxy, such as `http://docker-registry:5000`.
-    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM")]
+    #[arg(long, env = "REGISTRY_GATEWAY_UPSTREAM", value_parser = http_url)]
     pub upstream: Url,
 
     /// Address of the proxy.
@@ -226,7 +247,7 @@ pub struct ServeArgs {
 
     /// Harbor mode: the registry's public address (Harbor core), through which tag counts are
     /// read with the gateway's own credentials.
-    #[arg(long, env = "REGISTRY_GATEWAY_EXTERNAL_URL")]
+    #[arg(long, env = "REGISTRY_GATEWAY_EXTERNAL_URL", value_parser = http_url)]
     pub external_url: Option<Url>,
 
     /// Harbor mode: a directory laid out like the Secret
@@ -259,7 +280,7 @@ pub struct ServeArgs {
 
     /// Post one CloudEvents 1.0 event per limit decision that refused, warned about or audited
     /// a push to this URL, in the background (a slow or dead receiver never delays a push).
-    #[arg(long, env = "REGISTRY_GATEWAY_WEBHOOK_URL")]
+    #[arg(long, env = "REGISTRY_GATEWAY_WEBHOOK_URL", value_parser = http_url)]
     pub webhook_url: Option<url::Url>,
 
     /// A file (a mounted Secret) holding the `Authorization` header value sent with each
@@ -444,4 +465,33 @@ pub struct ServeArgs {
         default_value_t = 64
     )]
     pub admin_max_connections: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_flags_take_http_and_https_urls() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("http://127.0.0.1:5102", Ok("http://127.0.0.1:5102/")),
+            ("https://harbor.example.com/", Ok("https://harbor.example.com/")),
+            ("HTTP://Registry:5000", Ok("http://registry:5000/")),
+            ("127.0.0.1:5102", Err("no scheme: add http:// or https:// (http://127.0.0.1:5102 for a plain-HTTP registry, https://127.0.0.1:5102 for TLS)")),
+            ("localhost:5000", Err("no scheme: add http:// or https:// (http://localhost:5000 for a plain-HTTP registry, https://localhost:5000 for TLS)")),
+            ("registry.example.com", Err("no scheme: add http:// or https:// (http://registry.example.com for a plain-HTTP registry, https://registry.example.com for TLS)")),
+            ("ftp://registry", Err("the scheme is ftp://: expected http:// or https://")),
+            ("http://", Err("not a URL: empty host")),
+            ("http://[::1", Err("not a URL: invalid IPv6 address")),
+        ];
+        for (value, want) in cases {
+            let got = http_url(value);
+            assert_eq!(
+                got.as_ref().map(Url::as_str).map_err(String::as_str),
+                *want,
+                "{value}"
+            );
+        }
+    }
 }

@@ -233,9 +233,6 @@ fn webhook(args: &ServeArgs, metrics: &Arc<Metrics>) -> anyhow::Result<Option<we
     let Some(url) = &args.webhook_url else {
         return Ok(None);
     };
-    if !matches!(url.scheme(), "http" | "https") {
-        bail!("invalid --webhook-url {url}: expected http:// or https://");
-    }
     let authorization = match (
         &args.webhook_authorization_file,
         &args.webhook_authorization,

@@ -240,6 +240,91 @@ fn explain_reads_image_references() {
     );
 }
 
+/// Every URL flag refuses a value without a scheme with the hint to add one, from the command
+/// line or the environment.
+#[test]
+fn url_flags_without_a_scheme_say_to_add_one() {
+    let config = seed("additional-examples.yaml");
+    let serve = |flag: &'static str, value: &'static str| {
+        let mut args = vec![
+            "serve",
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ];
+        if flag != "--upstream" {
+            args.extend(["--upstream", "http://127.0.0.1:9"]);
+        }
+        args.extend([flag, value]);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (
+            owned(&[
+                "report",
+                "--config",
+                &config,
+                "--upstream",
+                "127.0.0.1:5102",
+            ]),
+            "--upstream",
+            "127.0.0.1:5102",
+        ),
+        (
+            owned(&[
+                "export",
+                "registry-v2",
+                "--config",
+                &config,
+                "--upstream",
+                "registry.example.com",
+            ]),
+            "--upstream",
+            "registry.example.com",
+        ),
+        (
+            serve("--upstream", "localhost:5001"),
+            "--upstream",
+            "localhost:5001",
+        ),
+        (
+            serve("--external-url", "harbor.example.com"),
+            "--external-url",
+            "harbor.example.com",
+        ),
+        (
+            serve("--webhook-url", "127.0.0.1:8080/events"),
+            "--webhook-url",
+            "127.0.0.1:8080/events",
+        ),
+    ];
+    for (args, flag, value) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, err) = run(&args);
+        assert!(!ok, "{args:?}");
+        let hint = format!(
+            "no scheme: add http:// or https:// (http://{value} for a plain-HTTP registry, https://{value} for TLS)"
+        );
+        assert!(err.contains(flag) && err.contains(&hint), "{args:?}: {err}");
+        assert!(!err.contains("relative URL without a base"), "{err}");
+    }
+    let output = std::process::Command::new(crate::support::BIN)
+        .args(["report", "--config", &config])
+        .env("REGISTRY_GATEWAY_UPSTREAM", "127.0.0.1:5102")
+        .output()
+        .expect("run registry-gateway");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("no scheme: add http:// or https:// (http://127.0.0.1:5102"),
+        "{err}"
+    );
+}
+
 /// YAML errors give lines of the file: inside the ConfigMap's `rules: |` string (with the rule
 /// they are in), for a repeated key, and in a mounted directory's `rules` file.
 #[test]
