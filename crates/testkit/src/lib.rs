@@ -14,9 +14,13 @@
 //!   started again to test outages.
 //! * [`FakeServer`]: a scripted HTTP server for what a real registry will not do (malformed
 //!   headers, endless pagination, 500s, hangs).
+//! * [`CertificateAuthority`]: a test CA made with `openssl`, its intermediates, and server
+//!   certificates for `127.0.0.1` and `localhost` with keys of every PEM form
+//!   ([`KeyType`]), for TLS clients that verify (skopeo's `--dest-cert-dir`, podman's
+//!   `--cert-dir`, curl's `--cacert`).
 //!
-//! A missing tool (`docker-registry`, `skopeo`, `htpasswd`, `openssl`) panics with the Debian
-//! package to install; tests never skip silently.
+//! A missing tool (`docker-registry`, `skopeo`, `htpasswd`, `openssl`, `curl`) panics with the
+//! Debian package to install; tests never skip silently.
 //!
 //! ```no_run
 //! use testkit::{Registry, TestImage};
@@ -45,9 +49,10 @@ mod redis;
 mod registry;
 mod server;
 mod skopeo;
+mod tls;
 mod tools;
 
-pub use containers::pull_and_push;
+pub use containers::{pull_and_push, pull_and_push_verified};
 pub use fake::{FakeRequest, FakeServer, Reply};
 pub use image::{
     Blob, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, MIN_LAYER_SIZE, ManifestFormat,
@@ -60,4 +65,7 @@ pub use registry::{
     Registry, RegistryAuth, RegistryBuilder, TestUser, basic_authorization, free_port,
 };
 pub use skopeo::{CommandOutput, OciLayout, SkopeoCopy, skopeo_push};
-pub use tools::{BUILDAH, DOCKER_REGISTRY, HTPASSWD, OPENSSL, PODMAN, REDIS_SERVER, SKOPEO, Tool};
+pub use tls::{CertificateAuthority, KeyType, ServerCertificate, pem_blocks};
+pub use tools::{
+    BUILDAH, CURL, DOCKER_REGISTRY, HTPASSWD, OPENSSL, PODMAN, REDIS_SERVER, SKOPEO, Tool,
+};
