@@ -14,6 +14,7 @@ mod delete;
 mod fastpath;
 mod forward;
 mod gateway;
+mod hangup;
 mod manifest;
 mod metrics;
 mod migrate;
@@ -22,6 +23,7 @@ mod request_head;
 mod server;
 mod signatures;
 mod tags;
+mod tls;
 mod tracked;
 mod upload;
 mod webhook;
@@ -396,10 +398,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store_watch = shared_store
         .clone()
         .map(|redis| tokio::spawn(redis.watch(coordination::HEALTH_INTERVAL)));
-    let read_relay = if args.no_read_relay {
-        None
-    } else {
-        fastpath::ReadPath::new(
+    let tls = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?
+        .map(|files| tls::TlsSource::open(files, Arc::clone(&metrics)))
+        .transpose()?;
+    let entry = match &tls {
+        Some(source) => server::Entry::Tls(tls::Handshake::new(
+            source.server_config().context("cannot set up TLS")?,
+            Arc::clone(&metrics),
+        )),
+        None if args.no_read_relay => server::Entry::Plain,
+        None => fastpath::ReadPath::new(
             target.clone(),
             *args.connect_timeout,
             *args.upstream_timeout,
@@ -407,7 +415,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_header_bytes,
             Arc::clone(&metrics),
         )
-        .map(Arc::new)
+        .map_or(server::Entry::Plain, |relay| {
+            server::Entry::ReadRelay(Arc::new(relay))
+        }),
     };
     let gateway = Arc::new(Gateway {
         client: http_client(&args)?,
@@ -441,7 +451,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin = %admin_listener.local_addr().map_or_else(|_| args.admin_listen.to_string(), |a| a.to_string()),
         upstream = %args.upstream,
         fail_open = args.fail_open,
-        read_relay = read_relay.is_some(),
+        tls = tls.is_some(),
+        read_relay = matches!(entry, server::Entry::ReadRelay(_)),
         "registry-gateway serving"
     );
     let limits = server::Limits {
@@ -486,11 +497,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 async move { Ok::<_, std::convert::Infallible>(admin.answer(request).await) }
             })
         },
-        None,
+        server::Entry::Plain,
         std::future::pending(),
         std::time::Duration::ZERO,
     ));
     let watch_task = tokio::spawn(source.watch(*args.reload_interval));
+    let tls_task = tls.map(|source| tokio::spawn(source.watch(*args.reload_interval)));
     let webhook_gateway = Arc::clone(&gateway);
     let finished =
         server::serve(
@@ -506,7 +518,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     }
                 })
             },
-            read_relay,
+            entry,
             server::termination(),
             *args.shutdown_timeout,
         )
@@ -521,6 +533,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     admin_task.abort();
     watch_task.abort();
+    if let Some(task) = tls_task {
+        task.abort();
+    }
     if let Some(task) = store_watch {
         task.abort();
     }
