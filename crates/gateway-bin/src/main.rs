@@ -15,6 +15,7 @@ mod fastpath;
 mod forward;
 mod gateway;
 mod hangup;
+mod inspect;
 mod manifest;
 mod metrics;
 mod migrate;
@@ -37,7 +38,6 @@ use clap::Parser;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use limits_core::{ByteSize, Limit, Limits, RepositoryName};
 use tokio::net::TcpListener;
 use upstream_client::{Credentials, ReqwestUpstream};
 
@@ -50,8 +50,8 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::CheckConfig { path } => check_config(&path),
-        Command::Explain { config, repository } => explain(&config, &repository),
+        Command::CheckConfig { path } => inspect::check_config(&path),
+        Command::Explain { config, repository } => inspect::explain(&config, &repository),
         Command::Export { target } => migrate::export(target),
         Command::Import { source } => migrate::import(source),
         Command::Report(args) => match report::run(*args) {
@@ -96,108 +96,6 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-}
-
-fn size_text(limit: Limit<ByteSize>) -> String {
-    match limit {
-        Limit::Max(size) => format!("{limit} ({} bytes)", size.bytes()),
-        Limit::Unlimited => "unlimited".to_owned(),
-    }
-}
-
-fn limits_text(limits: &Limits) -> String {
-    format!(
-        "max_image_size {}, tag_count_limit {}",
-        size_text(limits.max_image_size),
-        limits.tag_count_limit
-    )
-}
-
-fn check_config(path: &Path) -> anyhow::Result<()> {
-    let policy = config_source::load(path)?;
-    println!("configuration {}: valid", path.display());
-    println!("global limits: {}", limits_text(policy.global()));
-    let protections = &policy.config().protections;
-    if !protections.is_empty() {
-        println!("global protections: {protections}");
-    }
-    if policy.rules().is_empty() {
-        println!("rules: none (the global limits apply to every repository)");
-    } else {
-        println!("rules (first match wins):");
-        for (index, rule) in policy.rules().iter().enumerate() {
-            println!(
-                "  {}. {}  {}",
-                index + 1,
-                rule.path,
-                limits_text(&rule.limits)
-            );
-            if !rule.protections.is_empty() {
-                println!("     {}", rule.protections);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn explain(config: &Path, repository: &str) -> anyhow::Result<()> {
-    let policy = config_source::load(config)?;
-    let repository: RepositoryName = repository.parse()?;
-    let applied = policy.limits_for(&repository);
-    println!("repository: {repository}");
-    match &applied.source {
-        limits_core::LimitSource::Global => {
-            println!("matched by: no rule; the global limits apply")
-        }
-        limits_core::LimitSource::Rule { .. } => {
-            println!("matched by: {} (first match)", applied.source)
-        }
-    }
-    println!(
-        "max_image_size: {}",
-        size_text(applied.limits.max_image_size)
-    );
-    println!("tag_count_limit: {}", applied.limits.tag_count_limit);
-    let protections = &applied.protections;
-    let from = |source: &limits_core::LimitSource| match source {
-        limits_core::LimitSource::Global => "global".to_owned(),
-        rule => rule.to_string(),
-    };
-    println!(
-        "read_only: {} ({})",
-        protections.read_only.value,
-        from(&protections.read_only.source)
-    );
-    let patterns = protections
-        .immutable_tags
-        .value
-        .as_ref()
-        .map_or_else(|| "none".to_owned(), |p| p.patterns().join(", "));
-    println!(
-        "immutable_tags: {patterns} ({})",
-        from(&protections.immutable_tags.source)
-    );
-    println!(
-        "allow_deleting_immutable_tags: {} ({})",
-        protections.allow_deleting_immutable_tags.value,
-        from(&protections.allow_deleting_immutable_tags.source)
-    );
-    println!(
-        "exempt_signature_tags: {} ({})",
-        protections.exempt_signature_tags.value,
-        from(&protections.exempt_signature_tags.source)
-    );
-    println!(
-        "enforcement: {} ({})",
-        protections.enforcement.value,
-        from(&protections.enforcement.source)
-    );
-    println!(
-        "warn_at: {} ({})",
-        protections.warn_at.value,
-        from(&protections.warn_at.source)
-    );
-    Ok(())
 }
 
 /// Harbor mode credentials: the Secret's directory, else the environment or flags.
