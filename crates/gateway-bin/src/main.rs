@@ -226,7 +226,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ))
         }
     };
-    let target = forward::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
+    let tls_files = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+    let mut target = forward::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
+    if tls_files.is_some() {
+        target = target.for_tls_listener();
+    }
     if *args.idle_timeout <= *args.upstream_timeout {
         bail!(
             "--idle-timeout ({}) must be longer than --upstream-timeout ({}): a connection waits without traffic while the upstream answers",
@@ -296,7 +300,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store_watch = shared_store
         .clone()
         .map(|redis| tokio::spawn(redis.watch(coordination::HEALTH_INTERVAL)));
-    let tls = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?
+    let tls = tls_files
         .map(|files| tls::TlsSource::open(files, Arc::clone(&metrics)))
         .transpose()?;
     let entry = match &tls {
