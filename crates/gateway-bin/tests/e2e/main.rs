@@ -1,5 +1,5 @@
 //! End-to-end tests: the real `registry-gateway` binary in front of Debian's `docker-registry`
-//! (CNCF distribution 2.8), driven by `skopeo` and raw HTTP clients.
+//! (CNCF distribution 2.8), driven by `skopeo`, `podman`, `curl` and raw HTTP clients.
 
 mod cli;
 mod coordination;
@@ -18,3 +18,4 @@ mod reservations;
 mod rollout;
 mod signatures;
 mod support;
+mod tls;
