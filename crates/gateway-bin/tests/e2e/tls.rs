@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::listener::{BOUND, MIB, PER_CONNECTION, allowed, memory, settled, unfinished_head};
 use crate::support::{BIN, Gateway, eventually, eventually_async, get, upstream_tags};
 
 const KB: u64 = 1024;
@@ -549,7 +550,6 @@ async fn clients_that_do_not_trust_the_certificate_are_refused() {
 
 #[tokio::test]
 async fn tls_connections_keep_the_bounds_of_the_plain_listener() {
-    const BOUND: usize = 64 * 1024;
     let ca = CertificateAuthority::new("e2e-bounds");
     let files = PlainFiles::new(&ca.issue(KeyType::EcdsaP256));
     let registry = Registry::anonymous();
@@ -562,8 +562,7 @@ async fn tls_connections_keep_the_bounds_of_the_plain_listener() {
     let ca = ca.cert_path();
 
     // Request heads: one of exactly the bound is served, an unfinished one past it gets 431.
-    let mut head = b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ".to_vec();
-    head.resize(BOUND - 4, b'a');
+    let mut head = unfinished_head("/v2/", BOUND - 4);
     head.extend_from_slice(b"\r\n\r\n");
     let stream = connect(gateway.port, ca).await.expect("TLS");
     assert_eq!(
@@ -571,8 +570,7 @@ async fn tls_connections_keep_the_bounds_of_the_plain_listener() {
         Some(200),
         "a head of {BOUND} bytes"
     );
-    let mut unfinished = b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ".to_vec();
-    unfinished.resize(4 * BOUND, b'a');
+    let unfinished = unfinished_head("/v2/", 4 * BOUND);
     let stream = connect(gateway.port, ca).await.expect("TLS");
     assert_eq!(
         status_after(stream, &unfinished).await,
@@ -719,4 +717,60 @@ fn a_certificate_without_its_key_or_a_bad_pair_is_refused_at_start() {
             "{args:?} {key_variable:?}:\n{err}\nexpected: {expected}"
         );
     }
+}
+
+/// What one TLS connection holding a head may cost besides the head's bytes: the plain
+/// connection's [`PER_CONNECTION`] and 16 KiB of TLS state (rustls's record buffers), the
+/// figure docs/security.md states.
+const TLS_PER_CONNECTION: u64 = PER_CONNECTION + 16 * KB;
+
+#[tokio::test]
+async fn tls_connections_holding_heads_stay_within_the_memory_bound() {
+    let count = 1000;
+    let ca = CertificateAuthority::new("e2e-memory");
+    let files = PlainFiles::new(&ca.issue(KeyType::EcdsaP256));
+    let registry = Registry::anonymous();
+    let gateway = start(&registry, &files.cert(), &files.key(), &[]);
+    let pid = gateway.pid();
+    let resting = settled(pid).await;
+    let limit = allowed(resting, count, TLS_PER_CONNECTION);
+    let head = unfinished_head("/v2/", BOUND - 1);
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = connect(gateway.port, ca.cert_path()).await.expect("TLS");
+        stream.write_all(&head).await.expect("write");
+        stream.flush().await.expect("flush");
+        held.push(stream);
+    }
+    let under = settled(pid).await;
+    eprintln!(
+        "{count} TLS connections holding {} bytes of a head: VmRSS {} MiB (resting {} MiB, allowed {} MiB), {} KiB per connection",
+        BOUND - 1,
+        under / MIB,
+        resting / MIB,
+        limit / MIB,
+        (under - resting) / count as u64 / KB
+    );
+    assert!(
+        under <= limit,
+        "{count} TLS heads took the gateway from {resting} to {under} bytes"
+    );
+    let more = vec![b'a'; 3 * BOUND + 1];
+    let tasks: Vec<_> = held
+        .into_iter()
+        .map(|stream| {
+            let more = more.clone();
+            tokio::spawn(async move { status_after(stream, &more).await })
+        })
+        .collect();
+    let mut refused = 0;
+    for task in tasks {
+        refused += usize::from(task.await.expect("task") == Some(431));
+    }
+    let (_, peak) = memory(pid);
+    assert_eq!(refused, count, "heads past the bound answered 431");
+    assert!(
+        peak <= limit,
+        "{count} TLS heads past the bound: a peak of {peak} bytes (resting {resting})"
+    );
 }
