@@ -322,6 +322,11 @@ impl TlsSource {
         let fingerprint = pair.fingerprint();
         if fingerprint == self.loaded {
             self.pending = None;
+            if self.refused.take().is_some() {
+                // Put back after a refused change: what is served matches the files again.
+                tracing::info!(cert = %self.files.cert.display(), "TLS files hold the certificate in use again");
+                self.metrics.tls_reload(true);
+            }
             return;
         }
         if self.refused == Some(fingerprint) {
@@ -607,6 +612,12 @@ mod tests {
         assert_eq!(sample(&metrics, FAILURES), "1");
         assert_eq!(served(&source), second.der());
 
+        // Put back as they were: the refusal is over.
+        second.write(&files.cert, &files.key);
+        source.reload(false);
+        assert_eq!(sample(&metrics, LAST_OK), "1");
+        assert_eq!(sample(&metrics, SUCCESSES), "3");
+
         // Files that vanish leave the served pair alone.
         std::fs::remove_file(&files.key).expect("remove");
         source.reload(false);
@@ -617,7 +628,7 @@ mod tests {
         source.reload(false);
         assert_eq!(served(&source), first.der());
         assert_eq!(sample(&metrics, LAST_OK), "1");
-        assert_eq!(sample(&metrics, SUCCESSES), "3");
+        assert_eq!(sample(&metrics, SUCCESSES), "4");
     }
 
     #[test]
