@@ -66,13 +66,15 @@ impl PlainFiles {
 /// A directory laid out as the kubelet mounts a Secret: the files in a timestamped directory,
 /// `..data` pointing at it, and `tls.crt`, `tls.key` pointing through `..data`. An update
 /// writes a new timestamped directory and swaps `..data` with one `rename(2)`.
-struct SecretMount {
+pub struct SecretMount {
     dir: tempfile::TempDir,
     generation: u32,
 }
 
 impl SecretMount {
-    fn new(server: &ServerCertificate) -> Self {
+    /// A mount holding `server` as `tls.crt` and `tls.key`, the keys of a `kubernetes.io/tls`
+    /// Secret.
+    pub fn new(server: &ServerCertificate) -> Self {
         let mut mount = Self {
             dir: tempfile::tempdir().expect("directory"),
             generation: 0,
@@ -100,6 +102,11 @@ impl SecretMount {
         if self.generation > 1 {
             std::fs::remove_dir_all(root.join(old)).expect("old directory");
         }
+    }
+
+    /// The mount's directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
     }
 
     fn cert(&self) -> PathBuf {
@@ -162,7 +169,7 @@ async fn connect(port: u16, ca: &Path) -> Result<TlsStream<TcpStream>, String> {
 }
 
 /// The certificate (DER) a new connection to `port` is given, verified against `ca`.
-async fn presented(port: u16, ca: &Path) -> Result<Vec<u8>, String> {
+pub async fn presented(port: u16, ca: &Path) -> Result<Vec<u8>, String> {
     let stream = connect(port, ca).await?;
     let (_, connection) = stream.get_ref();
     connection
