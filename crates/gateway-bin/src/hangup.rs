@@ -1,6 +1,6 @@
 //! `SIGHUP`: read the configuration (and the TLS certificate) again at once.
 
-/// The `SIGHUP`s the process receives; every listener gets each of them.
+/// The `SIGHUP`s the process receives; each `Hangups` gets every one of them.
 #[derive(Debug)]
 pub struct Hangups {
     #[cfg(unix)]

@@ -64,8 +64,6 @@ pub struct ServerCertificate {
     pub chain_pem: String,
     /// The private key.
     pub key_pem: String,
-    /// The serial number.
-    pub serial: u64,
 }
 
 impl ServerCertificate {
@@ -151,7 +149,7 @@ impl CertificateAuthority {
         let work = scratch("server");
         let key = work.path().join("server.key");
         let cert = work.path().join("server.crt");
-        let serial = self.sign(
+        self.sign(
             work.path(),
             key_type,
             "127.0.0.1",
@@ -162,7 +160,6 @@ impl CertificateAuthority {
         ServerCertificate {
             chain_pem: format!("{}{}", read(&cert), self.chain),
             key_pem: read(&key),
-            serial,
         }
     }
 
@@ -181,7 +178,7 @@ impl CertificateAuthority {
     }
 
     /// Makes a key of `key_type` and a certificate for it signed by this authority, with the
-    /// extensions `extensions` (an `openssl x509 -extfile`). Returns the serial.
+    /// extensions `extensions` (an `openssl x509 -extfile`) and a serial number of its own.
     fn sign(
         &self,
         work: &Path,
@@ -190,7 +187,7 @@ impl CertificateAuthority {
         extensions: &str,
         key: &Path,
         cert: &Path,
-    ) -> u64 {
+    ) {
         let (options, traditional) = key_type.genpkey();
         let mut genpkey = vec!["genpkey"];
         genpkey.extend_from_slice(options);
@@ -243,7 +240,6 @@ impl CertificateAuthority {
             "-out",
             path(cert),
         ]);
-        serial
     }
 }
 
