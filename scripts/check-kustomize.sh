@@ -18,6 +18,8 @@ operator_objects=(
     "deploy/kubernetes/overlays/with-redis Service/docker-registry"
     "deploy/kubernetes/overlays/external-redis Service/docker-registry"
     "deploy/kubernetes/overlays/external-redis Secret/registry-gateway-coordination"
+    "deploy/kubernetes/overlays/tls Service/docker-registry"
+    "deploy/kubernetes/overlays/tls Secret/registry-gateway-tls"
 )
 # The oldest Kubernetes the manifests are checked against.
 kubernetes_version=1.30.0

@@ -245,6 +245,18 @@ pub struct ServeArgs {
     )]
     pub admin_listen: SocketAddr,
 
+    /// PEM file of the proxy listener's certificate chain: the server's certificate first, then
+    /// its intermediates. With --tls-key, the proxy listener serves TLS only (HTTP/2 and
+    /// HTTP/1.1 by ALPN); the admin listener stays plain HTTP. Read again when it changes, as
+    /// the configuration is.
+    #[arg(long, env = "REGISTRY_GATEWAY_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of --tls-cert's certificate (PKCS#8, RSA PKCS#1 or EC
+    /// SEC1).
+    #[arg(long, env = "REGISTRY_GATEWAY_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+
     /// Harbor mode: the registry's public address (Harbor core), through which tag counts are
     /// read with the gateway's own credentials.
     #[arg(long, env = "REGISTRY_GATEWAY_EXTERNAL_URL", value_parser = http_url)]

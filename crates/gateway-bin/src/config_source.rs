@@ -7,6 +7,7 @@ use std::time::Duration;
 use limits_core::{ConfigError, Policy};
 use tokio::sync::watch;
 
+use crate::hangup::Hangups;
 use crate::metrics::Metrics;
 
 /// Why the configuration could not be loaded.
@@ -158,7 +159,7 @@ impl ConfigSource {
 
     /// Polls every `interval` and reloads on `SIGHUP` until the process ends.
     pub async fn watch(mut self, interval: Duration) {
-        let mut hangup = hangup_signal();
+        let mut hangups = Hangups::new();
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick completes at once; the configuration was just loaded.
@@ -166,32 +167,9 @@ impl ConfigSource {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
-                Some(()) = recv(&mut hangup) => tracing::info!("SIGHUP: reloading the configuration"),
+                () = hangups.recv() => tracing::info!("SIGHUP: reloading the configuration"),
             }
             self.reload();
         }
     }
-}
-
-#[cfg(unix)]
-fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
-}
-
-#[cfg(not(unix))]
-fn hangup_signal() -> Option<()> {
-    None
-}
-
-#[cfg(unix)]
-async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match signal {
-        Some(signal) => signal.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn recv(_: &mut Option<()>) -> Option<()> {
-    std::future::pending().await
 }

@@ -50,6 +50,9 @@ pub struct Target {
     authority: http::uri::Authority,
     /// `scheme://authority`, for recognising the upstream's own address in `Location`.
     origin: String,
+    /// The scheme clients reach the gateway with: `X-Forwarded-Proto` unless a proxy in front
+    /// of the gateway set it.
+    client_scheme: &'static str,
 }
 
 impl Target {
@@ -84,7 +87,16 @@ impl Target {
             scheme,
             authority,
             origin,
+            client_scheme: "http",
         })
+    }
+
+    /// The same target for a listener that clients reach over TLS: the registry is told
+    /// (`X-Forwarded-Proto: https`) so that the URLs it answers with (an upload's `Location`)
+    /// are `https` too.
+    pub fn for_tls_listener(mut self) -> Self {
+        self.client_scheme = "https";
+        self
     }
 
     /// `host:port` of a plain-HTTP upstream, for connecting to it directly; `None` over TLS.
@@ -142,7 +154,10 @@ impl Target {
         }
         // An ingress in front of the gateway knows the client's real scheme and host; keep them.
         if !headers.contains_key("x-forwarded-proto") {
-            headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            headers.insert(
+                "x-forwarded-proto",
+                HeaderValue::from_static(self.client_scheme),
+            );
         }
         if !headers.contains_key("x-forwarded-host") {
             if let Some(host) = headers.get(header::HOST).cloned() {
@@ -281,5 +296,22 @@ mod tests {
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "gateway:5000");
         assert_eq!(headers[header::AUTHORIZATION], "Bearer t");
+    }
+
+    #[test]
+    fn a_tls_listener_forwards_https_unless_a_proxy_in_front_said_otherwise() {
+        let uri: Uri = "/v2/".parse().expect("uri");
+        let remote = "127.0.0.9:1234".parse().expect("addr");
+        for (sent, expected) in [(None, "https"), (Some("http"), "http")] {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static("gateway:5000"));
+            if let Some(sent) = sent {
+                headers.insert("x-forwarded-proto", HeaderValue::from_static(sent));
+            }
+            target()
+                .for_tls_listener()
+                .request_headers(&mut headers, &uri, remote);
+            assert_eq!(headers["x-forwarded-proto"], expected, "{sent:?}");
+        }
     }
 }

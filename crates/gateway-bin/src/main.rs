@@ -14,6 +14,8 @@ mod delete;
 mod fastpath;
 mod forward;
 mod gateway;
+mod hangup;
+mod inspect;
 mod manifest;
 mod metrics;
 mod migrate;
@@ -23,6 +25,7 @@ mod request_head;
 mod server;
 mod signatures;
 mod tags;
+mod tls;
 mod tracked;
 mod upload;
 mod webhook;
@@ -36,7 +39,6 @@ use clap::Parser;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use limits_core::{ByteSize, Limit, Limits, RepositoryName};
 use tokio::net::TcpListener;
 use upstream_client::{Credentials, ReqwestUpstream};
 
@@ -49,8 +51,8 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::CheckConfig { path } => check_config(&path),
-        Command::Explain { config, repository } => explain(&config, &repository),
+        Command::CheckConfig { path } => inspect::check_config(&path),
+        Command::Explain { config, repository } => inspect::explain(&config, &repository),
         Command::Export { target } => migrate::export(target),
         Command::Import { source } => migrate::import(source),
         Command::Report(args) => match report::run(*args) {
@@ -95,124 +97,6 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-}
-
-fn size_text(limit: Limit<ByteSize>) -> String {
-    match limit {
-        Limit::Max(size) => format!("{limit} ({} bytes)", size.bytes()),
-        Limit::Unlimited => "unlimited".to_owned(),
-    }
-}
-
-fn limits_text(limits: &Limits) -> String {
-    format!(
-        "max_image_size {}, tag_count_limit {}",
-        size_text(limits.max_image_size),
-        limits.tag_count_limit
-    )
-}
-
-fn check_config(path: &Path) -> anyhow::Result<()> {
-    let policy = config_source::load(path)?;
-    println!("configuration {}: valid", path.display());
-    println!("global limits: {}", limits_text(policy.global()));
-    let protections = &policy.config().protections;
-    if !protections.is_empty() {
-        println!("global protections: {protections}");
-    }
-    if policy.rules().is_empty() {
-        println!("rules: none (the global limits apply to every repository)");
-    } else {
-        println!("rules (first match wins):");
-        for (index, rule) in policy.rules().iter().enumerate() {
-            println!(
-                "  {}. {}  {}",
-                index + 1,
-                rule.path,
-                limits_text(&rule.limits)
-            );
-            if !rule.protections.is_empty() {
-                println!("     {}", rule.protections);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
-    let policy = config_source::load(config)?;
-    // An image reference as clients take it reads as its repository.
-    let reading = reference::Reading::of(reference);
-    let repository: RepositoryName = reading.repository.parse().map_err(|err| {
-        let err = anyhow::Error::new(err);
-        if reading.left_out_anything() {
-            err.context(format!(
-                "{reference} read as repository {} ({reading})",
-                reading.repository
-            ))
-        } else {
-            err
-        }
-    })?;
-    let applied = policy.limits_for(&repository);
-    if reading.left_out_anything() {
-        println!("repository: {repository} (read from {reference}: {reading})");
-    } else {
-        println!("repository: {repository}");
-    }
-    match &applied.source {
-        limits_core::LimitSource::Global => {
-            println!("matched by: no rule; the global limits apply")
-        }
-        limits_core::LimitSource::Rule { .. } => {
-            println!("matched by: {} (first match)", applied.source)
-        }
-    }
-    println!(
-        "max_image_size: {}",
-        size_text(applied.limits.max_image_size)
-    );
-    println!("tag_count_limit: {}", applied.limits.tag_count_limit);
-    let protections = &applied.protections;
-    let from = |source: &limits_core::LimitSource| match source {
-        limits_core::LimitSource::Global => "global".to_owned(),
-        rule => rule.to_string(),
-    };
-    println!(
-        "read_only: {} ({})",
-        protections.read_only.value,
-        from(&protections.read_only.source)
-    );
-    let patterns = protections
-        .immutable_tags
-        .value
-        .as_ref()
-        .map_or_else(|| "none".to_owned(), |p| p.patterns().join(", "));
-    println!(
-        "immutable_tags: {patterns} ({})",
-        from(&protections.immutable_tags.source)
-    );
-    println!(
-        "allow_deleting_immutable_tags: {} ({})",
-        protections.allow_deleting_immutable_tags.value,
-        from(&protections.allow_deleting_immutable_tags.source)
-    );
-    println!(
-        "exempt_signature_tags: {} ({})",
-        protections.exempt_signature_tags.value,
-        from(&protections.exempt_signature_tags.source)
-    );
-    println!(
-        "enforcement: {} ({})",
-        protections.enforcement.value,
-        from(&protections.enforcement.source)
-    );
-    println!(
-        "warn_at: {} ({})",
-        protections.warn_at.value,
-        from(&protections.warn_at.source)
-    );
-    Ok(())
 }
 
 /// Harbor mode credentials: the Secret's directory, else the environment or flags.
@@ -340,7 +224,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ))
         }
     };
-    let target = forward::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
+    let tls_files = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+    let mut target = forward::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
+    if tls_files.is_some() {
+        target = target.for_tls_listener();
+    }
     if *args.idle_timeout <= *args.upstream_timeout {
         bail!(
             "--idle-timeout ({}) must be longer than --upstream-timeout ({}): a connection waits without traffic while the upstream answers",
@@ -410,10 +298,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store_watch = shared_store
         .clone()
         .map(|redis| tokio::spawn(redis.watch(coordination::HEALTH_INTERVAL)));
-    let read_relay = if args.no_read_relay {
-        None
-    } else {
-        fastpath::ReadPath::new(
+    let tls = tls_files
+        .map(|files| tls::TlsSource::open(files, Arc::clone(&metrics)))
+        .transpose()?;
+    let entry = match &tls {
+        Some(source) => server::Entry::Tls(tls::Handshake::new(
+            source.server_config().context("cannot set up TLS")?,
+            Arc::clone(&metrics),
+        )),
+        None if args.no_read_relay => server::Entry::Plain,
+        None => fastpath::ReadPath::new(
             target.clone(),
             *args.connect_timeout,
             *args.upstream_timeout,
@@ -421,7 +315,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_header_bytes,
             Arc::clone(&metrics),
         )
-        .map(Arc::new)
+        .map_or(server::Entry::Plain, |relay| {
+            server::Entry::ReadRelay(Arc::new(relay))
+        }),
     };
     let gateway = Arc::new(Gateway {
         client: http_client(&args)?,
@@ -455,7 +351,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin = %admin_listener.local_addr().map_or_else(|_| args.admin_listen.to_string(), |a| a.to_string()),
         upstream = %args.upstream,
         fail_open = args.fail_open,
-        read_relay = read_relay.is_some(),
+        tls = tls.is_some(),
+        read_relay = matches!(entry, server::Entry::ReadRelay(_)),
         "registry-gateway serving"
     );
     let limits = server::Limits {
@@ -500,11 +397,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 async move { Ok::<_, std::convert::Infallible>(admin.answer(request).await) }
             })
         },
-        None,
+        server::Entry::Plain,
         std::future::pending(),
         std::time::Duration::ZERO,
     ));
     let watch_task = tokio::spawn(source.watch(*args.reload_interval));
+    let tls_task = tls.map(|source| tokio::spawn(source.watch(*args.reload_interval)));
     let webhook_gateway = Arc::clone(&gateway);
     let finished =
         server::serve(
@@ -520,7 +418,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     }
                 })
             },
-            read_relay,
+            entry,
             server::termination(),
             *args.shutdown_timeout,
         )
@@ -535,6 +433,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     admin_task.abort();
     watch_task.abort();
+    if let Some(task) = tls_task {
+        task.abort();
+    }
     if let Some(task) = store_watch {
         task.abort();
     }

@@ -87,7 +87,16 @@ pub struct Metrics {
     webhook_events: Family<ResultLabels, Counter>,
     connections_shed: Family<ConnectionLabels, Counter>,
     connections_refused: Family<ConnectionLabels, Counter>,
+    tls: TlsMetrics,
     coordination: CoordinationMetrics,
+}
+
+/// The metrics of the proxy listener's TLS.
+#[derive(Debug, Default)]
+struct TlsMetrics {
+    reloads: Family<ResultLabels, Counter>,
+    last_reload_ok: Gauge,
+    handshake_failures: Family<ReasonLabels, Counter>,
 }
 
 /// The metrics of the coordination store (Redis mode).
@@ -198,6 +207,22 @@ impl Metrics {
             "Requests being served",
             in_flight.clone(),
         );
+        let tls = TlsMetrics::default();
+        registry.register(
+            "tls_reloads",
+            "Loads of the proxy listener's TLS certificate and key, by result (success, failure); the first one included",
+            tls.reloads.clone(),
+        );
+        registry.register(
+            "tls_last_reload_success",
+            "1 when the last change of the TLS certificate or key loaded (or none was made), 0 when it was refused",
+            tls.last_reload_ok.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes of the proxy listener that did not complete, by reason (timeout: not within --header-read-timeout; alert: the client refused, as when it does not trust the certificate; protocol: not TLS or nothing in common; io: closed halfway)",
+            tls.handshake_failures.clone(),
+        );
         let refused_bytes = Counter::<u64, AtomicU64>::default();
         registry.register(
             "refused_image_bytes",
@@ -266,6 +291,7 @@ impl Metrics {
             webhook_events,
             connections_shed,
             connections_refused,
+            tls,
             coordination,
         }
     }
@@ -447,5 +473,27 @@ impl Metrics {
             })
             .inc();
         self.config_last_reload_ok.set(0);
+    }
+
+    /// Records a load of the TLS certificate and key (at start or on a change) and its result.
+    pub fn tls_reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.tls
+            .reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.tls.last_reload_ok.set(i64::from(ok));
+    }
+
+    /// Counts a TLS handshake that did not complete, for `reason`.
+    pub fn tls_handshake_failed(&self, reason: &'static str) {
+        self.tls
+            .handshake_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 }

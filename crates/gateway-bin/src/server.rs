@@ -1,8 +1,8 @@
-//! Serving connections: HTTP/1.1 and h2c on one port, with bounded resources and a graceful
-//! stop.
+//! Serving connections: HTTP/1.1 and h2c on one port, or HTTP/1.1 and HTTP/2 over TLS, with
+//! bounded resources and a graceful stop.
 //!
-//! Every listener (the proxy and the admin endpoints) gets the same protections, because a
-//! client that holds connections open costs memory whatever it asks for:
+//! Every listener (the proxy and the admin endpoints) gets the same protections, TLS or not,
+//! because a client that holds connections open costs memory whatever it asks for:
 //!
 //! * a cap on open connections, and optionally per source address; when the listener is full,
 //!   the connection idle longest is shed for a new one, and only when every connection carries
@@ -11,7 +11,8 @@
 //!   buffer, and the read relay's), answered `431` and closed beyond it, and the same bound on
 //!   an HTTP/2 header list (`SETTINGS_MAX_HEADER_LIST_SIZE`; beyond it the stream gets `431`);
 //! * a header read timeout, which hyper also applies while an HTTP/1 connection waits idle for
-//!   its next request;
+//!   its next request, and which bounds a TLS handshake too (a connection in its handshake
+//!   carries no request, so it is also shed like any idle one);
 //! * an idle timeout: a connection over which no byte moved in either direction for that long
 //!   is closed, HTTP/2 included;
 //! * a cap on concurrent HTTP/2 streams per connection.
@@ -39,6 +40,7 @@ use tokio::time::Instant;
 
 use crate::connections::Connections;
 use crate::fastpath::{Outcome, ReadPath};
+use crate::tls::Handshake;
 use crate::tracked::Tracked;
 
 /// The smallest request head bound: hyper's HTTP/1 read buffer cannot be smaller.
@@ -59,17 +61,29 @@ pub struct Limits {
     pub max_header_bytes: usize,
 }
 
+/// What reads a new connection first.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// hyper: HTTP/1.1, and HTTP/2 with prior knowledge (h2c).
+    Plain,
+    /// The read relay, which relays plain reads itself and hands every other connection to
+    /// hyper (see [`ReadPath`]).
+    ReadRelay(Arc<ReadPath>),
+    /// A TLS handshake, then hyper: HTTP/2 or HTTP/1.1 as the client chose by ALPN. The read
+    /// relay splices plain TCP, so it has no part here.
+    Tls(Handshake),
+}
+
 /// Serves `listener` until `stop` resolves, then lets requests in flight finish for at most
 /// `grace`. `connections` admits each connection (see [`Connections`]); `service` makes the
-/// service of one connection from the client's address; `fast`, when given, relays plain
-/// reads itself and hands every other connection to hyper (see [`ReadPath`]). Returns whether
-/// every request finished in time.
+/// service of one connection from the client's address; `entry` says what reads it first.
+/// Returns whether every request finished in time.
 pub async fn serve<S, B, F>(
     listener: TcpListener,
     limits: Limits,
     connections: Arc<Connections>,
     service: F,
-    fast: Option<Arc<ReadPath>>,
+    entry: Entry,
     stop: impl Future<Output = ()>,
     grace: Duration,
 ) -> bool
@@ -122,19 +136,31 @@ where
         let connection = Arc::clone(slot.connection());
         let service = Tracked::new(service(remote), Arc::clone(&connection));
         let builder = builder.clone();
-        let fast = fast.clone();
+        let entry = entry.clone();
         let mut stopped = stopped.clone();
         let idle = limits.idle_timeout;
+        let handshake_limit = limits.header_read_timeout;
         tokio::spawn(async move {
             let serving = async {
-                match fast {
-                    None => serve_hyper(&builder, io, service, &mut stopped).await,
-                    Some(fast) => match fast.serve(io, remote, &connection, &mut stopped).await {
-                        Outcome::Closed => {}
-                        Outcome::Handoff(io) => {
+                match entry {
+                    Entry::Plain => serve_hyper(&builder, io, service, &mut stopped).await,
+                    Entry::ReadRelay(fast) => {
+                        match fast.serve(io, remote, &connection, &mut stopped).await {
+                            Outcome::Closed => {}
+                            Outcome::Handoff(io) => {
+                                serve_hyper(&builder, io, service, &mut stopped).await;
+                            }
+                        }
+                    }
+                    Entry::Tls(handshake) => {
+                        let accepted = tokio::select! {
+                            accepted = handshake.accept(io, remote, handshake_limit) => accepted,
+                            true = async { stopped.wait_for(|stop| *stop).await.is_ok() } => None,
+                        };
+                        if let Some(io) = accepted {
                             serve_hyper(&builder, io, service, &mut stopped).await;
                         }
-                    },
+                    }
                 }
             };
             tokio::select! {

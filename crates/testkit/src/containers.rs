@@ -1,6 +1,7 @@
 //! `podman` and `buildah`, the daemonless clients users push with: each run gets storage of
 //! its own (`--storage-driver vfs` in a temporary root) and an empty auth file.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::skopeo::CommandOutput;
@@ -14,6 +15,28 @@ use crate::tools::Tool;
 /// When the tool is missing, cannot be started, its pull fails, or a step runs past two
 /// minutes.
 pub async fn pull_and_push(tool: Tool, source: &str, destination: &str) -> CommandOutput {
+    push(tool, source, destination, None).await
+}
+
+/// Like [`pull_and_push`], pushing over TLS that is verified against the certificate
+/// authorities in `cert_dir` (`--tls-verify=true --cert-dir`; `ca.crt` files, as
+/// [`CertificateAuthority::cert_dir`](crate::CertificateAuthority::cert_dir) holds). The pull
+/// is still without TLS.
+pub async fn pull_and_push_verified(
+    tool: Tool,
+    source: &str,
+    destination: &str,
+    cert_dir: &Path,
+) -> CommandOutput {
+    push(tool, source, destination, Some(cert_dir)).await
+}
+
+async fn push(
+    tool: Tool,
+    source: &str,
+    destination: &str,
+    cert_dir: Option<&Path>,
+) -> CommandOutput {
     let program = tool.require();
     let scratch = tempfile::Builder::new()
         .prefix("testkit-containers-")
@@ -58,11 +81,15 @@ pub async fn pull_and_push(tool: Tool, source: &str, destination: &str) -> Comma
     ])
     .await;
     pull.assert_success();
-    run(vec![
-        "push".into(),
-        "--tls-verify=false".into(),
-        source.to_owned(),
-        format!("docker://{destination}"),
-    ])
-    .await
+    let mut push = vec!["push".to_owned()];
+    match cert_dir {
+        None => push.push("--tls-verify=false".into()),
+        Some(dir) => push.extend([
+            "--tls-verify=true".into(),
+            "--cert-dir".into(),
+            dir.display().to_string(),
+        ]),
+    }
+    push.extend([source.to_owned(), format!("docker://{destination}")]);
+    run(push).await
 }

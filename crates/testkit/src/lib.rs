@@ -18,9 +18,13 @@
 //!   pulled. Needs root.
 //! * [`FakeServer`]: a scripted HTTP server for what a real registry will not do (malformed
 //!   headers, endless pagination, 500s, hangs).
+//! * [`CertificateAuthority`]: a test CA made with `openssl`, its intermediates, and server
+//!   certificates for `127.0.0.1` and `localhost` with keys of every PEM form
+//!   ([`KeyType`]), for TLS clients that verify (skopeo's `--dest-cert-dir`, podman's
+//!   `--cert-dir`, curl's `--cacert`).
 //!
-//! A missing tool (`docker-registry`, `skopeo`, `htpasswd`, `openssl`, `dockerd`, ...) panics with the Debian
-//! package to install; tests never skip silently.
+//! A missing tool (`docker-registry`, `skopeo`, `htpasswd`, `openssl`, `curl`, `dockerd`, ...)
+//! panics with the Debian package to install; tests never skip silently.
 //!
 //! ```no_run
 //! use testkit::{Registry, TestImage};
@@ -51,9 +55,10 @@ mod registry;
 mod server;
 mod skopeo;
 mod tar;
+mod tls;
 mod tools;
 
-pub use containers::pull_and_push;
+pub use containers::{pull_and_push, pull_and_push_verified};
 pub use docker::DockerDaemon;
 pub use fake::{FakeRequest, FakeServer, Reply};
 pub use image::{
@@ -68,7 +73,8 @@ pub use registry::{
 };
 pub use skopeo::{CommandOutput, OciLayout, SkopeoCopy, skopeo_push};
 pub use tar::tar_file;
+pub use tls::{CertificateAuthority, KeyType, ServerCertificate, pem_blocks};
 pub use tools::{
-    BUILDAH, DOCKER, DOCKER_REGISTRY, DOCKERD, HTPASSWD, OPENSSL, PODMAN, REDIS_SERVER, SKOPEO,
-    Tool,
+    BUILDAH, CURL, DOCKER, DOCKER_REGISTRY, DOCKERD, HTPASSWD, OPENSSL, PODMAN, REDIS_SERVER,
+    SKOPEO, Tool,
 };

@@ -1,6 +1,6 @@
 //! Pushing images the way real clients do: `skopeo copy`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,9 @@ impl Default for OciLayout {
     }
 }
 
-/// `skopeo --insecure-policy copy --dest-tls-verify=false [--dest-creds u:p] [args] SRC DEST`.
+/// `skopeo --insecure-policy copy --dest-tls-verify=false [--dest-creds u:p] [args] SRC DEST`,
+/// or with TLS verified against a directory of certificate authorities
+/// ([`cert_dir`](Self::cert_dir)).
 ///
 /// Runs with an empty auth file of its own, so credentials stored on the machine never leak in.
 ///
@@ -117,6 +119,7 @@ pub struct SkopeoCopy {
     source: String,
     destination: String,
     creds: Option<(String, String)>,
+    cert_dir: Option<PathBuf>,
     args: Vec<String>,
     timeout: Duration,
 }
@@ -128,6 +131,7 @@ impl SkopeoCopy {
             source: source.into(),
             destination: destination.into(),
             creds: None,
+            cert_dir: None,
             args: Vec::new(),
             timeout: Duration::from_secs(120),
         }
@@ -144,6 +148,15 @@ impl SkopeoCopy {
     /// `--dest-creds username:password`.
     pub fn dest_creds(mut self, username: &str, password: &str) -> Self {
         self.creds = Some((username.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Verify TLS on both sides against the certificate authorities in `dir` (`ca.crt`
+    /// files, as [`CertificateAuthority::cert_dir`](crate::CertificateAuthority::cert_dir)
+    /// holds) and the system's: `--src-tls-verify=true --src-cert-dir DIR` and the same for
+    /// `--dest-`. Without it, both sides skip TLS verification (and may speak plain HTTP).
+    pub fn cert_dir(mut self, dir: &Path) -> Self {
+        self.cert_dir = Some(dir.to_owned());
         self
     }
 
@@ -188,9 +201,19 @@ impl SkopeoCopy {
             .env("TMPDIR", scratch.path())
             .kill_on_drop(true)
             .arg("--insecure-policy")
-            .arg("copy")
-            .arg("--dest-tls-verify=false")
-            .arg("--src-tls-verify=false");
+            .arg("copy");
+        match &self.cert_dir {
+            None => command
+                .arg("--dest-tls-verify=false")
+                .arg("--src-tls-verify=false"),
+            Some(dir) => command
+                .arg("--dest-tls-verify=true")
+                .arg("--dest-cert-dir")
+                .arg(dir)
+                .arg("--src-tls-verify=true")
+                .arg("--src-cert-dir")
+                .arg(dir),
+        };
         if let Some((user, password)) = &self.creds {
             command
                 .arg("--dest-creds")

@@ -26,10 +26,16 @@ pub const HTPASSWD: Tool = Tool {
     program: "htpasswd",
     package: "apache2-utils",
 };
-/// `openssl req -x509`, for the token issuer's certificate.
+/// `openssl req -x509`, for the token issuer's certificate and the TLS tests' authorities.
 pub const OPENSSL: Tool = Tool {
     program: "openssl",
     package: "openssl",
+};
+
+/// `curl`, an HTTP client that says which protocol version it spoke (`%{http_version}`).
+pub const CURL: Tool = Tool {
+    program: "curl",
+    package: "curl",
 };
 
 /// `redis-server`, the coordination store of several gateways.

@@ -3,7 +3,8 @@
 //! ready without Redis, and the commands the docs run in its pod (`kubectl exec
 //! deploy/registry-gateway -- registry-gateway ...`) need nothing but that environment. The
 //! pod's addresses are mapped to this machine: the mounted ConfigMap and Secret to directories
-//! laid out like the mounts (one file per key), the registry to a real one.
+//! laid out like the mounts (one file per key), the registry to a real one. The TLS component's
+//! patch is applied the same way, with its Secret mounted as the kubelet mounts it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,8 +13,11 @@ use serde_yaml::Value;
 use testkit::{ManifestFormat, RawPusher, Registry, TestImage};
 
 use crate::support::{BIN, eventually, get};
+use crate::tls::{SecretMount, presented};
 
 const BASE: &str = "deploy/kubernetes/base";
+/// The patch of the component that turns TLS on.
+const TLS_PATCH: &str = "deploy/kubernetes/components/tls/deployment-patch.yaml";
 /// What the docs prefix a command run in the gateway's pod with.
 const EXEC: &str = "deploy/registry-gateway -- registry-gateway ";
 
@@ -171,6 +175,86 @@ async fn the_base_deployment_becomes_ready_without_redis() {
     }
     let logs = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(!logs.contains("Redis"), "{logs}");
+}
+
+/// `components/tls`, applied as kustomize applies its patch (its variables and its mount added
+/// to the base's container): the gateway serves the certificate of the mounted Secret on the
+/// registry port, and the probes, on the metrics port, pass as before.
+#[tokio::test]
+async fn the_tls_component_serves_the_certificate_of_its_secret() {
+    let pod = Pod::new();
+    let path = repo_root().join(TLS_PATCH);
+    let patch: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read patch"))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = &patch["spec"]["template"]["spec"];
+    let container = spec["containers"]
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["name"] == "registry-gateway"))
+        .expect("the patch names the container registry-gateway");
+    let mount = &container["volumeMounts"][0];
+    let volume = spec["volumes"]
+        .as_sequence()
+        .and_then(|v| v.iter().find(|v| v["name"] == mount["name"]))
+        .expect("the mounted volume");
+    assert_eq!(
+        text(&volume["secret"]["secretName"]),
+        "registry-gateway-tls"
+    );
+    assert!(
+        mount.get("subPath").is_none(),
+        "a subPath mount is never updated"
+    );
+
+    // The Secret as the kubelet mounts it, holding a certificate of a test authority.
+    let ca = testkit::CertificateAuthority::new("deployment-tls");
+    let server = ca.issue(testkit::KeyType::EcdsaP256);
+    let secret = SecretMount::new(&server);
+    let mount_path = text(&mount["mountPath"]);
+    let tls_env: Vec<(String, String)> = container["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .map(|var| {
+            let value = text(&var["value"]);
+            assert!(
+                value.starts_with(mount_path),
+                "{value} is outside the mount"
+            );
+            let value = value.replace(mount_path, &secret.path().display().to_string());
+            (text(&var["name"]).to_owned(), value)
+        })
+        .collect();
+    assert_eq!(tls_env.len(), 2, "{tls_env:?}");
+
+    let (port, admin) = (testkit::free_port(), testkit::free_port());
+    let log = pod.dir.path().join("gateway.log");
+    let child = pod
+        .command(&["serve".to_owned()])
+        .envs(tls_env)
+        .env("REGISTRY_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "REGISTRY_GATEWAY_ADMIN_LISTEN",
+            format!("127.0.0.1:{admin}"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start registry-gateway");
+    let _running = Running(child);
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let path = text(&pod.container[probe]["httpGet"]["path"]).to_owned();
+        eventually(&format!("{probe} {path} answers 200"), || {
+            get(admin, &path).map(|(status, _)| status) == Some(200)
+        })
+        .await;
+    }
+    assert_eq!(
+        presented(port, ca.cert_path()).await,
+        Ok(server.der()),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 /// Every `kubectl exec deploy/registry-gateway -- registry-gateway ...` in README.md, docs/

@@ -15,13 +15,13 @@ use tokio::net::TcpStream;
 use crate::rawhttp::{self, RawConn};
 use crate::support::Gateway;
 
-const KIB: usize = 1024;
-const MIB: u64 = 1024 * 1024;
+pub const KIB: usize = 1024;
+pub const MIB: u64 = 1024 * 1024;
 /// The default `--max-header-bytes`.
-const BOUND: usize = 64 * KIB;
+pub const BOUND: usize = 64 * KIB;
 /// What one connection holding a head may cost besides the head's bytes (task, socket,
 /// table entry, allocator slack): the figure docs/security.md states.
-const PER_CONNECTION: u64 = 16 * KIB as u64;
+pub const PER_CONNECTION: u64 = 16 * KIB as u64;
 /// Room for the gateway's own growth while a test runs (allocator arenas, runtime, metrics):
 /// part of the figure docs/security.md states.
 const SLACK: u64 = 16 * MIB;
@@ -36,7 +36,7 @@ fn start(args: &[&str]) -> (Registry, Gateway) {
 }
 
 /// `VmRSS` and `VmHWM` of a process, in bytes.
-fn memory(pid: u32) -> (u64, u64) {
+pub fn memory(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     let field = |name: &str| {
         status
@@ -56,13 +56,13 @@ fn memory(pid: u32) -> (u64, u64) {
 
 /// The memory a gateway may use while `connections` connections each hold a head, as
 /// docs/security.md states it: its resting size, [`SLACK`], and the head bound plus
-/// [`PER_CONNECTION`] per connection.
-fn allowed(resting: u64, connections: usize) -> u64 {
-    resting + SLACK + connections as u64 * (BOUND as u64 + PER_CONNECTION)
+/// `per_connection` ([`PER_CONNECTION`] over plain TCP) per connection.
+pub fn allowed(resting: u64, connections: usize, per_connection: u64) -> u64 {
+    resting + SLACK + connections as u64 * (BOUND as u64 + per_connection)
 }
 
 /// Waits until the gateway's resident memory stops growing (it has read what was sent).
-async fn settled(pid: u32) -> u64 {
+pub async fn settled(pid: u32) -> u64 {
     let mut last = memory(pid).0;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -76,7 +76,7 @@ async fn settled(pid: u32) -> u64 {
 }
 
 /// The first `len` bytes of a request head that never ends: one long header.
-fn unfinished_head(path: &str, len: usize) -> Vec<u8> {
+pub fn unfinished_head(path: &str, len: usize) -> Vec<u8> {
     let mut head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ").into_bytes();
     head.resize(len, b'a');
     head
@@ -184,11 +184,11 @@ async fn heads_stay_within_memory(
         BOUND - 1,
         under / MIB,
         resting / MIB,
-        allowed(resting, count) / MIB,
+        allowed(resting, count, PER_CONNECTION) / MIB,
         started.elapsed()
     );
     assert!(
-        under <= allowed(resting, count),
+        under <= allowed(resting, count, PER_CONNECTION),
         "{listener}: {count} heads just under the bound took the gateway from {resting} to {under} bytes"
     );
     let more = vec![b'a'; 3 * BOUND + 1];
@@ -201,7 +201,7 @@ async fn heads_stay_within_memory(
         peak / MIB
     );
     assert!(
-        peak <= allowed(resting, count),
+        peak <= allowed(resting, count, PER_CONNECTION),
         "{listener}: {count} heads over the bound took the gateway to a peak of {peak} bytes (resting {resting})"
     );
     assert_eq!(

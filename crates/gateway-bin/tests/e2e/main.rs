@@ -1,6 +1,6 @@
 //! End-to-end tests: the real `registry-gateway` binary in front of Debian's `docker-registry`
-//! (CNCF distribution 2.8), driven by `skopeo`, `docker`, `podman`, `buildah` and raw HTTP
-//! clients; and the container image, built and run by a Docker engine of the test's own.
+//! (CNCF distribution 2.8), driven by `skopeo`, `docker`, `podman`, `buildah`, `curl` and raw
+//! HTTP clients; and the container image, built and run by a Docker engine of the test's own.
 
 mod cli;
 mod container_image;
@@ -21,3 +21,4 @@ mod reservations;
 mod rollout;
 mod signatures;
 mod support;
+mod tls;

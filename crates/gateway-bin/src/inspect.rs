@@ -1,0 +1,129 @@
+//! `check-config` and `explain`: a configuration's effective limits, and the rule that applies
+//! to a repository.
+
+use std::path::Path;
+
+use limits_core::{ByteSize, Limit, Limits, RepositoryName};
+
+use crate::{config_source, reference};
+
+fn size_text(limit: Limit<ByteSize>) -> String {
+    match limit {
+        Limit::Max(size) => format!("{limit} ({} bytes)", size.bytes()),
+        Limit::Unlimited => "unlimited".to_owned(),
+    }
+}
+
+fn limits_text(limits: &Limits) -> String {
+    format!(
+        "max_image_size {}, tag_count_limit {}",
+        size_text(limits.max_image_size),
+        limits.tag_count_limit
+    )
+}
+
+/// `check-config PATH`: validates the configuration and prints its limits and rules.
+pub fn check_config(path: &Path) -> anyhow::Result<()> {
+    let policy = config_source::load(path)?;
+    println!("configuration {}: valid", path.display());
+    println!("global limits: {}", limits_text(policy.global()));
+    let protections = &policy.config().protections;
+    if !protections.is_empty() {
+        println!("global protections: {protections}");
+    }
+    if policy.rules().is_empty() {
+        println!("rules: none (the global limits apply to every repository)");
+    } else {
+        println!("rules (first match wins):");
+        for (index, rule) in policy.rules().iter().enumerate() {
+            println!(
+                "  {}. {}  {}",
+                index + 1,
+                rule.path,
+                limits_text(&rule.limits)
+            );
+            if !rule.protections.is_empty() {
+                println!("     {}", rule.protections);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `explain --config PATH REFERENCE`: the rule that applies to a repository (a full image
+/// reference reads as its repository), and what follows.
+pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
+    let policy = config_source::load(config)?;
+    // An image reference as clients take it reads as its repository.
+    let reading = reference::Reading::of(reference);
+    let repository: RepositoryName = reading.repository.parse().map_err(|err| {
+        let err = anyhow::Error::new(err);
+        if reading.left_out_anything() {
+            err.context(format!(
+                "{reference} read as repository {} ({reading})",
+                reading.repository
+            ))
+        } else {
+            err
+        }
+    })?;
+    let applied = policy.limits_for(&repository);
+    if reading.left_out_anything() {
+        println!("repository: {repository} (read from {reference}: {reading})");
+    } else {
+        println!("repository: {repository}");
+    }
+    match &applied.source {
+        limits_core::LimitSource::Global => {
+            println!("matched by: no rule; the global limits apply")
+        }
+        limits_core::LimitSource::Rule { .. } => {
+            println!("matched by: {} (first match)", applied.source)
+        }
+    }
+    println!(
+        "max_image_size: {}",
+        size_text(applied.limits.max_image_size)
+    );
+    println!("tag_count_limit: {}", applied.limits.tag_count_limit);
+    let protections = &applied.protections;
+    let from = |source: &limits_core::LimitSource| match source {
+        limits_core::LimitSource::Global => "global".to_owned(),
+        rule => rule.to_string(),
+    };
+    println!(
+        "read_only: {} ({})",
+        protections.read_only.value,
+        from(&protections.read_only.source)
+    );
+    let patterns = protections
+        .immutable_tags
+        .value
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), |p| p.patterns().join(", "));
+    println!(
+        "immutable_tags: {patterns} ({})",
+        from(&protections.immutable_tags.source)
+    );
+    println!(
+        "allow_deleting_immutable_tags: {} ({})",
+        protections.allow_deleting_immutable_tags.value,
+        from(&protections.allow_deleting_immutable_tags.source)
+    );
+    println!(
+        "exempt_signature_tags: {} ({})",
+        protections.exempt_signature_tags.value,
+        from(&protections.exempt_signature_tags.source)
+    );
+    println!(
+        "enforcement: {} ({})",
+        protections.enforcement.value,
+        from(&protections.enforcement.source)
+    );
+    println!(
+        "warn_at: {} ({})",
+        protections.warn_at.value,
+        from(&protections.warn_at.source)
+    );
+    Ok(())
+}
