@@ -146,14 +146,22 @@ impl CertificateAuthority {
     /// A server certificate for `127.0.0.1` and `localhost` (IP and DNS subject alternative
     /// names), valid for two days, with a new key of `key_type`.
     pub fn issue(&self, key_type: KeyType) -> ServerCertificate {
+        self.issue_for(key_type, &[])
+    }
+
+    /// Like [`issue`](Self::issue), for the IP addresses `ips` too.
+    pub fn issue_for(&self, key_type: KeyType, ips: &[&str]) -> ServerCertificate {
         let work = scratch("server");
         let key = work.path().join("server.key");
         let cert = work.path().join("server.crt");
+        let extra: String = ips.iter().map(|ip| format!(",IP:{ip}")).collect();
         self.sign(
             work.path(),
             key_type,
             "127.0.0.1",
-            "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            &format!(
+                "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost{extra}\n"
+            ),
             &key,
             &cert,
         );

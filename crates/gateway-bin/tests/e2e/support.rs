@@ -29,6 +29,7 @@ pub struct GatewayBuilder {
     config_path: Option<PathBuf>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    listen_ip: String,
 }
 
 impl GatewayBuilder {
@@ -47,6 +48,13 @@ impl GatewayBuilder {
     /// Extra arguments of `serve`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// The address the proxy listens on (`127.0.0.1` unless told otherwise; `0.0.0.0` for
+    /// clients that must reach it by another address too).
+    pub fn listen_ip(mut self, ip: &str) -> Self {
+        self.listen_ip = ip.to_owned();
         self
     }
 
@@ -82,7 +90,7 @@ impl GatewayBuilder {
             .arg("--upstream")
             .arg(self.upstream.as_str())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{}:{port}", self.listen_ip))
             .arg("--admin-listen")
             .arg(format!("127.0.0.1:{admin_port}"))
             .args(&args)
@@ -124,6 +132,7 @@ impl Gateway {
             config_path: None,
             args: Vec::new(),
             envs: Vec::new(),
+            listen_ip: "127.0.0.1".to_owned(),
         }
     }
 

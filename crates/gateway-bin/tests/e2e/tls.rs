@@ -781,3 +781,128 @@ async fn tls_connections_holding_heads_stay_within_the_memory_bound() {
         "{count} TLS heads past the bound: a peak of {peak} bytes (resting {resting})"
     );
 }
+
+/// An address of this host outside 127.0.0.0/8, added to the loopback interface for one test
+/// and removed after it: Docker treats every 127.0.0.0/8 registry as insecure (it skips
+/// certificate checks there), so only another address shows that it verifies the CA.
+struct HostAddress(&'static str);
+
+impl HostAddress {
+    fn add(address: &'static str) -> Self {
+        let _ = std::process::Command::new("ip")
+            .args(["addr", "del", &format!("{address}/32"), "dev", "lo"])
+            .output();
+        let added = std::process::Command::new("ip")
+            .args(["addr", "add", &format!("{address}/32"), "dev", "lo"])
+            .output()
+            .expect("ip (iproute2) adds an address; the test runs as root");
+        assert!(
+            added.status.success(),
+            "ip addr add {address}/32 dev lo: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        Self(address)
+    }
+}
+
+impl Drop for HostAddress {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+            .output();
+    }
+}
+
+/// `/etc/docker/certs.d/<host:port>/ca.crt`, where the Docker engine finds the authorities it
+/// trusts for one registry; removed with the guard.
+struct DockerTrust(PathBuf);
+
+impl DockerTrust {
+    fn new(host: &str) -> Self {
+        let dir = Path::new("/etc/docker/certs.d").join(host);
+        std::fs::create_dir_all(&dir).expect("/etc/docker/certs.d/<host:port>");
+        Self(dir)
+    }
+
+    fn trust(&self, ca: &CertificateAuthority) {
+        std::fs::copy(ca.cert_path(), self.0.join("ca.crt")).expect("ca.crt");
+    }
+}
+
+impl Drop for DockerTrust {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The Docker CLI pushes through the TLS listener trusting a test CA (its engine's
+/// `certs.d`), sees the gateway's refusals, and meets a rotated certificate: refused while it
+/// trusts only the old authority, accepted once it trusts the new one.
+#[tokio::test]
+async fn docker_pushes_over_tls_trusting_the_test_ca_across_a_rotation() {
+    const ADDRESS: &str = "192.0.2.77";
+    let _address = HostAddress::add(ADDRESS);
+    let (first_ca, second_ca) = (
+        CertificateAuthority::new("e2e-docker-1"),
+        CertificateAuthority::new("e2e-docker-2"),
+    );
+    let mut mount = SecretMount::new(&first_ca.issue_for(KeyType::EcdsaP256, &[ADDRESS]));
+    let registry = Registry::anonymous();
+    let gateway = Gateway::builder(registry.base_url())
+        .config(CONFIG)
+        .listen_ip("0.0.0.0")
+        .arg("--tls-cert")
+        .arg(mount.cert().display().to_string())
+        .arg("--tls-key")
+        .arg(mount.key().display().to_string())
+        .start();
+    let host = format!("{ADDRESS}:{}", gateway.port);
+    let trust = DockerTrust::new(&host);
+    trust.trust(&first_ca);
+    let docker = testkit::DockerDaemon::start();
+    let layer = |size: usize, seed: u64| {
+        testkit::tar_file(
+            &format!("data-{seed}.bin"),
+            &testkit::pseudo_random_bytes(size, seed),
+        )
+    };
+
+    let allowed = format!("{host}/project-1/docker:v1");
+    docker.import(&allowed, &layer(300_000, 1)).await;
+    docker.run(&["push", &allowed]).await.assert_success();
+    assert_eq!(upstream_tags(&registry, "project-1/docker").await, ["v1"]);
+
+    let too_big = format!("{host}/project-1/docker:big");
+    docker.import(&too_big, &layer(1_500_000, 2)).await;
+    let refused = docker.run(&["push", &too_big]).await;
+    refused.assert_failure();
+    let printed = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        printed.contains("denied: layer upload") && printed.contains("1 MiB"),
+        "{printed}"
+    );
+
+    // cert-manager renews with another authority: the engine, trusting only the first, refuses
+    // the gateway's new certificate; trusting the second, it pushes again.
+    let second = second_ca.issue_for(KeyType::Rsa2048, &[ADDRESS]);
+    mount.update(&second.chain_pem, &second.key_pem);
+    served(
+        &gateway,
+        second_ca.cert_path(),
+        &second,
+        "the rotated certificate",
+    )
+    .await;
+    let next = format!("{host}/project-1/docker:v2");
+    docker.import(&next, &layer(300_000, 3)).await;
+    let untrusted = docker.run(&["push", &next]).await;
+    untrusted.assert_failure();
+    let printed = format!("{}{}", untrusted.stdout, untrusted.stderr);
+    assert!(printed.contains("certificate"), "{printed}");
+    trust.trust(&second_ca);
+    docker.run(&["push", &next]).await.assert_success();
+    assert_eq!(
+        upstream_tags(&registry, "project-1/docker").await,
+        ["v1", "v2"]
+    );
+}
