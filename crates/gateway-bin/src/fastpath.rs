@@ -37,7 +37,7 @@ use crate::connections::Connection;
 use crate::forward::{Target, connection_tokens};
 use crate::metrics::Metrics;
 use crate::request_head::{Head, MAX_HEADERS, ReadRequest, read_head, refuse_too_large};
-use crate::server::{Prefixed, Watched};
+use crate::io::{Prefixed, Watched};
 
 /// Largest response head read here; a larger one is a bad upstream answer.
 const MAX_HEAD: usize = 64 * 1024;

@@ -16,6 +16,7 @@ mod forward;
 mod gateway;
 mod hangup;
 mod inspect;
+mod io;
 mod manifest;
 mod metrics;
 mod migrate;

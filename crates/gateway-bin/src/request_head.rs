@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::forward::connection_tokens;
-use crate::server::Watched;
+use crate::io::Watched;
 
 /// Most headers in a head parsed here.
 pub const MAX_HEADERS: usize = 96;
