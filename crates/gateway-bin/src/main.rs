@@ -11,7 +11,6 @@ mod connections;
 mod coordination;
 mod credentials;
 mod delete;
-mod fastpath;
 mod forward;
 mod gateway;
 mod hangup;
@@ -21,6 +20,7 @@ mod manifest;
 mod metrics;
 mod migrate;
 mod reference;
+mod relay;
 mod report;
 mod request_head;
 mod server;
@@ -308,7 +308,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Arc::clone(&metrics),
         )),
         None if args.no_read_relay => server::Entry::Plain,
-        None => fastpath::ReadPath::new(
+        None => relay::ReadPath::new(
             target.clone(),
             *args.connect_timeout,
             *args.upstream_timeout,

@@ -33,8 +33,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::connections::Connections;
-use crate::fastpath::{Outcome, ReadPath};
 use crate::io::Watched;
+use crate::relay::{Outcome, ReadPath};
 use crate::tls::Handshake;
 use crate::tracked::Tracked;
 
