@@ -24,10 +24,10 @@ use registry_api::Reference;
 use upstream_client::Upstream;
 
 use crate::answer::{Reason, Refusal};
+use crate::body::drain;
 use crate::body::{BoxError, ProxyBody};
 use crate::coordination::{CoordinationError, Coordinator, Lease};
 use crate::gateway::{Gateway, upstream_failure};
-use crate::upload::drain;
 
 /// The `check` field of the decisions logged here.
 const CHECK: &str = "immutable_tag_delete";
@@ -380,7 +380,7 @@ mod tests {
             ),
             blob_sizes: crate::blob_sizes::BlobSizes::new(16),
             subjects: crate::signatures::Subjects::new(16),
-            uploads: crate::upload::UploadSessions::new(16),
+            uploads: crate::upload_sessions::UploadSessions::new(16),
             manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             options: Options {

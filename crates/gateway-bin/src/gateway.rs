@@ -20,11 +20,12 @@ use upstream_client::{Auth, Upstream, UpstreamError};
 
 use crate::answer::{Reason, Refusal, UpstreamRefusal};
 use crate::blob_sizes::BlobSizes;
+use crate::body::drain;
 use crate::body::{BoxError, ProxyBody};
 use crate::coordination::Coordination;
 use crate::forward::{Target, UPSTREAM_VERSION};
 use crate::metrics::Metrics;
-use crate::upload::{UploadSessions, drain};
+use crate::upload_sessions::UploadSessions;
 
 /// The pooled client that carries proxied requests to the upstream.
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;

@@ -29,6 +29,7 @@ mod tags;
 mod tls;
 mod tracked;
 mod upload;
+mod upload_sessions;
 mod webhook;
 
 use std::path::Path;
@@ -329,7 +330,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         coordination,
         blob_sizes: blob_sizes::BlobSizes::new(args.blob_size_cache),
         subjects: signatures::Subjects::new(args.blob_size_cache),
-        uploads: upload::UploadSessions::new(10_000),
+        uploads: upload_sessions::UploadSessions::new(10_000),
         manifest_buffers: Arc::new(tokio::sync::Semaphore::new(budget)),
         metrics: Arc::clone(&metrics),
         options: Options {

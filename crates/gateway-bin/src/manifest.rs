@@ -21,9 +21,9 @@ use upstream_client::Upstream;
 
 use crate::answer::{Reason, Refusal};
 use crate::body::ProxyBody;
+use crate::body::drain;
 use crate::coordination::{CoordinationError, Coordinator, Lease, RepositoryLease};
 use crate::gateway::{Gateway, denied_refusal, full, upstream_failure};
-use crate::upload::drain;
 
 /// The repository's lease, held from the tag count until the upstream answered, with the tags
 /// the push creates.
@@ -778,7 +778,7 @@ mod tests {
             ),
             blob_sizes: crate::blob_sizes::BlobSizes::new(16),
             subjects: crate::signatures::Subjects::new(16),
-            uploads: crate::upload::UploadSessions::new(16),
+            uploads: crate::upload_sessions::UploadSessions::new(16),
             manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             options: Options {

@@ -2,12 +2,10 @@
 //! counted from the bytes the registry says each session holds; cross-repository mounts of
 //! blobs over the limit refused.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -18,18 +16,11 @@ use hyper::body::Incoming;
 use limits_core::{AppliedLimits, BlobSizeKnown, ByteSize, Decision, RepositoryName};
 use registry_api::{ApiRequest, Mount, Route, upload};
 use serde_json::json;
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use upstream_client::Upstream;
 
 use crate::answer::{Reason, Refusal};
-use crate::body::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody, drain};
 use crate::gateway::{Gateway, denied_refusal, upstream_failure};
-
-/// Bytes of a refused upload still read and discarded after the refusal, so the client reads
-/// the 403 instead of a connection reset.
-const DRAIN_BYTES: u64 = 256 << 20;
-/// Longest time spent discarding a refused upload's remaining bytes.
-const DRAIN_TIME: Duration = Duration::from_secs(10);
 
 /// What a guarded body leaves behind when it trips: the decision, and the rest of the
 /// client's body, which is never forwarded.
@@ -56,24 +47,6 @@ impl Trip {
             drain(body);
         }
     }
-}
-
-/// Reads and discards a refused request's body in the background, for at most [`DRAIN_TIME`]
-/// and [`DRAIN_BYTES`]: a client still sending when the refusal comes then reads it, instead
-/// of a connection reset.
-pub fn drain(mut body: Incoming) {
-    tokio::spawn(async move {
-        let discard = async {
-            let mut read = 0u64;
-            while let Some(Ok(frame)) = body.frame().await {
-                read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                if read > DRAIN_BYTES {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
-    });
 }
 
 /// Error a guarded body returns once the limit is exceeded.
@@ -157,93 +130,6 @@ impl Body for GuardedBody {
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
-    }
-}
-
-/// What the gateway knows of one upload session: the bytes the registry said it holds, or
-/// nothing (never seen, or a request to it did not finish), in which case the registry is asked.
-type Held = Option<u64>;
-
-/// The sessions by key, and their keys oldest first.
-type SessionMap = (HashMap<String, Arc<AsyncMutex<Held>>>, VecDeque<String>);
-
-/// The upload sessions the gateway has seen, by repository and upload id (both decoded), each
-/// behind a lock so that chunks of one session are counted one at a time. Bounded: the oldest
-/// sessions no request is using are forgotten first, which costs only a status request to the
-/// registry when they go on.
-#[derive(Debug)]
-pub struct UploadSessions {
-    capacity: usize,
-    inner: Mutex<SessionMap>,
-}
-
-impl UploadSessions {
-    /// Remembers at most `capacity` sessions.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
-        }
-    }
-
-    fn key(repository: &RepositoryName, id: &str) -> String {
-        format!("{repository}/blobs/uploads/{id}")
-    }
-
-    /// Waits for the session's lock.
-    pub async fn lock(&self, repository: &RepositoryName, id: &str) -> OwnedMutexGuard<Held> {
-        let key = Self::key(repository, id);
-        let entry = {
-            let mut inner = match self.inner.lock() {
-                Ok(inner) => inner,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let (map, order) = &mut *inner;
-            match map.get(&key) {
-                Some(entry) => Arc::clone(entry),
-                None => {
-                    let entry = Arc::new(AsyncMutex::new(None));
-                    map.insert(key.clone(), Arc::clone(&entry));
-                    order.push_back(key);
-                    // Forget the oldest sessions no request is using: a session whose lock is
-                    // held stays, so that a second chunk cannot get a lock of its own.
-                    let mut kept = 0;
-                    while order.len() > self.capacity && kept < order.len() {
-                        let Some(oldest) = order.pop_front() else {
-                            break;
-                        };
-                        let in_use = map.get(&oldest).is_some_and(|e| Arc::strong_count(e) > 1);
-                        if in_use {
-                            order.push_back(oldest);
-                            kept += 1;
-                        } else {
-                            map.remove(&oldest);
-                        }
-                    }
-                    entry
-                }
-            }
-        };
-        entry.lock_owned().await
-    }
-
-    /// Forgets a finished session.
-    pub fn remove(&self, repository: &RepositoryName, id: &str) {
-        let key = Self::key(repository, id);
-        let mut inner = match self.inner.lock() {
-            Ok(inner) => inner,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let (map, order) = &mut *inner;
-        if map.remove(&key).is_some() {
-            order.retain(|k| *k != key);
-        }
-    }
-
-    /// Number of sessions remembered.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.inner.lock().map_or(0, |inner| inner.0.len())
     }
 }
 
@@ -578,39 +464,5 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
             assert_eq!(is_form(&headers), want, "{value}");
         }
-    }
-
-    #[tokio::test]
-    async fn sessions_are_bounded_and_locked_one_at_a_time() {
-        let sessions = UploadSessions::new(2);
-        let repository: RepositoryName = "a".parse().expect("name");
-        *sessions.lock(&repository, "1").await = Some(5);
-        *sessions.lock(&repository, "2").await = Some(7);
-        {
-            let _held = sessions.lock(&repository, "2").await;
-            let again =
-                tokio::time::timeout(Duration::from_millis(50), sessions.lock(&repository, "2"))
-                    .await;
-            assert!(again.is_err(), "one request per session at a time");
-        }
-        *sessions.lock(&repository, "3").await = Some(9);
-        assert_eq!(sessions.len(), 2);
-        // The oldest session is forgotten: unknown again.
-        assert_eq!(*sessions.lock(&repository, "1").await, None);
-
-        sessions.remove(&repository, "1");
-        assert_eq!(*sessions.lock(&repository, "3").await, Some(9));
-        // A session in use is never forgotten, however many others come.
-        let busy = sessions.lock(&repository, "busy").await;
-        for id in ["x", "y", "z"] {
-            *sessions.lock(&repository, id).await = Some(1);
-        }
-        let again = tokio::time::timeout(
-            Duration::from_millis(50),
-            sessions.lock(&repository, "busy"),
-        )
-        .await;
-        assert!(again.is_err(), "the busy session got a second lock");
-        drop(busy);
     }
 }
