@@ -74,7 +74,7 @@ pub struct Gateway<U> {
     /// Real blob sizes by digest.
     pub blob_sizes: BlobSizes,
     /// What the digests signature tags name hold, by repository.
-    pub subjects: crate::signatures::Subjects,
+    pub subjects: crate::subjects::Subjects,
     /// Bytes held by upload sessions, from the upstream's answers.
     pub uploads: UploadSessions,
     /// Bytes of manifest bodies that may be buffered at once, as permits.

@@ -25,6 +25,7 @@ mod report;
 mod request_head;
 mod server;
 mod signatures;
+mod subjects;
 mod tags;
 mod tls;
 mod tracked;
@@ -329,7 +330,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         policy,
         coordination,
         blob_sizes: blob_sizes::BlobSizes::new(args.blob_size_cache),
-        subjects: signatures::Subjects::new(args.blob_size_cache),
+        subjects: subjects::Subjects::new(args.blob_size_cache),
         uploads: upload_sessions::UploadSessions::new(10_000),
         manifest_buffers: Arc::new(tokio::sync::Semaphore::new(budget)),
         metrics: Arc::clone(&metrics),

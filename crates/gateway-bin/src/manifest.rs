@@ -777,7 +777,7 @@ mod tests {
                 crate::tags::TagLedger::default(),
             ),
             blob_sizes: crate::blob_sizes::BlobSizes::new(16),
-            subjects: crate::signatures::Subjects::new(16),
+            subjects: crate::subjects::Subjects::new(16),
             uploads: crate::upload_sessions::UploadSessions::new(16),
             manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
             metrics: Arc::new(crate::metrics::Metrics::new()),
