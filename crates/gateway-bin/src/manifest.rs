@@ -4,213 +4,26 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::request::Parts;
-use http::{HeaderMap, Request, Response, header};
-use http_body_util::BodyExt;
+use http::{Request, Response, header};
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, ByteSize, Content, Limit, RepositoryName, TagTally};
-use oci_manifest::{BlobState, DigestAlgorithm, MAX_MANIFEST_BYTES, Manifest, MeasureError};
+use oci_manifest::{BlobState, DigestAlgorithm, Manifest, MeasureError};
 use registry_api::Reference;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use upstream_client::Upstream;
 
 use crate::answer::{Reason, Refusal};
 use crate::body::ProxyBody;
-use crate::body::drain;
-use crate::coordination::{CoordinationError, Coordinator, Lease, RepositoryLease};
+use crate::coordination::{CoordinationError, Coordinator, RepositoryLease};
 use crate::gateway::{Gateway, denied_refusal, full, upstream_failure};
-
-/// The repository's lease, held from the tag count until the upstream answered, with the tags
-/// the push creates.
-#[derive(Debug)]
-pub struct TagReservation {
-    lease: Lease,
-    created: Vec<String>,
-    window: Duration,
-}
-
-/// What a forwarded manifest push came to, as far as its tags go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// The registry accepted the push: its tags exist.
-    Created,
-    /// The registry refused the push (a 4xx answer), or the connection to it could not be
-    /// made: nothing was created.
-    NotCreated,
-    /// The answer is unknown (a timeout, a reset after the request was sent, a 5xx): the tags
-    /// may have been created, and keep counting until the registry lists them or the window
-    /// ends.
-    Unknown,
-}
-
-impl Delivery {
-    /// The outcome of a forward that returned `result`.
-    pub fn of<B>(result: &Result<Response<B>, Refusal>) -> Self {
-        match result {
-            Ok(response) if response.status().is_success() => Delivery::Created,
-            Ok(response) if response.status().is_client_error() => Delivery::NotCreated,
-            Ok(_) => Delivery::Unknown,
-            Err(refusal) if refusal.reason == Reason::UpstreamConnect => Delivery::NotCreated,
-            Err(_) => Delivery::Unknown,
-        }
-    }
-}
-
-impl TagReservation {
-    /// Reserves the tags the push creates, before its manifest is forwarded: from now on every
-    /// decision counts them, in this process and (with Redis) in every replica, even if this
-    /// process dies before the registry answers.
-    pub async fn reserve(&mut self) -> Result<(), CoordinationError> {
-        self.lease.reserve(&self.created, self.window).await
-    }
-
-    /// Settles the reservation once the forward ended: tags of a push that created nothing are
-    /// no longer counted; created and possibly created ones keep counting.
-    pub fn settle(&mut self, delivery: Delivery) {
-        if delivery == Delivery::NotCreated {
-            self.lease.forget(std::mem::take(&mut self.created));
-        }
-    }
-}
-
-/// A `Warning` header of the OCI distribution spec 1.1: code 299, no agent, the text quoted.
-fn warning_header(text: &str) -> http::HeaderValue {
-    let mut quoted = String::with_capacity(text.len() + 8);
-    quoted.push_str("299 - \"");
-    for c in text.chars() {
-        match c {
-            '"' | '\\' => {
-                quoted.push('\\');
-                quoted.push(c);
-            }
-            c if c.is_control() => quoted.push(' '),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    http::HeaderValue::from_bytes(quoted.as_bytes())
-        .unwrap_or_else(|_| http::HeaderValue::from_static("299 - \"limit warning\""))
-}
-
-fn too_large(size: Option<u64>) -> Refusal {
-    let measured = size.map_or_else(
-        || format!("more than {MAX_MANIFEST_BYTES}"),
-        |s| s.to_string(),
-    );
-    Refusal::new(
-        Reason::ManifestTooLarge,
-        format!("manifest body of {measured} bytes exceeds the limit of {MAX_MANIFEST_BYTES} bytes (4 MiB)"),
-    )
-    .with_detail(json!({ "limit": MAX_MANIFEST_BYTES }))
-}
-
-/// Bytes of the manifest buffer budget held by one body while it is in memory.
-#[derive(Debug)]
-pub struct BufferPermit {
-    budget: Arc<Semaphore>,
-    held: Option<OwnedSemaphorePermit>,
-    bytes: usize,
-}
-
-impl BufferPermit {
-    fn new(budget: Arc<Semaphore>) -> Self {
-        Self {
-            budget,
-            held: None,
-            bytes: 0,
-        }
-    }
-
-    /// Takes `bytes` more from the budget, or refuses at once when it is spent: a body never
-    /// waits for memory, so stalled uploads cannot queue up behind each other.
-    fn grow(&mut self, bytes: usize) -> Result<(), Refusal> {
-        if bytes == 0 {
-            return Ok(());
-        }
-        let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
-        let more = Arc::clone(&self.budget)
-            .try_acquire_many_owned(permits)
-            .map_err(|_| {
-                Refusal::new(
-                    Reason::Busy,
-                    "the gateway is receiving too many manifests at once; retry shortly",
-                )
-            })?;
-        match &mut self.held {
-            Some(held) => held.merge(more),
-            None => self.held = Some(more),
-        }
-        self.bytes += bytes;
-        Ok(())
-    }
-}
+use crate::manifest_body::{read_body, warning_header};
+use crate::reservation::{Delivery, TagRead, TagReservation};
 
 impl<U: Upstream + 'static> Gateway<U> {
-    /// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`] within the body read timeout,
-    /// holding its bytes against the buffer budget. A larger body is refused before any of it
-    /// reaches the upstream.
-    async fn read_body(
-        &self,
-        headers: &HeaderMap,
-        mut body: Incoming,
-    ) -> Result<(Bytes, BufferPermit), Refusal> {
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES as u64) {
-            drain(body);
-            return Err(too_large(Some(len)));
-        }
-        let mut permit = BufferPermit::new(Arc::clone(&self.manifest_buffers));
-        if let Some(len) = declared {
-            if let Err(refusal) = permit.grow(len as usize) {
-                drain(body);
-                return Err(refusal);
-            }
-        }
-        let mut bytes = BytesMut::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
-        let read = async {
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|err| {
-                    Refusal::new(
-                        Reason::ManifestInvalid,
-                        format!("the manifest body could not be read: {err}"),
-                    )
-                })?;
-                if let Some(data) = frame.data_ref() {
-                    if bytes.len() + data.len() > MAX_MANIFEST_BYTES {
-                        return Err(too_large(None));
-                    }
-                    let beyond = (bytes.len() + data.len()).saturating_sub(permit.bytes);
-                    permit.grow(beyond)?;
-                    bytes.extend_from_slice(data);
-                }
-            }
-            Ok(())
-        };
-        let timeout = self.options.body_read_timeout;
-        match tokio::time::timeout(timeout, read).await {
-            Ok(Ok(())) => Ok((bytes.freeze(), permit)),
-            Ok(Err(refusal)) => {
-                drain(body);
-                Err(refusal)
-            }
-            Err(_) => Err(Refusal::new(
-                Reason::BodyTimeout,
-                format!(
-                    "the manifest body did not arrive within {}",
-                    humantime::format_duration(timeout)
-                ),
-            )),
-        }
-    }
-
     /// `PUT /v2/<name>/manifests/<reference>`: size, schema and tag checks, then forwarded with
     /// the very bytes the client sent.
     pub(crate) async fn manifest_put(
@@ -236,7 +49,14 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
         let (parts, body) = request.into_parts();
         let reference_text = reference.to_string();
-        let (bytes, permit) = match self.read_body(&parts.headers, body).await {
+        let (bytes, permit) = match read_body(
+            &parts.headers,
+            body,
+            &self.manifest_buffers,
+            self.options.body_read_timeout,
+        )
+        .await
+        {
             Ok(read) => read,
             Err(refusal) => {
                 tracing::warn!(repository = %repository, reference = reference_text, event = "decision", verdict = "denied", "{}", refusal.message);
@@ -670,17 +490,6 @@ pub fn requested_tags(reference: &Reference, query: Option<&str>) -> Vec<String>
     tags
 }
 
-/// A repository's tags as read under its lease, with the tags a push asks for.
-#[derive(Debug)]
-struct TagRead {
-    lease: Lease,
-    listed: Vec<String>,
-    reserved: Vec<String>,
-    requested: Vec<String>,
-    /// Whether the lease is held until the upstream answered even when no tag is created.
-    hold: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,6 +499,7 @@ mod tests {
 
     use limits_core::Policy;
     use oci_manifest::Digest;
+    use tokio::sync::Semaphore;
     use upstream_client::{Auth, UpstreamError};
 
     use crate::gateway::{Options, TagSource};
