@@ -21,6 +21,18 @@ scripts/check-kustomize.sh
 step "cargo fmt --all --check"
 cargo fmt --all --check
 
+step "module map: no import cycle between a crate's modules, no file over 500 lines before its unit tests"
+# The tool lives in shared/ beside the repository; CI runs with a copy of it there.
+module_map="$(cd .. && pwd)/shared/tools/module-map"
+if [ -x "$module_map" ]; then
+    "$module_map" --quiet
+elif [ "${CI:-}" = "true" ]; then
+    echo "error: $module_map is missing; CI needs shared/ beside the repository" >&2
+    exit 1
+else
+    echo "skipped: $module_map not found (shared/ is not beside the repository)"
+fi
+
 step "the pure crates do no I/O: no async runtime or HTTP stack in their dependencies"
 for crate in limits-core oci-manifest registry-api; do
     if cargo tree --locked -p "$crate" -e normal --prefix none | grep -E '^(tokio|hyper|reqwest|http|mio|socket2) '; then
