@@ -142,7 +142,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         let repository = &applied.repository;
         let tags = match self.list_tags(repository, auth).await {
             Ok(tags) => tags,
-            Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+            Err(err) if self.options.fails_open(&err) => {
                 tracing::warn!(repository = %repository, reference = %digest, error = %err,
                     "immutable tags unread; delete allowed by --fail-open");
                 return Ok(());
@@ -175,7 +175,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 Ok(Some(current)) => current,
                 // Gone since the listing: it points to nothing.
                 Ok(None) => continue,
-                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %repository, tag, error = %err,
                         "immutable tag unchecked; delete allowed by --fail-open");
                     continue;

@@ -211,7 +211,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             let state = match result {
                 Ok(Some(size)) => BlobState::Present(size),
                 Ok(None) => BlobState::Absent,
-                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %repository, digest = %digest, error = %err,
                         "blob size unverified; the declared size counts (--fail-open)");
                     let declared =
@@ -361,7 +361,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 listed.retain(|tag| !exempt.contains(tag));
                 Ok(Some(listed))
             }
-            Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+            Err(err) if self.options.fails_open(&err) => {
                 tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
                 Ok(None)
             }
@@ -387,7 +387,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         for tag in tags {
             let current = match self.manifest_digest(&applied.repository, tag, auth).await {
                 Ok(current) => current,
-                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %applied.repository, tag, error = %err, "immutable tag unchecked; allowed by --fail-open");
                     continue;
                 }

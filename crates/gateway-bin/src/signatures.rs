@@ -49,7 +49,7 @@ impl<U: Upstream> Gateway<U> {
         while let Some((digest, result)) = lookups.next().await {
             let subject = match result {
                 Ok(subject) => subject,
-                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %applied.repository, digest, error = %err, "signature tag's subject unread; exempt by --fail-open");
                     Subject::Image
                 }

@@ -209,7 +209,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 // Within the limit, or absent from `from`: the registry then opens a plain
                 // upload, whose bytes are counted as they arrive.
                 Ok(_) => {}
-                Err(err) if self.options.fail_open && err.client_refusal().is_none() => {
+                Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %repository, digest = %mount.digest, error = %err,
                         "mounted blob size unverified; allowed by --fail-open");
                 }
