@@ -256,7 +256,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         prefix: args.coordination_prefix.clone(),
                         ttl: *args.lease_ttl,
                         wait: *args.lease_wait,
-                        window: *args.recent_tag_window,
                         timeout: *args.coordination_timeout,
                     },
                     Arc::clone(&metrics),

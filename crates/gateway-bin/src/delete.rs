@@ -97,7 +97,11 @@ impl<U: Upstream + 'static> Gateway<U> {
     ) -> Result<Option<Lease>, Refusal> {
         let digest = match reference {
             Reference::Tag(tag) => {
-                // A signature tag that is what its name says is not immutable.
+                // A signature tag that is what its name says is not immutable; its subject is
+                // read only when a pattern matches it at all.
+                if applied.protections.immutable_pattern(tag).is_none() {
+                    return Ok(None);
+                }
                 let exempt = self
                     .exempt_tags(applied, std::slice::from_ref(tag), Content::Stored, auth)
                     .await?;

@@ -70,8 +70,11 @@ impl<U: Upstream> Gateway<U> {
                     .copied()
                     .unwrap_or(Subject::Absent);
                 let exempt = applied.protections.is_exempt(candidate, subject, content);
-                if !exempt {
+                // Said once, when pushed; a stored tag is read again on every count.
+                if !exempt && matches!(content, Content::Pushed(_)) {
                     tracing::info!(repository = %applied.repository, tag = %tag, subject = ?subject, content = ?content, "signature-named tag counted like any tag: its digest names no image of the repository, or its manifest is not the artifact its name says");
+                } else if !exempt {
+                    tracing::debug!(repository = %applied.repository, tag = %tag, subject = ?subject, "stored signature-named tag counted like any tag");
                 }
                 exempt
             })

@@ -25,7 +25,6 @@ struct RedisShared {
     prefix: String,
     ttl: Duration,
     wait: Duration,
-    window: Duration,
     timeout: Duration,
     metrics: Arc<Metrics>,
     renew: redis::Script,
@@ -95,8 +94,6 @@ pub struct RedisSettings {
     pub ttl: Duration,
     /// Longest wait for a lease held by another push.
     pub wait: Duration,
-    /// How long reserved tags count.
-    pub window: Duration,
     /// Longest wait for one Redis answer.
     pub timeout: Duration,
 }
@@ -119,7 +116,6 @@ impl RedisCoordination {
                 prefix: settings.prefix,
                 ttl: settings.ttl,
                 wait: settings.wait,
-                window: settings.window,
                 timeout: settings.timeout,
                 metrics,
                 renew: redis::Script::new(RENEW),
@@ -318,11 +314,6 @@ impl RepositoryLease for RedisLease {
             return Ok(());
         }
         let shared = &self.shared;
-        let window = if window.is_zero() {
-            shared.window
-        } else {
-            window
-        };
         let mut connection = shared.manager.clone();
         let mut invocation = shared.reserve.key(&self.key);
         invocation
