@@ -269,15 +269,29 @@ async fn flood(port: u16, count: usize) -> Vec<TcpStream> {
     open
 }
 
+/// How long a silent connection keeps its slot in the flood tests (`--header-read-timeout`):
+/// a gateway that did not shed would answer an honest client only after this.
+const SILENT_HOLD: Duration = Duration::from_secs(120);
+
+/// How long an honest client may wait in the flood tests: far below [`SILENT_HOLD`], far
+/// above what accepting, shedding and answering take on a loaded machine (a shared CI runner
+/// took 1 s, a laptop 10 ms). The bound tells shedding from waiting for a slot to free.
+const HONEST_WAIT: Duration = Duration::from_secs(20);
+
+/// The gateway for the flood tests: silent connections hold their slots for [`SILENT_HOLD`].
+fn start_for_flood(args: &[&str]) -> (Registry, Gateway) {
+    let hold = format!("{}s", SILENT_HOLD.as_secs());
+    let mut all = vec!["--header-read-timeout", hold.as_str()];
+    all.extend_from_slice(args);
+    start(&all)
+}
+
 /// An honest `GET path` on a new connection: its status (`None` without an answer within
-/// 5 s) and how long it took.
+/// [`HONEST_WAIT`]) and how long it took.
 async fn honest_get(port: u16, path: &str) -> (Option<u16>, Duration) {
     let started = Instant::now();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(5),
-        rawhttp::send(port, "GET", path, &[], b""),
-    )
-    .await;
+    let answer =
+        tokio::time::timeout(HONEST_WAIT, rawhttp::send(port, "GET", path, &[], b"")).await;
     (answer.ok().map(|a| a.status), started.elapsed())
 }
 
@@ -302,7 +316,7 @@ async fn start_download(port: u16, target: &str) -> (TcpStream, Vec<u8>) {
 
 #[tokio::test]
 async fn silent_connections_do_not_keep_honest_clients_waiting() {
-    let (registry, gateway) = start(&[]);
+    let (registry, gateway) = start_for_flood(&[]);
     let blob = Blob::new(pseudo_random_bytes(16 << 20, 7));
     let stored = RawPusher::for_registry(&registry, "flood/pull")
         .upload_blob("flood/pull", &blob)
@@ -362,10 +376,10 @@ async fn silent_connections_do_not_keep_honest_clients_waiting() {
     eprintln!(
         "GET /v2/ with {count} silent connections opened (in {opened:?}) against --max-connections 4096: {status:?} in {took:?}"
     );
-    assert_eq!(status, Some(200), "GET /v2/ got no answer within 5 s");
-    assert!(
-        took < Duration::from_secs(1),
-        "GET /v2/ took {took:?} with {count} silent connections open"
+    assert_eq!(
+        status,
+        Some(200),
+        "GET /v2/ got no answer within {HONEST_WAIT:?} with {count} silent connections open"
     );
 
     // Nothing in flight was shed.
@@ -395,14 +409,17 @@ async fn silent_connections_do_not_keep_honest_clients_waiting() {
 
 #[tokio::test]
 async fn the_admin_listener_sheds_silent_connections_too() {
-    let (_registry, gateway) = start(&[]);
+    let (_registry, gateway) = start_for_flood(&[]);
     let silent = flood(gateway.admin_port, 100).await;
     let (status, took) = honest_get(gateway.admin_port, "/healthz").await;
     eprintln!(
         "GET /healthz with 100 silent connections open (admin cap 64): {status:?} in {took:?}"
     );
-    assert_eq!(status, Some(200), "GET /healthz got no answer within 5 s");
-    assert!(took < Duration::from_secs(1), "GET /healthz took {took:?}");
+    assert_eq!(
+        status,
+        Some(200),
+        "GET /healthz got no answer within {HONEST_WAIT:?} (took {took:?})"
+    );
     let shed = gateway
         .metric(r#"registry_gateway_connections_shed_total{listener="admin",reason="capacity"}"#);
     assert!(shed >= 37.0, "{}", gateway.metrics());
@@ -431,11 +448,14 @@ async fn stalled_manifest_push(port: u16, index: usize) -> RawConn {
 
 #[tokio::test]
 async fn a_source_at_its_cap_sheds_its_own_idle_connections_or_is_refused() {
-    let (_registry, gateway) = start(&["--max-connections-per-source", "8"]);
+    let (_registry, gateway) = start_for_flood(&["--max-connections-per-source", "8"]);
     let silent = flood(gateway.port, 8).await;
     let (status, took) = honest_get(gateway.port, "/v2/").await;
-    assert_eq!(status, Some(200), "GET /v2/ after 8 silent connections");
-    assert!(took < Duration::from_secs(1), "GET /v2/ took {took:?}");
+    assert_eq!(
+        status,
+        Some(200),
+        "GET /v2/ after 8 silent connections: no answer within {HONEST_WAIT:?} (took {took:?})"
+    );
     assert!(
         gateway.metric(
             r#"registry_gateway_connections_shed_total{listener="proxy",reason="per_source"}"#

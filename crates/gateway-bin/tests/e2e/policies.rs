@@ -3,7 +3,6 @@
 //! a live reload.
 
 use std::path::Path;
-use std::time::Duration;
 
 use http::{Method, StatusCode};
 use testkit::{OciLayout, RawPusher, Registry, RegistryAuth, SkopeoCopy, TestImage};
@@ -246,8 +245,9 @@ async fn podman_pushes_to_a_read_only_repository_fail_at_once() {
             push.stderr.contains("StatusCode: 405, Method not allowed"),
             "{what}"
         );
+        // podman prints a line per retry (each after a back-off: 3 s in all before the answer
+        // was the registry's); their absence, not a wall-clock bound, shows it stopped at once.
         assert!(!push.stderr.contains("retrying"), "{what}");
-        assert!(push.elapsed < Duration::from_secs(2), "{what}");
     }
     assert_eq!(upstream_tags(&registry, "frozen/app").await, ["v1"]);
 }

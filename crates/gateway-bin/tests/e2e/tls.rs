@@ -564,7 +564,7 @@ async fn tls_connections_keep_the_bounds_of_the_plain_listener() {
         &registry,
         &files.cert(),
         &files.key(),
-        &["--header-read-timeout", "2s", "--max-connections", "8"],
+        &["--header-read-timeout", "8s", "--max-connections", "8"],
     );
     let ca = ca.cert_path();
 
@@ -614,8 +614,9 @@ async fn tls_connections_keep_the_bounds_of_the_plain_listener() {
     }
     let started = Instant::now();
     assert_eq!(presented(gateway.port, ca).await.map(|_| ()), Ok(()));
+    // Without shedding, the handshake would wait for a silent connection's 8 s to pass.
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(4),
         "a handshake with 8 silent connections open took {:?}",
         started.elapsed()
     );
@@ -627,7 +628,7 @@ async fn tls_connections_keep_the_bounds_of_the_plain_listener() {
         gateway.metrics()
     );
 
-    // A silent client is closed once --header-read-timeout (2 s) passes without a handshake.
+    // A silent client is closed once --header-read-timeout (8 s) passes without a handshake.
     drop(silent);
     for bytes in [&[][..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01][..]] {
         let mut stream = TcpStream::connect(("127.0.0.1", gateway.port))
@@ -637,15 +638,15 @@ async fn tls_connections_keep_the_bounds_of_the_plain_listener() {
         let started = Instant::now();
         let mut rest = Vec::new();
         let closed =
-            tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut rest)).await;
+            tokio::time::timeout(Duration::from_secs(24), stream.read_to_end(&mut rest)).await;
         let took = started.elapsed();
         assert!(
             closed.is_ok(),
-            "a silent client ({} bytes) still open after 6 s",
+            "a silent client ({} bytes) still open after 24 s",
             bytes.len()
         );
         assert!(
-            took >= Duration::from_millis(1500),
+            took >= Duration::from_secs(7),
             "a silent client ({} bytes) closed after {took:?}, before the timeout",
             bytes.len()
         );
