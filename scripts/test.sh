@@ -33,6 +33,9 @@ else
     echo "skipped: $module_map not found (shared/ is not beside the repository)"
 fi
 
+step "every name docs/architecture.md puts in a code span exists in the source"
+python3 scripts/check_doc_names.py docs/architecture.md
+
 step "the pure crates do no I/O: no async runtime or HTTP stack in their dependencies"
 for crate in limits-core oci-manifest registry-api; do
     if cargo tree --locked -p "$crate" -e normal --prefix none | grep -E '^(tokio|hyper|reqwest|http|mio|socket2) '; then
