@@ -21,6 +21,7 @@ fn rules_with(count: usize, anchor: &str) -> Vec<Rule> {
             limits: Limits {
                 max_image_size: Limit::Max(ByteSize::new(20 << 20)),
                 tag_count_limit: Limit::Max(3),
+                image_count_limit: Limit::Unlimited,
             },
             protections: Protections::default(),
         })

@@ -6,17 +6,17 @@ use serde_yaml::{Mapping, Value};
 use crate::error::{ConfigError, Location, YamlError};
 use crate::position;
 use crate::yaml::{
-    boolean, is_unlimited, key_str, missing, patterns, quote, scalar, scalar_text, short, unknown,
-    wrong_type,
+    boolean, count_limit, key_str, missing, patterns, quote, scalar_text, short, size_limit,
+    unknown, wrong_type,
 };
-use crate::{ByteSize, Limit, Limits, Protections};
+use crate::{Limit, Limits, Protections};
 
 /// The keys of the ConfigMap's `data`.
-const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
+const DATA_KEYS: &str = "max_image_size, tag_count_limit, image_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of one rule.
 const RULE_KEYS: &str = "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of a rule's `limit`.
-const LIMIT_KEYS: &str = "max_image_size, tag_count_limit";
+const LIMIT_KEYS: &str = "max_image_size, tag_count_limit, image_count_limit";
 /// The top-level keys of a ConfigMap manifest.
 const MANIFEST_KEYS: &str = "apiVersion, kind, metadata, data, binaryData, immutable";
 /// Why a rule must give both limits.
@@ -132,10 +132,16 @@ impl Config {
         for (key, value) in data {
             match key_str(&key, Location::Global)? {
                 "max_image_size" => {
-                    config.global.max_image_size = size_limit(&value, Location::Global)?;
+                    config.global.max_image_size =
+                        size_limit("max_image_size", &value, Location::Global)?;
                 }
                 "tag_count_limit" => {
-                    config.global.tag_count_limit = count_limit(&value, Location::Global)?;
+                    config.global.tag_count_limit =
+                        count_limit("tag_count_limit", &value, Location::Global)?;
+                }
+                "image_count_limit" => {
+                    config.global.image_count_limit =
+                        count_limit("image_count_limit", &value, Location::Global)?;
                 }
                 "rules" => config.rules = rules(value)?,
                 other => {
@@ -179,6 +185,10 @@ fn push_limits(out: &mut String, indent: &str, limits: &Limits) {
     };
     out.push_str(&format!("{indent}max_image_size: {}\n", quote(&size)));
     out.push_str(&format!("{indent}tag_count_limit: {}\n", quote(&count)));
+    // Absent reads as unlimited: only a bound is written.
+    if let Limit::Max(images) = limits.image_count_limit {
+        out.push_str(&format!("{indent}image_count_limit: \"{images}\"\n"));
+    }
 }
 
 fn push_protections(out: &mut String, indent: &str, protections: &Protections) {
@@ -345,11 +355,16 @@ fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {
         Some(Value::Mapping(limit)) => limit,
         Some(other) => return Err(wrong_type("limit", location, "a mapping", other)),
     };
-    let (mut size, mut count) = (None, None);
+    let (mut size, mut count, mut images) = (None, None, Limit::Unlimited);
     for (key, value) in limit {
         match key_str(key, location.clone())? {
-            "max_image_size" => size = Some(size_limit(value, location.clone())?),
-            "tag_count_limit" => count = Some(count_limit(value, location.clone())?),
+            "max_image_size" => size = Some(size_limit("max_image_size", value, location.clone())?),
+            "tag_count_limit" => {
+                count = Some(count_limit("tag_count_limit", value, location.clone())?);
+            }
+            "image_count_limit" => {
+                images = count_limit("image_count_limit", value, location.clone())?;
+            }
             other => return Err(unknown(other, location, LIMIT_KEYS)),
         }
     }
@@ -361,61 +376,8 @@ fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {
         limits: Limits {
             max_image_size,
             tag_count_limit,
+            image_count_limit: images,
         },
         protections,
     })
-}
-
-fn size_limit(value: &Value, location: Location) -> Result<Limit<ByteSize>, ConfigError> {
-    const KEY: &str = "max_image_size";
-    let text = scalar(
-        KEY,
-        value,
-        &location,
-        "a size such as \"100MB\" or \"unlimited\"",
-    )?;
-    if is_unlimited(&text) {
-        return Ok(Limit::Unlimited);
-    }
-    text.parse::<ByteSize>()
-        .map(Limit::Max)
-        .map_err(|source| ConfigError::InvalidSize {
-            key: KEY,
-            location,
-            value: text,
-            source,
-        })
-}
-
-fn count_limit(value: &Value, location: Location) -> Result<Limit<u64>, ConfigError> {
-    const KEY: &str = "tag_count_limit";
-    let text = scalar(
-        KEY,
-        value,
-        &location,
-        "a whole number such as \"100\" or \"unlimited\"",
-    )?;
-    let trimmed = text.trim();
-    if is_unlimited(trimmed) {
-        return Ok(Limit::Unlimited);
-    }
-    let invalid = |reason| ConfigError::InvalidCount {
-        key: KEY,
-        location: location.clone(),
-        value: text.clone(),
-        reason,
-    };
-    if trimmed.is_empty() {
-        return Err(invalid("empty"));
-    }
-    if trimmed.starts_with('-') {
-        return Err(invalid("negative"));
-    }
-    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid("not a whole number"));
-    }
-    trimmed
-        .parse::<u64>()
-        .map(Limit::Max)
-        .map_err(|_| invalid("does not fit in 64 bits"))
 }

@@ -291,6 +291,7 @@ mod tests {
             limits: Limits {
                 max_image_size: Limit::Max(ByteSize::new(1)),
                 tag_count_limit: Limit::Max(tags),
+                image_count_limit: Limit::Unlimited,
             },
             protections: Protections::default(),
         }

@@ -91,6 +91,7 @@ pub fn import_registry_v2<'a>(
             limits: Limits {
                 max_image_size: size.map_or(Limit::Unlimited, |b| Limit::Max(ByteSize::new(b))),
                 tag_count_limit: tags.map_or(Limit::Unlimited, Limit::Max),
+                image_count_limit: Limit::Unlimited,
             },
             protections: Protections::default(),
         })
@@ -100,6 +101,7 @@ pub fn import_registry_v2<'a>(
             global: Limits {
                 max_image_size: Limit::Unlimited,
                 tag_count_limit: Limit::Unlimited,
+                image_count_limit: Limit::Unlimited,
             },
             rules,
             protections: Protections::default(),
