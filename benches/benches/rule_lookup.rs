@@ -36,6 +36,7 @@ fn lookup(c: &mut Criterion) {
             global: Limits::DEFAULT,
             rules: rules.clone(),
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         })
         .expect("valid rules");
         let scan: Vec<Regex> = rules
@@ -61,6 +62,7 @@ fn lookup(c: &mut Criterion) {
             global: Limits::DEFAULT,
             rules: rules_with(count, ""),
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         })
         .expect("valid rules");
         group.bench_with_input(
@@ -98,6 +100,7 @@ fn compile(c: &mut Criterion) {
             global: Limits::DEFAULT,
             rules: rules(count),
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         };
         group.bench_with_input(BenchmarkId::from_parameter(count), &config, |b, config| {
             b.iter(|| black_box(Policy::new(config.clone()).expect("valid")))

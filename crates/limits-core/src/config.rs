@@ -5,14 +5,15 @@ use serde_yaml::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, YamlError};
 use crate::position;
+use crate::quota::namespace_quotas;
 use crate::yaml::{
-    boolean, count_limit, key_str, missing, patterns, quote, scalar_text, short, size_limit,
-    unknown, wrong_type,
+    boolean, count_limit, enforcement, key_str, missing, patterns, quote, short, size_limit,
+    unknown, warn_at, wrong_type,
 };
-use crate::{Limit, Limits, Protections};
+use crate::{Limit, Limits, NamespaceQuota, Protections};
 
 /// The keys of the ConfigMap's `data`.
-const DATA_KEYS: &str = "max_image_size, tag_count_limit, image_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
+const DATA_KEYS: &str = "max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of one rule.
 const RULE_KEYS: &str = "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of a rule's `limit`.
@@ -42,6 +43,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Protections for repositories whose rule leaves them out, or that no rule matches.
     pub protections: Protections,
+    /// Ordered namespace quotas; the first whose pattern matches a namespace applies.
+    pub namespace_quotas: Vec<NamespaceQuota>,
 }
 
 impl Config {
@@ -144,6 +147,7 @@ impl Config {
                         count_limit("image_count_limit", &value, Location::Global)?;
                 }
                 "rules" => config.rules = rules(value)?,
+                "namespace_quotas" => config.namespace_quotas = namespace_quotas(value)?,
                 other => {
                     if !protection(&mut config.protections, other, &value, &Location::Global)? {
                         return Err(unknown(other, Location::Global, DATA_KEYS));
@@ -170,6 +174,7 @@ impl Config {
             out.push_str("    limit:\n");
             push_limits(&mut out, "      ", &rule.limits);
         }
+        push_quotas(&mut out, &self.namespace_quotas);
         out
     }
 }
@@ -188,6 +193,42 @@ fn push_limits(out: &mut String, indent: &str, limits: &Limits) {
     // Absent reads as unlimited: only a bound is written.
     if let Limit::Max(images) = limits.image_count_limit {
         out.push_str(&format!("{indent}image_count_limit: \"{images}\"\n"));
+    }
+}
+
+fn push_quotas(out: &mut String, quotas: &[NamespaceQuota]) {
+    if quotas.is_empty() {
+        return;
+    }
+    out.push_str("namespace_quotas:\n");
+    for quota in quotas {
+        out.push_str(&format!("  - namespace: {}\n", quote(&quota.namespace)));
+        let hard = &quota.hard;
+        let mut lines = Vec::new();
+        for (key, limit) in [
+            ("repositories", hard.repositories),
+            ("images", hard.images),
+            ("tags", hard.tags),
+        ] {
+            if let Limit::Max(count) = limit {
+                lines.push(format!("      {key}: \"{count}\"\n"));
+            }
+        }
+        if let Limit::Max(size) = hard.storage {
+            lines.push(format!("      storage: \"{}\"\n", size.to_exact_string()));
+        }
+        if lines.is_empty() {
+            out.push_str("    hard: {}\n");
+        } else {
+            out.push_str("    hard:\n");
+            out.push_str(&lines.concat());
+        }
+        if let Some(enforcement) = quota.enforcement {
+            out.push_str(&format!("    enforcement: {enforcement}\n"));
+        }
+        if let Some(warn_at) = quota.warn_at {
+            out.push_str(&format!("    warn_at: \"{warn_at}\"\n"));
+        }
     }
 }
 
@@ -234,33 +275,8 @@ fn protection(
             protections.allow_deleting_immutable_tags =
                 Some(boolean("allow_deleting_immutable_tags", value, location)?);
         }
-        "enforcement" => {
-            let text = scalar_text(value).ok_or_else(|| {
-                wrong_type(
-                    "enforcement",
-                    location.clone(),
-                    "deny, warn or audit",
-                    value,
-                )
-            })?;
-            protections.enforcement = Some(text.parse().map_err(|_| {
-                wrong_type(
-                    "enforcement",
-                    location.clone(),
-                    "deny, warn or audit",
-                    value,
-                )
-            })?);
-        }
-        "warn_at" => {
-            const EXPECTED: &str = "a percentage from 1% to 100% (such as 80%) or off";
-            let text = scalar_text(value)
-                .ok_or_else(|| wrong_type("warn_at", location.clone(), EXPECTED, value))?;
-            protections.warn_at = Some(
-                text.parse()
-                    .map_err(|_| wrong_type("warn_at", location.clone(), EXPECTED, value))?,
-            );
-        }
+        "enforcement" => protections.enforcement = Some(enforcement(value, location)?),
+        "warn_at" => protections.warn_at = Some(warn_at(value, location)?),
         _ => return Ok(false),
     }
     Ok(true)

@@ -4,7 +4,7 @@
 use serde_yaml::Value;
 
 use crate::error::{ConfigError, Location, YamlError};
-use crate::{ByteSize, Limit};
+use crate::{ByteSize, Enforcement, Limit, WarnAt};
 
 /// A scalar's text: a string as it is, a number as written (ConfigMap `data` values are
 /// strings, but a YAML file may hold `warn_at: 80`).
@@ -14,6 +14,22 @@ pub(crate) fn scalar_text(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// `enforcement`: `deny`, `warn` or `audit`.
+pub(crate) fn enforcement(value: &Value, location: &Location) -> Result<Enforcement, ConfigError> {
+    const EXPECTED: &str = "deny, warn or audit";
+    scalar_text(value)
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| wrong_type("enforcement", location.clone(), EXPECTED, value))
+}
+
+/// `warn_at`: a percentage from 1% to 100%, or `off`.
+pub(crate) fn warn_at(value: &Value, location: &Location) -> Result<WarnAt, ConfigError> {
+    const EXPECTED: &str = "a percentage from 1% to 100% (such as 80%) or off";
+    scalar_text(value)
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| wrong_type("warn_at", location.clone(), EXPECTED, value))
 }
 
 /// `true` or `false`, as a YAML boolean or as a string (ConfigMap `data` values are strings).

@@ -105,6 +105,7 @@ pub fn import_registry_v2<'a>(
             },
             rules,
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         },
         skipped,
     })

@@ -7,7 +7,7 @@ fn errors_name_key_location_and_value() {
     let cases: &[(&str, &str)] = &[
         (
             "max_image_sise: 1GB",
-            "unknown key \"max_image_sise\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
+            "unknown key \"max_image_sise\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
         (
             "max_image_size: 12XB",
@@ -159,7 +159,7 @@ fn errors_name_key_location_and_value() {
         ),
         (
             "apiVersion: v1\nkind: ConfigMap\ndata:\n  max_image_size: 1GB\n  tag_limit: \"3\"",
-            "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
+            "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
         (
             "apiVersion: v1\nkind: ConfigMap\nspec: {}",
@@ -240,6 +240,6 @@ fn entries_refuse_unknown_files() {
         .expect_err("unknown key");
     assert_eq!(
         err.to_string(),
-        "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)"
+        "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)"
     );
 }
