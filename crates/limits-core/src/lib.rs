@@ -114,8 +114,8 @@ pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
 pub use matcher::{RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use migration::{
-    ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
-    quantity,
+    ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, RESOURCE_QUOTA_NAME,
+    import_registry_v2, parse_quantity, quantity,
 };
 pub use policy::{AppliedLimits, Policy};
 pub use protection::{
