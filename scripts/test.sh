@@ -75,7 +75,7 @@ else
     fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
     sanitizer=(--sanitizer none)
 fi
-for target in size_roundtrip config_parse manifest_parse request_route; do
+for target in size_roundtrip config_parse manifest_parse request_route notification_parse; do
     mkdir -p "fuzz/corpus/$target"
     seeds=()
     [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")

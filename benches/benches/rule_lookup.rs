@@ -21,6 +21,7 @@ fn rules_with(count: usize, anchor: &str) -> Vec<Rule> {
             limits: Limits {
                 max_image_size: Limit::Max(ByteSize::new(20 << 20)),
                 tag_count_limit: Limit::Max(3),
+                image_count_limit: Limit::Unlimited,
             },
             protections: Protections::default(),
         })
@@ -35,6 +36,7 @@ fn lookup(c: &mut Criterion) {
             global: Limits::DEFAULT,
             rules: rules.clone(),
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         })
         .expect("valid rules");
         let scan: Vec<Regex> = rules
@@ -60,6 +62,7 @@ fn lookup(c: &mut Criterion) {
             global: Limits::DEFAULT,
             rules: rules_with(count, ""),
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         })
         .expect("valid rules");
         group.bench_with_input(
@@ -97,6 +100,7 @@ fn compile(c: &mut Criterion) {
             global: Limits::DEFAULT,
             rules: rules(count),
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         };
         group.bench_with_input(BenchmarkId::from_parameter(count), &config, |b, config| {
             b.iter(|| black_box(Policy::new(config.clone()).expect("valid")))

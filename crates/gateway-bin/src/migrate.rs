@@ -1,5 +1,5 @@
 //! `export registry-v2` and `import registry-v2`: the limits as Registry v2 `LimitRange`
-//! objects and back (limits-core does the translation; this reads files and the catalog).
+//! and `ResourceQuota` objects and back (limits-core does the translation; this reads files and the catalog).
 
 use anyhow::Context;
 use limits_core::import_registry_v2;
@@ -88,7 +88,9 @@ pub fn import(source: ImportSource) -> anyhow::Result<()> {
         texts.push(text);
     }
     let imported = import_registry_v2(texts.iter().map(String::as_str))?;
-    println!("# Imported from Registry v2 LimitRange objects: one rule per namespace.");
+    println!(
+        "# Imported from Registry v2 LimitRange and ResourceQuota objects: one rule and one namespace quota per namespace."
+    );
     println!(
         "# Registry v2 has no global limits: repositories outside these namespaces are unlimited."
     );

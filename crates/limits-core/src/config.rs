@@ -5,18 +5,19 @@ use serde_yaml::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, YamlError};
 use crate::position;
+use crate::quota::namespace_quotas;
 use crate::yaml::{
-    boolean, is_unlimited, key_str, missing, patterns, quote, scalar, scalar_text, short, unknown,
-    wrong_type,
+    boolean, count_limit, enforcement, key_str, missing, patterns, quote, short, size_limit,
+    unknown, warn_at, wrong_type,
 };
-use crate::{ByteSize, Limit, Limits, Protections};
+use crate::{Limit, Limits, NamespaceQuota, Protections};
 
 /// The keys of the ConfigMap's `data`.
-const DATA_KEYS: &str = "max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
+const DATA_KEYS: &str = "max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of one rule.
 const RULE_KEYS: &str = "path, limit, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags";
 /// The keys of a rule's `limit`.
-const LIMIT_KEYS: &str = "max_image_size, tag_count_limit";
+const LIMIT_KEYS: &str = "max_image_size, tag_count_limit, image_count_limit";
 /// The top-level keys of a ConfigMap manifest.
 const MANIFEST_KEYS: &str = "apiVersion, kind, metadata, data, binaryData, immutable";
 /// Why a rule must give both limits.
@@ -42,6 +43,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Protections for repositories whose rule leaves them out, or that no rule matches.
     pub protections: Protections,
+    /// Ordered namespace quotas; the first whose pattern matches a namespace applies.
+    pub namespace_quotas: Vec<NamespaceQuota>,
 }
 
 impl Config {
@@ -132,12 +135,19 @@ impl Config {
         for (key, value) in data {
             match key_str(&key, Location::Global)? {
                 "max_image_size" => {
-                    config.global.max_image_size = size_limit(&value, Location::Global)?;
+                    config.global.max_image_size =
+                        size_limit("max_image_size", &value, Location::Global)?;
                 }
                 "tag_count_limit" => {
-                    config.global.tag_count_limit = count_limit(&value, Location::Global)?;
+                    config.global.tag_count_limit =
+                        count_limit("tag_count_limit", &value, Location::Global)?;
+                }
+                "image_count_limit" => {
+                    config.global.image_count_limit =
+                        count_limit("image_count_limit", &value, Location::Global)?;
                 }
                 "rules" => config.rules = rules(value)?,
+                "namespace_quotas" => config.namespace_quotas = namespace_quotas(value)?,
                 other => {
                     if !protection(&mut config.protections, other, &value, &Location::Global)? {
                         return Err(unknown(other, Location::Global, DATA_KEYS));
@@ -164,6 +174,7 @@ impl Config {
             out.push_str("    limit:\n");
             push_limits(&mut out, "      ", &rule.limits);
         }
+        push_quotas(&mut out, &self.namespace_quotas);
         out
     }
 }
@@ -179,6 +190,46 @@ fn push_limits(out: &mut String, indent: &str, limits: &Limits) {
     };
     out.push_str(&format!("{indent}max_image_size: {}\n", quote(&size)));
     out.push_str(&format!("{indent}tag_count_limit: {}\n", quote(&count)));
+    // Absent reads as unlimited: only a bound is written.
+    if let Limit::Max(images) = limits.image_count_limit {
+        out.push_str(&format!("{indent}image_count_limit: \"{images}\"\n"));
+    }
+}
+
+fn push_quotas(out: &mut String, quotas: &[NamespaceQuota]) {
+    if quotas.is_empty() {
+        return;
+    }
+    out.push_str("namespace_quotas:\n");
+    for quota in quotas {
+        out.push_str(&format!("  - namespace: {}\n", quote(&quota.namespace)));
+        let hard = &quota.hard;
+        let mut lines = Vec::new();
+        for (key, limit) in [
+            ("repositories", hard.repositories),
+            ("images", hard.images),
+            ("tags", hard.tags),
+        ] {
+            if let Limit::Max(count) = limit {
+                lines.push(format!("      {key}: \"{count}\"\n"));
+            }
+        }
+        if let Limit::Max(size) = hard.storage {
+            lines.push(format!("      storage: \"{}\"\n", size.to_exact_string()));
+        }
+        if lines.is_empty() {
+            out.push_str("    hard: {}\n");
+        } else {
+            out.push_str("    hard:\n");
+            out.push_str(&lines.concat());
+        }
+        if let Some(enforcement) = quota.enforcement {
+            out.push_str(&format!("    enforcement: {enforcement}\n"));
+        }
+        if let Some(warn_at) = quota.warn_at {
+            out.push_str(&format!("    warn_at: \"{warn_at}\"\n"));
+        }
+    }
 }
 
 fn push_protections(out: &mut String, indent: &str, protections: &Protections) {
@@ -224,33 +275,8 @@ fn protection(
             protections.allow_deleting_immutable_tags =
                 Some(boolean("allow_deleting_immutable_tags", value, location)?);
         }
-        "enforcement" => {
-            let text = scalar_text(value).ok_or_else(|| {
-                wrong_type(
-                    "enforcement",
-                    location.clone(),
-                    "deny, warn or audit",
-                    value,
-                )
-            })?;
-            protections.enforcement = Some(text.parse().map_err(|_| {
-                wrong_type(
-                    "enforcement",
-                    location.clone(),
-                    "deny, warn or audit",
-                    value,
-                )
-            })?);
-        }
-        "warn_at" => {
-            const EXPECTED: &str = "a percentage from 1% to 100% (such as 80%) or off";
-            let text = scalar_text(value)
-                .ok_or_else(|| wrong_type("warn_at", location.clone(), EXPECTED, value))?;
-            protections.warn_at = Some(
-                text.parse()
-                    .map_err(|_| wrong_type("warn_at", location.clone(), EXPECTED, value))?,
-            );
-        }
+        "enforcement" => protections.enforcement = Some(enforcement(value, location)?),
+        "warn_at" => protections.warn_at = Some(warn_at(value, location)?),
         _ => return Ok(false),
     }
     Ok(true)
@@ -345,11 +371,16 @@ fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {
         Some(Value::Mapping(limit)) => limit,
         Some(other) => return Err(wrong_type("limit", location, "a mapping", other)),
     };
-    let (mut size, mut count) = (None, None);
+    let (mut size, mut count, mut images) = (None, None, Limit::Unlimited);
     for (key, value) in limit {
         match key_str(key, location.clone())? {
-            "max_image_size" => size = Some(size_limit(value, location.clone())?),
-            "tag_count_limit" => count = Some(count_limit(value, location.clone())?),
+            "max_image_size" => size = Some(size_limit("max_image_size", value, location.clone())?),
+            "tag_count_limit" => {
+                count = Some(count_limit("tag_count_limit", value, location.clone())?);
+            }
+            "image_count_limit" => {
+                images = count_limit("image_count_limit", value, location.clone())?;
+            }
             other => return Err(unknown(other, location, LIMIT_KEYS)),
         }
     }
@@ -361,61 +392,8 @@ fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {
         limits: Limits {
             max_image_size,
             tag_count_limit,
+            image_count_limit: images,
         },
         protections,
     })
-}
-
-fn size_limit(value: &Value, location: Location) -> Result<Limit<ByteSize>, ConfigError> {
-    const KEY: &str = "max_image_size";
-    let text = scalar(
-        KEY,
-        value,
-        &location,
-        "a size such as \"100MB\" or \"unlimited\"",
-    )?;
-    if is_unlimited(&text) {
-        return Ok(Limit::Unlimited);
-    }
-    text.parse::<ByteSize>()
-        .map(Limit::Max)
-        .map_err(|source| ConfigError::InvalidSize {
-            key: KEY,
-            location,
-            value: text,
-            source,
-        })
-}
-
-fn count_limit(value: &Value, location: Location) -> Result<Limit<u64>, ConfigError> {
-    const KEY: &str = "tag_count_limit";
-    let text = scalar(
-        KEY,
-        value,
-        &location,
-        "a whole number such as \"100\" or \"unlimited\"",
-    )?;
-    let trimmed = text.trim();
-    if is_unlimited(trimmed) {
-        return Ok(Limit::Unlimited);
-    }
-    let invalid = |reason| ConfigError::InvalidCount {
-        key: KEY,
-        location: location.clone(),
-        value: text.clone(),
-        reason,
-    };
-    if trimmed.is_empty() {
-        return Err(invalid("empty"));
-    }
-    if trimmed.starts_with('-') {
-        return Err(invalid("negative"));
-    }
-    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid("not a whole number"));
-    }
-    trimmed
-        .parse::<u64>()
-        .map(Limit::Max)
-        .map_err(|_| invalid("does not fit in 64 bits"))
 }

@@ -2,10 +2,9 @@
 
 use std::fmt;
 
-use serde::Serialize;
-
 use crate::{
-    AppliedLimits, ByteSize, Enforcement, Limit, LimitSource, RepositoryName, Standing, WarnAt,
+    AppliedLimits, ByteSize, Detail, Enforcement, Limit, LimitSource, RepositoryName, Standing,
+    WarnAt,
 };
 
 /// What was measured.
@@ -25,6 +24,16 @@ pub enum Check {
         existing: u64,
         /// Tags the push would create.
         new: u64,
+        /// The limit.
+        limit: Limit<u64>,
+    },
+    /// Images a repository holds, and whether a push adds one (`image_count_limit`).
+    ImageCount {
+        /// Distinct top-level manifests the repository holds.
+        existing: u64,
+        /// Whether the push adds an image: a manifest the repository does not hold yet, that
+        /// is neither a child of an index nor attached to another manifest.
+        adds: bool,
         /// The limit.
         limit: Limit<u64>,
     },
@@ -79,14 +88,21 @@ impl Check {
                 new,
                 limit,
             } => (existing.saturating_add(new), limit.max()),
+            Check::ImageCount {
+                existing,
+                adds,
+                limit,
+            } => (existing.saturating_add(u64::from(adds)), limit.max()),
         }
     }
 
-    /// A short name for logs and metric labels: `image_size`, `tag_count` or `blob_size`.
+    /// A short name for logs and metric labels: `image_size`, `tag_count`, `image_count` or
+    /// `blob_size`.
     pub fn name(&self) -> &'static str {
         match self {
             Check::ImageSize { .. } => "image_size",
             Check::TagCount { .. } => "tag_count",
+            Check::ImageCount { .. } => "image_count",
             Check::BlobSize { .. } => "blob_size",
         }
     }
@@ -128,33 +144,6 @@ pub struct Decision {
     allowed: bool,
 }
 
-/// The facts of a decision as numbers, for the `detail` of an error answer and for logs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Detail {
-    /// The repository.
-    pub repository: String,
-    /// `image_size`, `tag_count` or `blob_size`.
-    pub check: &'static str,
-    /// Bytes for sizes; the total the repository would hold for tag counts.
-    pub measured: u64,
-    /// The limit, or `None` when unlimited.
-    pub limit: Option<u64>,
-    /// Tags the repository holds (tag counts only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub existing_tags: Option<u64>,
-    /// Tags the push would create (tag counts only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_tags: Option<u64>,
-    /// How a blob's size is known: `stored`, `announced`, or `streamed` (the bytes sent when
-    /// the upload was stopped; blob sizes only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size_known: Option<&'static str>,
-    /// 1-based position of the rule that set the limit; `None` for the global limit.
-    pub rule: Option<usize>,
-    /// The rule's pattern; `None` for the global limit.
-    pub rule_path: Option<String>,
-}
-
 impl AppliedLimits {
     /// Checks an image whose counted layers add up to `size`.
     pub fn check_image_size(&self, size: ByteSize) -> Decision {
@@ -170,6 +159,38 @@ impl AppliedLimits {
             Check::TagCount {
                 existing,
                 new,
+                limit,
+            },
+            allowed,
+        )
+    }
+
+    /// Checks a push into a repository holding `existing` images; `adds` tells whether the
+    /// push adds one (a new tag on a digest the repository holds adds none). Like the tag
+    /// count, a push that adds no image is allowed whatever the count.
+    ///
+    /// ```
+    /// use limits_core::Policy;
+    ///
+    /// let policy = Policy::from_yaml("rules:\n- path: ^team-a/\n  limit: {max_image_size: 1GB, tag_count_limit: 100, image_count_limit: 2}")?;
+    /// let applied = policy.limits_for(&"team-a/app".parse()?);
+    /// assert!(applied.check_images(1, true).is_allowed());
+    /// assert!(applied.check_images(2, false).is_allowed());
+    /// let refused = applied.check_images(2, true);
+    /// assert!(refused.refuses());
+    /// assert_eq!(
+    ///     refused.to_string(),
+    ///     "image count 3 would exceed the limit of 2 for repository team-a/app (rule 1: ^team-a/): the repository holds 2 images and this push adds a new one"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_images(&self, existing: u64, adds: bool) -> Decision {
+        let limit = self.limits.image_count_limit;
+        let allowed = !adds || limit.allows(&existing.saturating_add(1));
+        self.decide(
+            Check::ImageCount {
+                existing,
+                adds,
                 limit,
             },
             allowed,
@@ -248,8 +269,11 @@ impl Decision {
         if !self.allowed {
             return Standing::Over;
         }
-        // A push that creates no tag is not near the tag limit, whatever the count.
-        if matches!(self.check, Check::TagCount { new: 0, .. }) {
+        // A push that creates no tag (no image) is not near the limit, whatever the count.
+        if matches!(
+            self.check,
+            Check::TagCount { new: 0, .. } | Check::ImageCount { adds: false, .. }
+        ) {
             return Standing::Ok;
         }
         let (measured, limit) = self.check.measured_and_limit();
@@ -314,6 +338,13 @@ impl Decision {
                     percent(total, max)
                 )
             }
+            Check::ImageCount { limit, .. } => {
+                let (total, max) = self.check.measured_and_limit();
+                format!(
+                    "image count {total} is {}% of the limit of {limit} for repository {repo} ({source}); warnings start at {warn_at}",
+                    percent(total, max.unwrap_or(u64::MAX))
+                )
+            }
         }
     }
 
@@ -322,11 +353,15 @@ impl Decision {
         let (measured, limit) = self.check.measured_and_limit();
         let (existing_tags, new_tags) = match self.check {
             Check::TagCount { existing, new, .. } => (Some(existing), Some(new)),
-            Check::ImageSize { .. } | Check::BlobSize { .. } => (None, None),
+            _ => (None, None),
+        };
+        let (existing_images, new_images) = match self.check {
+            Check::ImageCount { existing, adds, .. } => (Some(existing), Some(u64::from(adds))),
+            _ => (None, None),
         };
         let size_known = match self.check {
             Check::BlobSize { known, .. } => Some(known.as_str()),
-            Check::ImageSize { .. } | Check::TagCount { .. } => None,
+            _ => None,
         };
         let (rule, rule_path) = match &self.source {
             LimitSource::Global => (None, None),
@@ -339,6 +374,8 @@ impl Decision {
             limit,
             existing_tags,
             new_tags,
+            existing_images,
+            new_images,
             size_known,
             rule,
             rule_path,
@@ -418,6 +455,25 @@ impl fmt::Display for Decision {
                     if existing == 1 { "tag" } else { "tags" }
                 )
             }
+            Check::ImageCount {
+                existing,
+                adds,
+                limit,
+            } => {
+                let total = existing.saturating_add(u64::from(adds));
+                let verb = if self.allowed {
+                    "is within"
+                } else {
+                    "would exceed"
+                };
+                write!(
+                    f,
+                    "image count {total} {verb} the limit of {limit} for repository {repo} ({source}): \
+                     the repository holds {existing} {} and this push adds {}",
+                    if existing == 1 { "image" } else { "images" },
+                    if adds { "a new one" } else { "none" }
+                )
+            }
         }
     }
 }
@@ -429,7 +485,7 @@ mod tests {
 
     fn applied(name: &str) -> AppliedLimits {
         let policy = Policy::from_yaml(
-            "max_image_size: 100MB\ntag_count_limit: 100\nrules:\n- path: ^project-1/.*\n  limit: {max_image_size: 20MB, tag_count_limit: 3}\n- path: ^free/\n  limit: {max_image_size: unlimited, tag_count_limit: unlimited}\n",
+            "max_image_size: 100MB\ntag_count_limit: 100\nimage_count_limit: 1\nrules:\n- path: ^project-1/.*\n  limit: {max_image_size: 20MB, tag_count_limit: 3, image_count_limit: 4}\n- path: ^free/\n  limit: {max_image_size: unlimited, tag_count_limit: unlimited}\n",
         )
         .expect("valid");
         policy.limits_for(&name.parse().expect("valid name"))
@@ -491,6 +547,31 @@ mod tests {
                 "layer upload at 2097152 bytes is within the image size limit of unlimited for repository free/app (rule 2: ^free/)",
             ),
             (
+                applied("project-1/app").check_images(4, true),
+                false,
+                "image count 5 would exceed the limit of 4 for repository project-1/app (rule 1: ^project-1/.*): the repository holds 4 images and this push adds a new one",
+            ),
+            (
+                applied("project-1/app").check_images(3, true),
+                true,
+                "image count 4 is within the limit of 4 for repository project-1/app (rule 1: ^project-1/.*): the repository holds 3 images and this push adds a new one",
+            ),
+            (
+                applied("project-1/app").check_images(9, false),
+                true,
+                "image count 9 is within the limit of 4 for repository project-1/app (rule 1: ^project-1/.*): the repository holds 9 images and this push adds none",
+            ),
+            (
+                applied("other/app").check_images(1, true),
+                false,
+                "image count 2 would exceed the limit of 1 for repository other/app (global limit): the repository holds 1 image and this push adds a new one",
+            ),
+            (
+                applied("free/app").check_images(u64::MAX, true),
+                true,
+                "image count 18446744073709551615 is within the limit of unlimited for repository free/app (rule 2: ^free/): the repository holds 18446744073709551615 images and this push adds a new one",
+            ),
+            (
                 applied("free/app").check_image_size(ByteSize::new(u64::MAX)),
                 true,
                 "image size 16.0 EiB (18446744073709551615 bytes) is within the limit of unlimited for repository free/app (rule 2: ^free/)",
@@ -519,6 +600,12 @@ mod tests {
         assert_eq!(
             json,
             r#"{"repository":"project-1/app","check":"tag_count","measured":4,"limit":3,"existing_tags":3,"new_tags":1,"rule":1,"rule_path":"^project-1/.*"}"#
+        );
+        let detail = applied("project-1/app").check_images(4, true).detail();
+        let json = serde_json::to_string(&detail).expect("serialisable");
+        assert_eq!(
+            json,
+            r#"{"repository":"project-1/app","check":"image_count","measured":5,"limit":4,"existing_images":4,"new_images":1,"rule":1,"rule_path":"^project-1/.*"}"#
         );
         let detail = applied("x/y").check_image_size(ByteSize::new(5)).detail();
         assert_eq!(detail.rule, None);

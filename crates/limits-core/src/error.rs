@@ -1,6 +1,7 @@
 //! Configuration errors.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::SizeError;
 use crate::position::{self, Position};
@@ -19,6 +20,20 @@ pub enum Location {
         /// 1-based position in `rules`.
         rule: Option<usize>,
     },
+    /// The YAML text of `namespace_quotas` given as a string, with the 1-based position of the
+    /// quota the error is in, when it is in one.
+    NamespaceQuotas {
+        /// 1-based position in `namespace_quotas`.
+        quota: Option<usize>,
+    },
+    /// A namespace quota, by its 1-based position, with its `namespace` pattern when it has
+    /// one.
+    NamespaceQuota {
+        /// 1-based position in `namespace_quotas`.
+        position: usize,
+        /// The quota's `namespace` pattern, when it has a string one.
+        namespace: Option<Arc<str>>,
+    },
     /// A rule, by its 1-based position, with its `path` when it has one.
     Rule {
         /// 1-based position in `rules`.
@@ -35,6 +50,18 @@ impl fmt::Display for Location {
             Location::Global => f.write_str("the global limits"),
             Location::Rules { rule: Some(rule) } => write!(f, "rule {rule} of rules"),
             Location::Rules { rule: None } => f.write_str("rules"),
+            Location::NamespaceQuotas { quota: Some(quota) } => {
+                write!(f, "namespace quota {quota} of namespace_quotas")
+            }
+            Location::NamespaceQuotas { quota: None } => f.write_str("namespace_quotas"),
+            Location::NamespaceQuota {
+                position,
+                namespace: Some(namespace),
+            } => write!(f, "namespace quota {position} ({namespace})"),
+            Location::NamespaceQuota {
+                position,
+                namespace: None,
+            } => write!(f, "namespace quota {position}"),
             Location::Rule {
                 position,
                 path: Some(path),
@@ -190,15 +217,17 @@ impl fmt::Display for RegexError {
 impl std::error::Error for RegexError {}
 
 impl ConfigError {
-    /// Puts the position of an error inside the `rules` string of `text` (a literal block,
-    /// `rules: |`) into the file; positions in other strings are left as counted in the string.
+    /// Puts the position of an error inside the `rules` or `namespace_quotas` string of `text`
+    /// (a literal block, `rules: |`) into the file; positions in other strings are left as
+    /// counted in the string.
     pub(crate) fn placed_in(mut self, text: &str) -> Self {
-        if let ConfigError::Yaml {
-            location: Location::Rules { .. },
-            source,
-        } = &mut self
-        {
-            let block = [&["rules"][..], &["data", "rules"][..]]
+        if let ConfigError::Yaml { location, source } = &mut self {
+            let key = match location {
+                Location::Rules { .. } => "rules",
+                Location::NamespaceQuotas { .. } => "namespace_quotas",
+                _ => return self,
+            };
+            let block = [&[key][..], &["data", key][..]]
                 .iter()
                 .find_map(|path| position::value_at(text, path))
                 .and_then(|at| position::literal_block(text, at));
@@ -209,11 +238,11 @@ impl ConfigError {
         self
     }
 
-    /// Takes positions inside the `rules` string as the `rules` file's (a mounted ConfigMap
-    /// directory holds each key in a file of its own).
+    /// Takes positions inside the `rules` (or `namespace_quotas`) string as that file's (a
+    /// mounted ConfigMap directory holds each key in a file of its own).
     pub(crate) fn in_own_file(mut self) -> Self {
         if let ConfigError::Yaml {
-            location: Location::Rules { .. },
+            location: Location::Rules { .. } | Location::NamespaceQuotas { .. },
             source,
         } = &mut self
         {

@@ -62,6 +62,15 @@
 //! the artifact the suffix says; [`AppliedProtections::is_exempt`]). Absent keys change
 //! nothing.
 //!
+//! # Image counts and namespace quotas
+//!
+//! `image_count_limit` (globally and in a rule's `limit`; absent, unlimited) bounds the images
+//! a repository holds ([`AppliedLimits::check_images`]). `namespace_quotas`, an ordered list
+//! whose first matching entry applies, bounds what a namespace (the first component of a
+//! repository name, [`namespace_of`]) holds in repositories, images, tags and storage
+//! ([`Policy::quota_for`], [`AppliedQuota::check`]). The counts themselves
+//! ([`NamespaceUsage`], [`PushDelta`]) come from the caller's inventory of the registry.
+//!
 //! # Migration to Registry v2
 //!
 //! [`Policy::export_registry_v2`] writes one Kubernetes `LimitRange` per namespace for the
@@ -78,6 +87,7 @@
 mod config;
 mod decision;
 mod deletion;
+mod detail;
 mod enforcement;
 mod error;
 mod limit;
@@ -86,6 +96,7 @@ mod migration;
 mod policy;
 mod position;
 mod protection;
+mod quota;
 mod repository;
 mod signature;
 mod size;
@@ -95,19 +106,24 @@ mod usage;
 mod yaml;
 
 pub use config::{Config, Rule};
-pub use decision::{BlobSizeKnown, Check, Decision, Detail};
+pub use decision::{BlobSizeKnown, Check, Decision};
 pub use deletion::{DeleteTarget, ImmutableDelete, ImmutableDeleteDetail};
+pub use detail::Detail;
 pub use enforcement::{Enforcement, EnforcementError, WarnAt, WarnAtError};
 pub use error::{ConfigError, Location, RegexError, YamlError};
 pub use limit::{Limit, Limits};
 pub use matcher::{RULE_SIZE_LIMIT, RULES_SIZE_LIMIT};
 pub use migration::{
-    ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, import_registry_v2, parse_quantity,
-    quantity,
+    ImportError, Imported, LIMIT_RANGE_NAME, NamespaceLimits, RESOURCE_QUOTA_NAME,
+    import_registry_v2, parse_quantity, quantity,
 };
 pub use policy::{AppliedLimits, Policy};
 pub use protection::{
     AppliedProtections, Protections, ReadOnly, Setting, TagMove, TagMoveDetail, TagPatterns,
+};
+pub use quota::{
+    AppliedQuota, NamespaceQuota, NamespaceUsage, PushDelta, QuotaDecision, QuotaDetail, QuotaHard,
+    QuotaKind, QuotaSource, namespace_of,
 };
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use signature::{Content, SignatureTag, Subject, is_signature_tag};

@@ -1,4 +1,4 @@
-//! Limits: a bound or `unlimited`, and the pair of limits a repository gets.
+//! Limits: a bound or `unlimited`, and the limits a repository gets.
 
 use std::fmt;
 
@@ -53,20 +53,25 @@ impl<T: fmt::Display> fmt::Display for Limit<T> {
     }
 }
 
-/// The two limits that apply to a repository.
+/// The limits that apply to a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limits {
     /// The largest image: the sum of a manifest's layer sizes.
     pub max_image_size: Limit<ByteSize>,
     /// The most tags the repository may hold.
     pub tag_count_limit: Limit<u64>,
+    /// The most images the repository may hold: distinct top-level manifests (one a tag points
+    /// to, or one pushed by digest that is neither a child of an index nor attached to another
+    /// manifest). Optional in the configuration; absent, unlimited.
+    pub image_count_limit: Limit<u64>,
 }
 
 impl Limits {
-    /// The original product's defaults: `1GB` and `1000` tags.
+    /// The original product's defaults: `1GB` and `1000` tags; no image count limit.
     pub const DEFAULT: Limits = Limits {
         max_image_size: Limit::Max(ByteSize::new(1 << 30)),
         tag_count_limit: Limit::Max(1000),
+        image_count_limit: Limit::Unlimited,
     };
 }
 
@@ -76,13 +81,19 @@ impl Default for Limits {
     }
 }
 
+/// `max_image_size 20 MiB, tag_count_limit 3`, with `, image_count_limit 50` when the image
+/// count is bounded (the key is optional and absent means unlimited).
 impl fmt::Display for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "max_image_size {}, tag_count_limit {}",
             self.max_image_size, self.tag_count_limit
-        )
+        )?;
+        if let Limit::Max(images) = self.image_count_limit {
+            write!(f, ", image_count_limit {images}")?;
+        }
+        Ok(())
     }
 }
 
@@ -113,6 +124,14 @@ mod tests {
         assert_eq!(
             Limits::DEFAULT.to_string(),
             "max_image_size 1 GiB, tag_count_limit 1000"
+        );
+        let bounded = Limits {
+            image_count_limit: Limit::Max(50),
+            ..Limits::DEFAULT
+        };
+        assert_eq!(
+            bounded.to_string(),
+            "max_image_size 1 GiB, tag_count_limit 1000, image_count_limit 50"
         );
     }
 }

@@ -6,8 +6,9 @@ use crate::deletion::{DeleteTarget, ImmutableDelete};
 use crate::error::{ConfigError, Location};
 use crate::matcher::Matcher;
 use crate::protection::{AppliedProtections, ReadOnly, TagMove, TagPatterns};
+use crate::quota::QuotaMatcher;
 use crate::source::LimitSource;
-use crate::{Config, Limits, RepositoryName, Rule};
+use crate::{AppliedQuota, Config, Limits, NamespaceQuota, RepositoryName, Rule, namespace_of};
 
 /// A configuration compiled for lookups: global limits plus ordered rules, first match wins.
 ///
@@ -37,6 +38,8 @@ pub struct Policy {
     /// Compiled `immutable_tags`: the global ones, and each rule's own.
     global_immutable: Option<Arc<TagPatterns>>,
     rule_immutable: Vec<Option<Arc<TagPatterns>>>,
+    /// Compiled `namespace_quotas` patterns.
+    quotas: QuotaMatcher,
 }
 
 /// The limits that apply to one repository, and where they came from.
@@ -184,12 +187,14 @@ impl Policy {
                 )
             })
             .collect::<Result<_, _>>()?;
+        let quotas = QuotaMatcher::new(&config.namespace_quotas)?;
         Ok(Policy {
             config,
             paths,
             matcher,
             global_immutable,
             rule_immutable,
+            quotas,
         })
     }
 
@@ -248,6 +253,56 @@ impl Policy {
         }
     }
 
+    /// The namespace quotas, in order.
+    pub fn namespace_quotas(&self) -> &[NamespaceQuota] {
+        &self.config.namespace_quotas
+    }
+
+    /// The namespace quota for `repository`'s namespace (see [`namespace_of`]); `None` for a
+    /// name without a `/`, or when no quota's pattern matches the namespace.
+    ///
+    /// ```
+    /// use limits_core::{Enforcement, Policy};
+    ///
+    /// let policy = Policy::from_yaml(r#"
+    /// enforcement: warn
+    /// namespace_quotas:
+    ///   - namespace: ^team-a$
+    ///     hard: {repositories: "20", images: "200", tags: "200", storage: 50GB}
+    ///     enforcement: deny
+    ///   - namespace: ^team-
+    ///     hard: {tags: 1000}
+    /// "#)?;
+    /// let quota = policy.quota_for(&"team-a/tools/app".parse()?).expect("quota 1");
+    /// assert_eq!(quota.source.to_string(), "namespace quota 1: ^team-a$");
+    /// assert_eq!(quota.hard.to_string(), "repositories 20, images 200, tags 200, storage 50 GiB");
+    /// assert_eq!(quota.enforcement, Enforcement::Deny);
+    /// let other = policy.quota_for(&"team-b/app".parse()?).expect("quota 2");
+    /// assert_eq!((other.source.position, other.enforcement), (2, Enforcement::Warn));
+    /// assert!(policy.quota_for(&"ubuntu".parse()?).is_none());
+    /// assert!(policy.quota_for(&"library/ubuntu".parse()?).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn quota_for(&self, repository: &RepositoryName) -> Option<AppliedQuota> {
+        self.quota_for_namespace(namespace_of(repository.as_str())?)
+    }
+
+    /// The first namespace quota whose pattern matches `namespace` (unanchored, as rule paths
+    /// are), with its enforcement and `warn_at` resolved: the quota's own, else the global
+    /// ones, else the defaults.
+    pub fn quota_for_namespace(&self, namespace: &str) -> Option<AppliedQuota> {
+        let (index, source) = self.quotas.first_match(namespace)?;
+        let quota = &self.config.namespace_quotas[index];
+        let global = &self.config.protections;
+        Some(AppliedQuota {
+            namespace: namespace.to_owned(),
+            hard: quota.hard,
+            source,
+            enforcement: quota.enforcement.or(global.enforcement).unwrap_or_default(),
+            warn_at: quota.warn_at.or(global.warn_at).unwrap_or_default(),
+        })
+    }
+
     /// Whether any repository is read-only: the global `read_only` or any rule's. A write whose
     /// repository cannot be read is refused while this holds.
     pub fn any_read_only(&self) -> Option<ReadOnly> {
@@ -291,6 +346,7 @@ mod tests {
             limits: Limits {
                 max_image_size: Limit::Max(ByteSize::new(1)),
                 tag_count_limit: Limit::Max(tags),
+                image_count_limit: Limit::Unlimited,
             },
             protections: Protections::default(),
         }
@@ -306,6 +362,7 @@ mod tests {
             global: Limits::DEFAULT,
             rules,
             protections: Protections::default(),
+            namespace_quotas: Vec::new(),
         })
         .expect("valid rules")
     }
@@ -362,6 +419,7 @@ mod tests {
                 global: Limits::DEFAULT,
                 rules,
                 protections: Protections::default(),
+                namespace_quotas: Vec::new(),
             })
             .expect_err(path);
             assert_eq!(err.to_string(), *message);

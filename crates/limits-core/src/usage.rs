@@ -39,7 +39,11 @@ impl fmt::Display for Standing {
 /// ```
 /// use limits_core::{ByteSize, Limit, Limits, Standing, Usage};
 ///
-/// let limits = Limits { max_image_size: Limit::Max(ByteSize::new(100)), tag_count_limit: Limit::Max(10) };
+/// let limits = Limits {
+///     max_image_size: Limit::Max(ByteSize::new(100)),
+///     tag_count_limit: Limit::Max(10),
+///     image_count_limit: Limit::Unlimited,
+/// };
 /// assert_eq!(Usage::new(limits, 11, Some(ByteSize::new(5))).standing(80), Standing::Over);
 /// assert_eq!(Usage::new(limits, 3, Some(ByteSize::new(101))).standing(80), Standing::Over);
 /// assert_eq!(Usage::new(limits, 10, Some(ByteSize::new(5))).standing(80), Standing::Near);
@@ -158,6 +162,7 @@ mod tests {
         Limits {
             max_image_size: size.map_or(Limit::Unlimited, |s| Limit::Max(ByteSize::new(s))),
             tag_count_limit: tags.map_or(Limit::Unlimited, Limit::Max),
+            image_count_limit: Limit::Unlimited,
         }
     }
 

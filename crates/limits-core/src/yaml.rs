@@ -4,6 +4,7 @@
 use serde_yaml::Value;
 
 use crate::error::{ConfigError, Location, YamlError};
+use crate::{ByteSize, Enforcement, Limit, WarnAt};
 
 /// A scalar's text: a string as it is, a number as written (ConfigMap `data` values are
 /// strings, but a YAML file may hold `warn_at: 80`).
@@ -13,6 +14,22 @@ pub(crate) fn scalar_text(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// `enforcement`: `deny`, `warn` or `audit`.
+pub(crate) fn enforcement(value: &Value, location: &Location) -> Result<Enforcement, ConfigError> {
+    const EXPECTED: &str = "deny, warn or audit";
+    scalar_text(value)
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| wrong_type("enforcement", location.clone(), EXPECTED, value))
+}
+
+/// `warn_at`: a percentage from 1% to 100%, or `off`.
+pub(crate) fn warn_at(value: &Value, location: &Location) -> Result<WarnAt, ConfigError> {
+    const EXPECTED: &str = "a percentage from 1% to 100% (such as 80%) or off";
+    scalar_text(value)
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| wrong_type("warn_at", location.clone(), EXPECTED, value))
 }
 
 /// `true` or `false`, as a YAML boolean or as a string (ConfigMap `data` values are strings).
@@ -149,4 +166,67 @@ pub(crate) fn truncate(text: &str) -> String {
         Some((at, _)) => format!("{}...", &text[..at]),
         None => text.to_owned(),
     }
+}
+
+/// A size limit (`max_image_size`, a quota's `storage`): a size string or `unlimited`.
+pub(crate) fn size_limit(
+    key: &'static str,
+    value: &Value,
+    location: Location,
+) -> Result<Limit<ByteSize>, ConfigError> {
+    let text = scalar(
+        key,
+        value,
+        &location,
+        "a size such as \"100MB\" or \"unlimited\"",
+    )?;
+    if is_unlimited(&text) {
+        return Ok(Limit::Unlimited);
+    }
+    text.parse::<ByteSize>()
+        .map(Limit::Max)
+        .map_err(|source| ConfigError::InvalidSize {
+            key,
+            location,
+            value: text,
+            source,
+        })
+}
+
+/// A count limit (`tag_count_limit`, `image_count_limit`, a quota's counts): a whole number,
+/// as a string or a YAML integer, or `unlimited`.
+pub(crate) fn count_limit(
+    key: &'static str,
+    value: &Value,
+    location: Location,
+) -> Result<Limit<u64>, ConfigError> {
+    let text = scalar(
+        key,
+        value,
+        &location,
+        "a whole number such as \"100\" or \"unlimited\"",
+    )?;
+    let trimmed = text.trim();
+    if is_unlimited(trimmed) {
+        return Ok(Limit::Unlimited);
+    }
+    let invalid = |reason| ConfigError::InvalidCount {
+        key,
+        location: location.clone(),
+        value: text.clone(),
+        reason,
+    };
+    if trimmed.is_empty() {
+        return Err(invalid("empty"));
+    }
+    if trimmed.starts_with('-') {
+        return Err(invalid("negative"));
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("not a whole number"));
+    }
+    trimmed
+        .parse::<u64>()
+        .map(Limit::Max)
+        .map_err(|_| invalid("does not fit in 64 bits"))
 }

@@ -22,6 +22,9 @@
 //! * [`go_query_value`], [`go_query_values`]: the first value, or every value, of a query
 //!   parameter, as Go's `url.ParseQuery` reads them;
 //! * [`upload`]: the bytes an upload session holds, from the registry's `Range` answers;
+//! * [`Notification`]: the body of a registry notification (`POST` of the events envelope
+//!   distribution sends to its notification endpoints), read into the events that change what
+//!   the registry holds;
 //! * [`RequestHead`]: the whole head read once, the route above plus every header fact the
 //!   gateway's checks read (see [Headers](#headers)).
 //!
@@ -88,6 +91,7 @@
 //! or `httparse`'s headers give as they are.
 
 mod head;
+mod notification;
 mod path;
 mod query;
 mod reference;
@@ -95,6 +99,10 @@ mod route;
 pub mod upload;
 
 pub use head::{CHECKED_HEADERS, ContentType, HeaderError, RequestHead};
+pub use notification::{
+    EVENTS_MEDIA_TYPE_V1, EVENTS_MEDIA_TYPE_V2, Event, EventKind, JsonError, Notification,
+    NotificationError, is_notification_content_type,
+};
 pub use path::{PathError, decode_path, is_clean};
 pub use query::{go_query_value, go_query_values};
 pub use reference::{Reference, ReferenceError};

@@ -69,7 +69,7 @@ impl fmt::Display for Reference {
 }
 
 /// distribution's `TagRegexp`, anchored: `[\w][\w.-]{0,127}` with Go's ASCII `\w`.
-fn is_tag(text: &str) -> bool {
+pub(crate) fn is_tag(text: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let bytes = text.as_bytes();
     !bytes.is_empty()

@@ -226,6 +226,7 @@ mod tests {
         Limits {
             max_image_size: Limit::Max(ByteSize::new(size)),
             tag_count_limit: Limit::Max(tags),
+            image_count_limit: Limit::Unlimited,
         }
     }
 

@@ -215,6 +215,7 @@ mod tests {
                     Limits {
                         max_image_size: Limit::Max(ByteSize::new(20 << 20)),
                         tag_count_limit: Limit::Max(3),
+                        image_count_limit: Limit::Unlimited,
                     },
                     "rule 1: ^p/.*".to_owned(),
                 )),
@@ -233,6 +234,7 @@ mod tests {
                     Limits {
                         max_image_size: Limit::Unlimited,
                         tag_count_limit: Limit::Unlimited,
+                        image_count_limit: Limit::Unlimited,
                     },
                     "global".to_owned(),
                 )),

@@ -1,11 +1,15 @@
-//! Export: the `LimitRange` each namespace gets, and the comments on what it cannot express.
+//! Export: the `LimitRange` and `ResourceQuota` each namespace gets, and the comments on what
+//! they cannot express.
 
 use std::fmt::Write as _;
 
 use super::quantity::quantity;
-use super::{IMAGE_STREAM_TYPE, IMAGE_TAGS, IMAGE_TYPE, LIMIT_RANGE_NAME, escaped};
+use super::{
+    IMAGE_STREAM_TYPE, IMAGE_STREAMS, IMAGE_TAGS, IMAGE_TYPE, IMAGES, LIMIT_RANGE_NAME,
+    RESOURCE_QUOTA_NAME, escaped,
+};
 use crate::matcher::required_prefix;
-use crate::{LimitSource, Limits, Policy};
+use crate::{Enforcement, Limit, LimitSource, Limits, Policy};
 
 /// How much of a namespace a rule's pattern covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +112,9 @@ impl Policy {
         }
     }
 
-    /// The namespaces the rules name: the first path component of each pattern anchored with a
-    /// literal `^<namespace>/`, sorted, without duplicates.
+    /// The namespaces the rules and namespace quotas name: the first path component of each
+    /// rule pattern anchored with a literal `^<namespace>/`, and each quota pattern that is a
+    /// whole literal name (`^team-a$`), sorted, without duplicates.
     pub fn rule_namespaces(&self) -> Vec<String> {
         let mut namespaces: Vec<String> = self
             .rules()
@@ -117,6 +122,11 @@ impl Policy {
             .filter_map(|rule| required_prefix(&rule.path))
             .filter_map(|prefix| prefix.split_once('/').map(|(ns, _)| ns.to_owned()))
             .filter(|ns| !ns.is_empty())
+            .chain(
+                self.namespace_quotas()
+                    .iter()
+                    .filter_map(|quota| literal_namespace(&quota.namespace)),
+            )
             .collect();
         namespaces.sort();
         namespaces.dedup();
@@ -130,7 +140,7 @@ impl Policy {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# Registry v2 limits (LimitRange per namespace) for the registry-gateway configuration."
+            "# Registry v2 limits (LimitRange and ResourceQuota per namespace) for the registry-gateway configuration."
         );
         let _ = writeln!(
             out,
@@ -157,72 +167,149 @@ impl Policy {
             let _ = writeln!(out, "# Not exported, Registry v2 has no equivalent: {note}");
         }
         for namespace in namespaces {
-            let limits = self.namespace_limits(namespace);
-            out.push_str("---\n");
-            let _ = writeln!(out, "# namespace {namespace}: {}", limits.source);
-            for note in &limits.inexact {
-                let _ = writeln!(out, "# INEXACT: {note}");
-            }
-            let rule_enforcement = match &limits.source {
-                LimitSource::Rule { position, .. } => self
-                    .rules()
-                    .get(position - 1)
-                    .and_then(|rule| rule.protections.enforcement),
-                LimitSource::Global => None,
-            };
-            let enforcement = rule_enforcement
-                .or(self.config().protections.enforcement)
-                .unwrap_or_default();
-            if enforcement != crate::Enforcement::Deny {
-                let _ = writeln!(
-                    out,
-                    "# INEXACT: the gateway enforces these limits in {enforcement} mode (pushes over them go through); a LimitRange always refuses them"
-                );
-            }
-            if !is_namespace_name(namespace) {
-                let _ = writeln!(
-                    out,
-                    "# INEXACT: {namespace} is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63): no LimitRange"
-                );
-                continue;
-            }
-            let size = limits.limits.max_image_size.max();
-            let tags = limits.limits.tag_count_limit.max();
-            if size.is_none() && tags.is_none() {
-                let _ = writeln!(
-                    out,
-                    "# both limits are unlimited: no LimitRange for namespace {namespace}"
-                );
-                continue;
-            }
-            let _ = write!(
-                out,
-                "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: {LIMIT_RANGE_NAME}\n  namespace: {}\nspec:\n  limits:\n",
-                quote(namespace)
-            );
-            match size {
-                Some(size) => {
-                    let _ = write!(
-                        out,
-                        "    - type: {IMAGE_TYPE}\n      max:\n        storage: {}\n",
-                        quantity(size)
-                    );
-                }
-                None => out.push_str("    # max_image_size unlimited: no alauda.io/Image limit\n"),
-            }
-            match tags {
-                Some(tags) => {
-                    let _ = write!(
-                        out,
-                        "    - type: {IMAGE_STREAM_TYPE}\n      max:\n        {IMAGE_TAGS}: \"{tags}\"\n"
-                    );
-                }
-                None => out
-                    .push_str("    # tag_count_limit unlimited: no alauda.io/ImageStream limit\n"),
-            }
+            self.write_limit_range(&mut out, namespace);
+            self.write_resource_quota(&mut out, namespace);
         }
         out
     }
+
+    /// The `LimitRange` of one namespace, with its comments.
+    fn write_limit_range(&self, out: &mut String, namespace: &str) {
+        let limits = self.namespace_limits(namespace);
+        out.push_str("---\n");
+        let _ = writeln!(out, "# namespace {namespace}: {}", limits.source);
+        for note in &limits.inexact {
+            let _ = writeln!(out, "# INEXACT: {note}");
+        }
+        let rule_enforcement = match &limits.source {
+            LimitSource::Rule { position, .. } => self
+                .rules()
+                .get(position - 1)
+                .and_then(|rule| rule.protections.enforcement),
+            LimitSource::Global => None,
+        };
+        let enforcement = rule_enforcement
+            .or(self.config().protections.enforcement)
+            .unwrap_or_default();
+        if enforcement != Enforcement::Deny {
+            let _ = writeln!(
+                out,
+                "# INEXACT: the gateway enforces these limits in {enforcement} mode (pushes over them go through); a LimitRange always refuses them"
+            );
+        }
+        if !is_namespace_name(namespace) {
+            let _ = writeln!(
+                out,
+                "# INEXACT: {namespace} is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63): no LimitRange"
+            );
+            return;
+        }
+        let size = limits.limits.max_image_size.max();
+        let tags = limits.limits.tag_count_limit.max();
+        let images = limits.limits.image_count_limit.max();
+        if size.is_none() && tags.is_none() && images.is_none() {
+            let _ = writeln!(
+                out,
+                "# every limit is unlimited: no LimitRange for namespace {namespace}"
+            );
+            return;
+        }
+        let _ = write!(
+            out,
+            "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: {LIMIT_RANGE_NAME}\n  namespace: {}\nspec:\n  limits:\n",
+            quote(namespace)
+        );
+        match size {
+            Some(size) => {
+                let _ = write!(
+                    out,
+                    "    - type: {IMAGE_TYPE}\n      max:\n        storage: {}\n",
+                    quantity(size)
+                );
+            }
+            None => out.push_str("    # max_image_size unlimited: no alauda.io/Image limit\n"),
+        }
+        if tags.is_none() && images.is_none() {
+            out.push_str("    # tag_count_limit unlimited: no alauda.io/ImageStream limit\n");
+            return;
+        }
+        let _ = write!(out, "    - type: {IMAGE_STREAM_TYPE}\n      max:\n");
+        if let Some(images) = images {
+            let _ = writeln!(out, "        {IMAGES}: \"{images}\"");
+        }
+        if let Some(tags) = tags {
+            let _ = writeln!(out, "        {IMAGE_TAGS}: \"{tags}\"");
+        }
+    }
+
+    /// The `ResourceQuota` of one namespace from the first namespace quota that matches it,
+    /// with its comments; nothing when none matches.
+    fn write_resource_quota(&self, out: &mut String, namespace: &str) {
+        let Some(quota) = self.quota_for_namespace(namespace) else {
+            return;
+        };
+        out.push_str("---\n");
+        let _ = writeln!(
+            out,
+            "# namespace {namespace}: {} ({})",
+            quota.source, quota.hard
+        );
+        if quota.enforcement != Enforcement::Deny {
+            let _ = writeln!(
+                out,
+                "# INEXACT: the gateway enforces this quota in {} mode (pushes over it go through); a ResourceQuota always refuses them",
+                quota.enforcement
+            );
+        }
+        if let Limit::Max(storage) = quota.hard.storage {
+            let _ = writeln!(
+                out,
+                "# Not exported, Registry v2 has no equivalent: storage {storage:#} ({} bytes) of {}; no ResourceQuota resource counts the storage of a namespace's images",
+                storage.bytes(),
+                quota.source
+            );
+        }
+        if !is_namespace_name(namespace) {
+            let _ = writeln!(
+                out,
+                "# INEXACT: {namespace} is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63): no ResourceQuota"
+            );
+            return;
+        }
+        let hard = [
+            (IMAGE_STREAMS, quota.hard.repositories),
+            (IMAGES, quota.hard.images),
+            (IMAGE_TAGS, quota.hard.tags),
+        ];
+        if hard.iter().all(|(_, limit)| limit.max().is_none()) {
+            let _ = writeln!(
+                out,
+                "# repositories, images and tags are unlimited: no ResourceQuota for namespace {namespace}"
+            );
+            return;
+        }
+        let _ = write!(
+            out,
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: {RESOURCE_QUOTA_NAME}\n  namespace: {}\nspec:\n  hard:\n",
+            quote(namespace)
+        );
+        for (key, limit) in hard {
+            if let Limit::Max(count) = limit {
+                let _ = writeln!(out, "    {key}: \"{count}\"");
+            }
+        }
+    }
+}
+
+/// The namespace a quota pattern names whole (`^team-a$`, `^a\\.b$`), if it does.
+fn literal_namespace(pattern: &str) -> Option<String> {
+    let inner = pattern.strip_prefix('^')?.strip_suffix('$')?;
+    let literal = !inner.is_empty()
+        && inner
+            .replace("\\.", "")
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    literal.then(|| inner.replace("\\.", "."))
 }
 
 /// Whether `name` is a Kubernetes namespace name (an RFC 1123 label).
@@ -245,6 +332,26 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_namespaces() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("^team-a$", Some("team-a")),
+            ("^a\\.b$", Some("a.b")),
+            ("^a.b$", None),
+            ("^team-", None),
+            ("team-a$", None),
+            ("^(a|b)$", None),
+            ("^$", None),
+        ];
+        for (pattern, namespace) in cases {
+            assert_eq!(
+                literal_namespace(pattern).as_deref(),
+                *namespace,
+                "{pattern}"
+            );
+        }
+    }
 
     #[test]
     fn coverages() {

@@ -7,7 +7,7 @@ fn errors_name_key_location_and_value() {
     let cases: &[(&str, &str)] = &[
         (
             "max_image_sise: 1GB",
-            "unknown key \"max_image_sise\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
+            "unknown key \"max_image_sise\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
         (
             "max_image_size: 12XB",
@@ -58,6 +58,26 @@ fn errors_name_key_location_and_value() {
             "invalid tag_count_limit in the global limits: expected a whole number such as \"100\" or \"unlimited\", found the boolean true",
         ),
         (
+            "image_count_limit: \"-3\"",
+            "invalid image_count_limit \"-3\" in the global limits: negative",
+        ),
+        (
+            "image_count_limit: 2.5",
+            "invalid image_count_limit \"2.5\" in the global limits: not a whole number",
+        ),
+        (
+            "image_count_limit: [1]",
+            "invalid image_count_limit in the global limits: expected a whole number such as \"100\" or \"unlimited\", found a list",
+        ),
+        (
+            "rules:\n- path: ^a/\n  limit: {max_image_size: 1GB, tag_count_limit: 1}\n- path: ^b/\n  limit: {max_image_size: 1GB, tag_count_limit: 1, image_count_limit: lots}",
+            "invalid image_count_limit \"lots\" in rule 2 (^b/): not a whole number",
+        ),
+        (
+            "rules: |\n  - path: ^a/\n    limit: {max_image_size: 1GB, tag_count_limit: 1, image_count_limit: \"99999999999999999999\"}",
+            "invalid image_count_limit \"99999999999999999999\" in rule 1 (^a/): does not fit in 64 bits",
+        ),
+        (
             "rules: 3",
             "invalid rules in the global limits: expected a list of rules, found the number 3",
         ),
@@ -99,7 +119,7 @@ fn errors_name_key_location_and_value() {
         ),
         (
             "rules:\n- path: ^a/\n  limit: {max_image_size: 1GB, tag_count_limit: 1, max_tags: 2}",
-            "unknown key \"max_tags\" in rule 1 (^a/) (expected max_image_size, tag_count_limit)",
+            "unknown key \"max_tags\" in rule 1 (^a/) (expected max_image_size, tag_count_limit, image_count_limit)",
         ),
         (
             "rules:\n- path: ^a/\n  limits: {max_image_size: 1GB, tag_count_limit: 1}",
@@ -139,7 +159,7 @@ fn errors_name_key_location_and_value() {
         ),
         (
             "apiVersion: v1\nkind: ConfigMap\ndata:\n  max_image_size: 1GB\n  tag_limit: \"3\"",
-            "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
+            "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
         (
             "apiVersion: v1\nkind: ConfigMap\nspec: {}",
@@ -220,6 +240,6 @@ fn entries_refuse_unknown_files() {
         .expect_err("unknown key");
     assert_eq!(
         err.to_string(),
-        "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)"
+        "unknown key \"tag_limit\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)"
     );
 }

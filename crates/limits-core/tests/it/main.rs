@@ -4,4 +4,5 @@ mod config_errors;
 mod enforcement;
 mod migration;
 mod protections;
+mod quotas;
 mod seeds;

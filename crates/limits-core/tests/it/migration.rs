@@ -135,9 +135,8 @@ spec:
     assert_eq!(policy.rule_namespaces(), ["project-1", "project-2"]);
 }
 
-#[test]
-fn import_reads_the_seed_limit_range_and_lists_what_it_skips() {
-    let text = r#"
+/// The two example objects of the successor's documentation ("Configure Image Limits").
+const SEED_002: &str = r#"
 apiVersion: v1
 kind: ResourceQuota
 metadata:
@@ -145,7 +144,9 @@ metadata:
   namespace: team-a
 spec:
   hard:
+    alauda.io/imagestreams: "20"
     alauda.io/images: "200"
+    alauda.io/image-tags: "200"
 ---
 apiVersion: v1
 kind: LimitRange
@@ -162,19 +163,161 @@ spec:
         alauda.io/images: "100"
         alauda.io/image-tags: "100"
 "#;
+
+/// The objects of a YAML stream, in a stable order.
+fn objects(text: &str) -> Vec<Value> {
+    let mut objects: Vec<Value> = serde_yaml::Deserializer::from_str(text)
+        .map(|part| serde::Deserialize::deserialize(part).expect("YAML"))
+        .filter(|value: &Value| !value.is_null())
+        .collect();
+    objects.sort_by_key(|value| serde_yaml::to_string(value).expect("printable"));
+    objects
+}
+
+#[test]
+fn the_successor_examples_round_trip_exactly() {
+    let imported = import_registry_v2([SEED_002]).expect("imports");
+    assert!(imported.skipped.is_empty(), "{:?}", imported.skipped);
+    assert_eq!(
+        imported.config.to_yaml(),
+        "max_image_size: \"unlimited\"\ntag_count_limit: \"unlimited\"\nrules:\n  - path: \"^team-a/\"\n    limit:\n      max_image_size: \"1GB\"\n      tag_count_limit: \"100\"\n      image_count_limit: \"100\"\nnamespace_quotas:\n  - namespace: \"^team-a$\"\n    hard:\n      repositories: \"20\"\n      images: \"200\"\n      tags: \"200\"\n"
+    );
+    // Through the printed configuration, as `import` then `export` on the command line do.
+    let policy = Policy::from_yaml(&imported.config.to_yaml()).expect("printed config loads");
+    assert_eq!(policy.rule_namespaces(), ["team-a"]);
+    let exported = policy.export_registry_v2(&policy.rule_namespaces());
+    assert_eq!(objects(&exported), objects(SEED_002), "{exported}");
+}
+
+#[test]
+fn export_writes_quotas_and_says_what_storage_maps_to() {
+    let policy = Policy::from_yaml(
+        r#"
+image_count_limit: 30
+namespace_quotas: |
+  - namespace: ^team-a$
+    hard: {repositories: "20", tags: "200", storage: 50GB}
+    enforcement: warn
+  - namespace: ^team-
+    hard: {storage: 1TB}
+"#,
+    )
+    .expect("loads");
+    let text = policy.export_registry_v2(&["team-a".to_owned(), "team-b".to_owned()]);
+    let expected_a = "---
+# namespace team-a: namespace quota 1: ^team-a$ (repositories 20, tags 200, storage 50 GiB)
+# INEXACT: the gateway enforces this quota in warn mode (pushes over it go through); a ResourceQuota always refuses them
+# Not exported, Registry v2 has no equivalent: storage 50 GiB (53687091200 bytes) of namespace quota 1: ^team-a$; no ResourceQuota resource counts the storage of a namespace's images
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: image-registry-quota
+  namespace: \"team-a\"
+spec:
+  hard:
+    alauda.io/imagestreams: \"20\"
+    alauda.io/image-tags: \"200\"
+";
+    assert!(text.contains(expected_a), "{text}");
+    let expected_b = "---
+# namespace team-b: namespace quota 2: ^team- (storage 1 TiB)
+# Not exported, Registry v2 has no equivalent: storage 1 TiB (1099511627776 bytes) of namespace quota 2: ^team-; no ResourceQuota resource counts the storage of a namespace's images
+# repositories, images and tags are unlimited: no ResourceQuota for namespace team-b
+";
+    assert!(text.ends_with(expected_b), "{text}");
+    // The global image count limit goes into each namespace's image stream limits.
+    assert!(
+        text.contains("    - type: alauda.io/ImageStream\n      max:\n        alauda.io/images: \"30\"\n        alauda.io/image-tags: \"1000\"\n"),
+        "{text}"
+    );
+    let back = import_registry_v2([text.as_str()]).expect("imports");
+    assert!(back.skipped.is_empty(), "{:?}", back.skipped);
+    let back = Policy::new(back.config).expect("compiles");
+    let quota = back.quota_for_namespace("team-a").expect("imported");
+    assert_eq!(quota.hard.to_string(), "repositories 20, tags 200");
+    assert!(back.quota_for_namespace("team-b").is_none());
+    let limits = back
+        .limits_for(&"team-b/app".parse().expect("valid name"))
+        .limits;
+    assert_eq!(
+        limits,
+        policy
+            .limits_for(&"team-b/app".parse().expect("valid name"))
+            .limits
+    );
+}
+
+#[test]
+fn import_lists_what_it_skips() {
+    let text = r#"
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: image-registry-quota
+  namespace: team-a
+spec:
+  hard:
+    alauda.io/images: "200"
+    requests.storage: 1Ti
+  scopes: [BestEffort]
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: stricter
+  namespace: team-a
+spec:
+  hard:
+    alauda.io/images: "150"
+---
+apiVersion: v1
+kind: LimitRange
+metadata:
+  name: image-registry-limits
+  namespace: team-a
+spec:
+  limits:
+    - type: alauda.io/Image
+      max:
+        storage: 1Gi
+      min:
+        storage: 1Ki
+    - type: alauda.io/ImageStream
+      max:
+        alauda.io/image-tags: "100"
+---
+kind: ConfigMap
+metadata: {name: other}
+"#;
     let imported = import_registry_v2([text]).expect("imports");
     assert_eq!(
         imported.config.to_yaml(),
-        "max_image_size: \"unlimited\"\ntag_count_limit: \"unlimited\"\nrules:\n  - path: \"^team-a/\"\n    limit:\n      max_image_size: \"1GB\"\n      tag_count_limit: \"100\"\n"
+        "max_image_size: \"unlimited\"\ntag_count_limit: \"unlimited\"\nrules:\n  - path: \"^team-a/\"\n    limit:\n      max_image_size: \"1GB\"\n      tag_count_limit: \"100\"\nnamespace_quotas:\n  - namespace: \"^team-a$\"\n    hard:\n      images: \"150\"\n"
     );
-    assert_eq!(imported.skipped.len(), 2, "{:?}", imported.skipped);
-    assert!(imported.skipped[0].starts_with("ResourceQuota image-registry-quota"));
-    assert!(imported.skipped[1].contains("alauda.io/images"));
-    let err = import_registry_v2(["kind: LimitRange\nmetadata: {name: x}\n"]).expect_err("no ns");
     assert_eq!(
-        err.to_string(),
-        "LimitRange x in document 1 has no metadata.namespace"
+        imported.skipped,
+        [
+            "hard requests.storage in the ResourceQuota of namespace team-a: no legacy equivalent",
+            "scopes in the ResourceQuota of namespace team-a: no legacy equivalent (the quota was imported for the whole namespace)",
+            "alauda.io/Image min in the LimitRange of namespace team-a: no legacy equivalent",
+            "ConfigMap other (document 4): only LimitRange and ResourceQuota objects have a legacy equivalent",
+        ]
     );
+    #[rustfmt::skip]
+    let errors: &[(&str, &str)] = &[
+        ("kind: LimitRange\nmetadata: {name: x}\n",
+         "LimitRange x in document 1 has no metadata.namespace"),
+        ("kind: ResourceQuota\nmetadata: {name: q}\n",
+         "ResourceQuota q in document 1 has no metadata.namespace"),
+        ("kind: ResourceQuota\nmetadata: {name: q, namespace: a}\nspec:\n  hard: {alauda.io/images: \"1.5\"}\n",
+         "invalid alauda.io/images \"1.5\" in the ResourceQuota of namespace a: expected a whole number"),
+        ("kind: LimitRange\nmetadata: {name: x, namespace: a}\nspec:\n  limits:\n  - type: alauda.io/ImageStream\n    max: {alauda.io/images: many}\n",
+         "invalid alauda.io/images \"many\" in the LimitRange of namespace a: expected a whole number"),
+    ];
+    for (text, message) in errors {
+        let err = import_registry_v2([*text]).expect_err(text);
+        assert_eq!(err.to_string(), *message);
+    }
     let err = import_registry_v2([
         "kind: LimitRange\nmetadata: {name: x, namespace: a}\nspec:\n  limits:\n  - type: alauda.io/Image\n    max: {storage: 1.5Gi}\n",
     ])

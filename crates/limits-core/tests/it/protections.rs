@@ -305,7 +305,7 @@ fn delete_opt_out_resolves_first_match_and_parses_strictly() {
         ),
         (
             "allow_deleting_immutable_tag: true",
-            "unknown key \"allow_deleting_immutable_tag\" in the global limits (expected max_image_size, tag_count_limit, rules, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
+            "unknown key \"allow_deleting_immutable_tag\" in the global limits (expected max_image_size, tag_count_limit, image_count_limit, rules, namespace_quotas, read_only, immutable_tags, exempt_signature_tags, enforcement, warn_at, allow_deleting_immutable_tags)",
         ),
     ];
     for (text, message) in cases {

@@ -116,3 +116,40 @@ fn to_yaml_reads_back() {
         assert_eq!(again.config(), &config);
     }
 }
+
+/// `image_count_limit` is optional, globally and in a rule's `limit`; absent, it is unlimited
+/// (a rule without it is unlimited too: a rule's limits replace the global ones). The seed's
+/// examples have none, so their image counts are unlimited.
+#[test]
+fn image_count_limit_is_optional() {
+    for text in [GLOBAL, PATH_RULES, ADDITIONAL] {
+        let policy = Policy::from_yaml(text).expect("loads");
+        assert_eq!(policy.global().image_count_limit, Limit::Unlimited);
+        assert!(
+            policy
+                .rules()
+                .iter()
+                .all(|r| r.limits.image_count_limit == Limit::Unlimited)
+        );
+    }
+    let text = "image_count_limit: 50\nrules: |\n  - path: ^a/\n    limit: {max_image_size: 1GB, tag_count_limit: \"3\", image_count_limit: \"7\"}\n  - path: ^b/\n    limit: {max_image_size: 1GB, tag_count_limit: 3, image_count_limit: unlimited}\n  - path: ^c/\n    limit: {max_image_size: 1GB, tag_count_limit: 3}\n";
+    let policy = Policy::from_yaml(text).expect("loads");
+    let images = |name: &str| {
+        policy
+            .limits_for(&name.parse().expect("valid name"))
+            .limits
+            .image_count_limit
+    };
+    assert_eq!(images("a/app"), Limit::Max(7));
+    assert_eq!(images("b/app"), Limit::Unlimited);
+    assert_eq!(images("c/app"), Limit::Unlimited);
+    assert_eq!(images("d/app"), Limit::Max(50));
+    assert_eq!(
+        policy.rules()[0].limits.to_string(),
+        "max_image_size 1 GiB, tag_count_limit 3, image_count_limit 7"
+    );
+    let again = Policy::from_yaml(&policy.config().to_yaml()).expect("printed config loads");
+    assert_eq!(again.config(), policy.config());
+    let entries = Policy::from_entries([("image_count_limit", "50\n")]).expect("entries load");
+    assert_eq!(entries.global().image_count_limit, Limit::Max(50));
+}
