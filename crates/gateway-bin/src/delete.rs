@@ -18,16 +18,15 @@ use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, Content, DeleteTarget, ImmutableDelete, RepositoryName};
+use limits_core::{AppliedLimits, Content, DeleteTarget, RepositoryName};
 use oci_manifest::Digest;
 use registry_api::Reference;
 use upstream_client::Upstream;
 
-use crate::answer::{Reason, Refusal};
-use crate::body::drain;
 use crate::body::{BoxError, ProxyBody};
-use crate::coordination::{CoordinationError, Coordinator, Lease};
-use crate::gateway::{Gateway, upstream_failure};
+use crate::coordination::{Coordinator, Lease};
+use crate::gateway::{Gateway, refused};
+use crate::refusal::{Fact, Refusal};
 
 /// The `check` field of the decisions logged here.
 const CHECK: &str = "immutable_tag_delete";
@@ -43,7 +42,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         reference: Reference,
         forward_path: Option<String>,
         remote: SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         let timeout = Some(self.options.upstream_timeout);
         let applied = self.policy.borrow().limits_for(&repository);
         if !applied.protections.guards_deletes() {
@@ -59,10 +58,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                     .forward_request(request, forward_path.as_deref(), remote, timeout)
                     .await;
             }
-            Err(refusal) => {
-                drain(request.into_body());
-                return self.refusal(refusal);
-            }
+            Err(refusal) => return Err(refused(request, refusal)),
         };
         // The forward runs in a task of its own, so that a client hanging up cannot release
         // the lease before the registry has answered.
@@ -76,13 +72,12 @@ impl<U: Upstream + 'static> Gateway<U> {
             drop(lease);
             response
         });
-        match task.await {
-            Ok(response) => response,
-            Err(err) => self.refusal(Refusal::new(
-                Reason::UpstreamUnreachable,
-                format!("the manifest delete did not complete: {err}"),
-            )),
-        }
+        task.await.unwrap_or_else(|err| {
+            Err(Refusal::Incomplete {
+                what: "manifest delete",
+                cause: err.to_string(),
+            })
+        })
     }
 
     /// Every check of a manifest delete in a repository with immutable patterns. `Ok(Some(_))`
@@ -110,7 +105,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 }
                 applied
                     .check_manifest_delete(DeleteTarget::Tag(tag), [])
-                    .map_err(|refused| self.immutable_delete_refusal(&refused))?;
+                    .map_err(Refusal::ImmutableTagDelete)?;
                 return Ok(None);
             }
             Reference::Digest(digest) => digest,
@@ -123,13 +118,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                     "manifest delete not coordinated; allowed by --fail-open");
                 None
             }
-            Err(err) => {
-                tracing::warn!(event = "decision", repository = %applied.repository, reference = %digest,
-                    check = CHECK, error = %err, verdict = "denied", "immutable tags unchecked; delete refused");
-                return Err(Refusal::new(
-                    Reason::FactsUnavailable,
-                    lease_failure(&applied.repository, &err),
-                ));
+            Err(source) => {
+                return Err(Refusal::DeleteUncoordinated {
+                    repository: applied.repository.clone(),
+                    source,
+                });
             }
         };
         self.check_digest_delete(applied, digest, auth).await?;
@@ -152,12 +145,10 @@ impl<U: Upstream + 'static> Gateway<U> {
                 return Ok(());
             }
             Err(err) => {
-                tracing::warn!(event = "decision", repository = %repository, reference = %digest,
-                    check = CHECK, error = %err, verdict = "denied", "immutable tags unreadable; delete refused");
-                let what = format!(
-                    "the tags of repository {repository} could not be read from the upstream registry to check the delete against its immutable tags"
-                );
-                return Err(upstream_failure(&err, &what));
+                let fact = Fact::DeleteTags {
+                    repository: repository.clone(),
+                };
+                return Err(Refusal::fact(fact, err));
             }
         };
         let mut immutable: Vec<String> = tags
@@ -185,12 +176,10 @@ impl<U: Upstream + 'static> Gateway<U> {
                     continue;
                 }
                 Err(err) => {
-                    tracing::warn!(event = "decision", repository = %repository, reference = %digest,
-                        check = CHECK, tag, error = %err, verdict = "denied", "immutable tag unreadable; delete refused");
-                    let what = format!(
-                        "the digest of immutable tag {tag} could not be read from the upstream registry"
-                    );
-                    return Err(upstream_failure(&err, &what));
+                    let fact = Fact::ImmutableTagDigest {
+                        tag: tag.to_owned(),
+                    };
+                    return Err(Refusal::fact(fact, err));
                 }
             };
             applied
@@ -198,7 +187,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                     DeleteTarget::Digest(digest.as_str()),
                     [(tag, current.as_str())],
                 )
-                .map_err(|refused| self.immutable_delete_refusal(&refused))?;
+                .map_err(Refusal::ImmutableTagDelete)?;
         }
         tracing::info!(event = "decision", repository = %repository, reference = %digest,
             check = CHECK, verdict = "allowed",
@@ -218,34 +207,6 @@ impl<U: Upstream + 'static> Gateway<U> {
     ) {
         (tag, self.manifest_digest(repository, tag, auth).await)
     }
-
-    /// The answer to a refused delete, logged as a decision.
-    fn immutable_delete_refusal(&self, refused: &ImmutableDelete) -> Refusal {
-        let reason = Reason::ImmutableTagDelete;
-        tracing::warn!(event = "decision", repository = %refused.repository, reference = refused.reference,
-            check = CHECK, tag = refused.tag, rule = %refused.source, verdict = "denied",
-            reason = reason.label(), "{refused}");
-        let detail = serde_json::to_value(refused.detail()).unwrap_or_default();
-        Refusal::new(reason, refused.to_string()).with_detail(detail)
-    }
-}
-
-/// Why a delete could not be checked: the repository's lease could not be had.
-fn lease_failure(repository: &RepositoryName, err: &CoordinationError) -> String {
-    let cause = match err {
-        CoordinationError::Unreachable(cause) => {
-            format!("coordination store unreachable ({cause})")
-        }
-        CoordinationError::LeaseTimeout { waited } => {
-            format!("waited {waited} for the repository's lease, held by another push; retry")
-        }
-        CoordinationError::LeaseLost => {
-            "the repository's lease expired while the delete was checked; retry".to_owned()
-        }
-    };
-    format!(
-        "the delete cannot be checked against the immutable tags of repository {repository}: {cause}"
-    )
 }
 
 #[cfg(test)]
@@ -405,6 +366,28 @@ mod tests {
         gateway.check_delete(&applied, &reference, None).await
     }
 
+    /// The kinds of refusal the table below tells apart.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Reason {
+        ImmutableTagDelete,
+        FactsUnavailable,
+        Unauthorized,
+        Other(&'static str),
+    }
+
+    impl Reason {
+        fn of(refusal: &Refusal) -> Self {
+            match refusal {
+                Refusal::ImmutableTagDelete(_) => Reason::ImmutableTagDelete,
+                _ if refusal.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    Reason::FactsUnavailable
+                }
+                _ if refusal.status() == StatusCode::UNAUTHORIZED => Reason::Unauthorized,
+                _ => Reason::Other(refusal.label()),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn decisions_and_the_facts_they_read() {
         use Answer::{Broken, Ok as Fine, Unauthorized};
@@ -471,7 +454,7 @@ mod tests {
             let got = check(&gateway, reference)
                 .await
                 .map(|lease| lease.is_some())
-                .map_err(|refusal| refusal.reason);
+                .map_err(|refusal| Reason::of(&refusal));
             let case = format!("{reference} {listing:?} {head:?} fail_open={fail_open}");
             assert_eq!(got, *expected, "{case}");
             assert_eq!(
@@ -492,13 +475,14 @@ mod tests {
         let refusal = check(&gateway, V2).await.expect_err("immutable");
         assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            refusal.message,
+            refusal.message(),
             format!(
                 "manifest {V2} of repository p/app cannot be deleted: immutable tag v2 points to it (pattern ^v of global immutable_tags); set allow_deleting_immutable_tags: true to allow such deletes"
             )
         );
-        assert_eq!(refusal.detail["check"], "immutable_tag_delete");
-        assert_eq!(refusal.detail["digest"], V2);
+        let detail = refusal.detail().unwrap_or_default();
+        assert_eq!(detail["check"], "immutable_tag_delete");
+        assert_eq!(detail["digest"], V2);
         assert!(
             String::from_utf8_lossy(&refusal.body()).contains("\"code\":\"DENIED\""),
             "{:?}",

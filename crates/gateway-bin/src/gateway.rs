@@ -8,23 +8,23 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use limits_core::{Decision, Policy, RepositoryName};
-use registry_api::{ApiRequest, RequestError, Route};
+use registry_api::{ApiRequest, Route};
 use tokio::sync::{Semaphore, watch};
 use upstream_client::{Auth, Fault, Upstream, UpstreamError};
 
-use crate::answer::{Reason, Refusal, UpstreamRefusal};
 use crate::blob_sizes::BlobSizes;
 use crate::body::drain;
 use crate::body::{BoxError, ProxyBody};
 use crate::coordination::Coordination;
 use crate::forward::{Target, UPSTREAM_VERSION};
 use crate::metrics::Metrics;
+use crate::refusal::{self, Refusal, Seen};
 use crate::upload_sessions::UploadSessions;
 
 /// The pooled client that carries proxied requests to the upstream.
@@ -102,42 +102,6 @@ pub(crate) fn client_auth(header: Option<&HeaderValue>) -> Auth<'_> {
     header.map_or(Auth::Anonymous, Auth::Forward)
 }
 
-/// A refusal for a denied decision: 403 `DENIED` with the decision's message and numbers.
-pub(crate) fn denied_refusal(decision: &Decision) -> Refusal {
-    let detail = serde_json::to_value(decision.detail()).unwrap_or_default();
-    Refusal::new(Reason::Denied, decision.to_string()).with_detail(detail)
-}
-
-/// The answer when the upstream could not tell a fact a check needs: the upstream's own 401
-/// (with its challenge) or 403 when it refused the client's credentials, 504 on a timeout, 502
-/// when unreachable, 503 otherwise.
-pub(crate) fn upstream_failure(err: &UpstreamError, what: &str) -> Refusal {
-    if let Some((status, code, challenge)) = err.client_refusal() {
-        let reason = if status == StatusCode::UNAUTHORIZED {
-            Reason::Unauthorized
-        } else {
-            Reason::Forbidden
-        };
-        let mut refusal = Refusal::new(
-            reason,
-            format!("{what}: the registry refused the client's credentials ({status})"),
-        );
-        refusal.upstream = Some(Box::new(UpstreamRefusal {
-            challenge: challenge.cloned(),
-            code: code.map(str::to_owned),
-        }));
-        return refusal;
-    }
-    let reason = if err.is_timeout() {
-        Reason::UpstreamTimeout
-    } else if err.is_unreachable() {
-        Reason::UpstreamUnreachable
-    } else {
-        Reason::FactsUnavailable
-    };
-    Refusal::new(reason, format!("{what}: {err}"))
-}
-
 /// The end-to-end header a write's `Connection` header names, among those the checks read. A
 /// proxy removes the headers `Connection` names, so the registry would not see what was
 /// checked.
@@ -154,16 +118,6 @@ fn connection_names_checked_header(headers: &http::HeaderMap) -> Option<String> 
         .find(|name| CHECKED.contains(&name.as_str()))
 }
 
-/// The refusal of a request that could not be read as the registry would read it.
-fn request_refusal(err: &RequestError) -> Refusal {
-    let reason = match err {
-        RequestError::Method(_) => Reason::MethodNotAllowed,
-        RequestError::Reference(_) => Reason::ReferenceInvalid,
-        _ => Reason::NameInvalid,
-    };
-    Refusal::new(reason, err.to_string())
-}
-
 impl<U: Upstream + 'static> Gateway<U> {
     /// Answers one request.
     pub async fn handle(
@@ -173,13 +127,38 @@ impl<U: Upstream + 'static> Gateway<U> {
     ) -> Response<ProxyBody> {
         let _in_flight = self.metrics.in_flight();
         let method = request.method().clone();
-        let uri = request.uri();
+        let uri = request.uri().clone();
         let response = match ApiRequest::parse(method.as_str(), uri.path(), uri.query()) {
             Err(err) => {
-                let refusal = request_refusal(&err);
-                self.refuse_request(request, refusal)
+                let seen = Seen {
+                    method: &method,
+                    path: uri.path(),
+                    repository: None,
+                    reference: None,
+                };
+                let refusal = refused(request, Refusal::Request(err));
+                refusal::answer(refusal, &seen, &self.metrics)
             }
-            Ok(api) => self.dispatch(request, api, remote).await,
+            Ok(api) => {
+                let repository = api.repository().cloned();
+                let reference = match &api.route {
+                    Route::ManifestPut { reference, .. }
+                    | Route::ManifestDelete { reference, .. } => Some(reference.to_string()),
+                    _ => None,
+                };
+                match self.dispatch(request, api, remote).await {
+                    Ok(response) => response,
+                    Err(refusal) => {
+                        let seen = Seen {
+                            method: &method,
+                            path: uri.path(),
+                            repository: repository.as_ref(),
+                            reference: reference.as_deref(),
+                        };
+                        refusal::answer(refusal, &seen, &self.metrics)
+                    }
+                }
+            }
         };
         self.metrics.request(&method, response.status());
         response
@@ -190,32 +169,23 @@ impl<U: Upstream + 'static> Gateway<U> {
         request: Request<Incoming>,
         api: ApiRequest,
         remote: SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         if api.method.is_write() {
             if let Some(name) = connection_names_checked_header(request.headers()) {
-                let refusal = Refusal::new(
-                    Reason::AmbiguousHeader,
-                    format!(
-                        "the Connection header names {name}, which the gateway reads for its checks and would have to remove before forwarding"
-                    ),
-                );
-                return self.refuse_request(request, refusal);
+                let refusal = Refusal::ConnectionNamesCheckedHeader { name };
+                return Err(refused(request, refusal));
             }
         }
         if api.method.is_write() && api.route != Route::Outside {
-            if let Some(refusal) = self.read_only_refusal(&api) {
-                return self.refuse_request(request, refusal);
+            if let Some(read_only) = self.read_only(&api) {
+                return Err(refused(request, Refusal::ReadOnly(read_only)));
             }
         }
         let forward_path = api.forward_path;
         match api.route {
             Route::Outside => {
                 let path = request.uri().path().to_owned();
-                let refusal = Refusal::new(
-                    Reason::NotRegistryApi,
-                    format!("{path} is not part of the registry API (/v2/)"),
-                );
-                self.refuse_request(request, refusal)
+                Err(refused(request, Refusal::NotRegistryApi { path }))
             }
             Route::ManifestPut { name, reference } => {
                 self.manifest_put(request, name, reference, forward_path, remote)
@@ -246,51 +216,14 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
     }
 
-    /// The refusal of a write while its repository is read-only; a write whose repository
+    /// Why a write is refused while its repository is read-only; a write whose repository
     /// cannot be read is refused while any repository is.
-    fn read_only_refusal(&self, api: &ApiRequest) -> Option<Refusal> {
+    fn read_only(&self, api: &ApiRequest) -> Option<limits_core::ReadOnly> {
         let policy = self.policy.borrow();
-        let read_only = match api.write_repository() {
+        match api.write_repository() {
             Some(repository) => policy.limits_for(&repository).check_write().err(),
             None => policy.any_read_only(),
-        }?;
-        let (rule, rule_path) = match &read_only.source {
-            limits_core::LimitSource::Global => (None, None),
-            limits_core::LimitSource::Rule { position, path } => {
-                (Some(*position), Some(path.to_string()))
-            }
-        };
-        let detail = serde_json::json!({
-            "repository": read_only.repository.as_ref().map(RepositoryName::as_str),
-            "check": "read_only",
-            "rule": rule,
-            "rule_path": rule_path,
-        });
-        Some(Refusal::new(Reason::ReadOnly, read_only.to_string()).with_detail(detail))
-    }
-
-    /// Answers a request with a refusal: logged, counted, and the body left unread drained
-    /// so that the client reads the answer instead of a reset.
-    pub(crate) fn refuse_request(
-        &self,
-        request: Request<Incoming>,
-        refusal: Refusal,
-    ) -> Response<ProxyBody> {
-        tracing::warn!(
-            event = "refusal", reason = refusal.reason.label(), method = %request.method(),
-            path = request.uri().path(), "{}", refusal.message
-        );
-        drain(request.into_body());
-        self.refusal(refusal)
-    }
-
-    /// Counts a refusal and turns it into the answer. Limit refusals are counted as
-    /// decisions instead.
-    pub(crate) fn refusal(&self, refusal: Refusal) -> Response<ProxyBody> {
-        if refusal.reason != Reason::Denied {
-            self.metrics.refusal(refusal.reason.label());
         }
-        refusal.into_response()
     }
 
     /// Forwards a client's request with its body streamed; see [`forward`](Self::forward).
@@ -300,7 +233,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         path: Option<&str>,
         remote: SocketAddr,
         timeout: Option<Duration>,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         let (parts, body) = request.into_parts();
         let body = body.map_err(BoxError::from).boxed();
         self.forward(parts, body, path, remote, timeout).await
@@ -312,29 +245,18 @@ impl<U: Upstream + 'static> Gateway<U> {
     /// with its canonical form.
     pub(crate) async fn forward(
         &self,
-        parts: Parts,
-        body: ProxyBody,
-        path: Option<&str>,
-        remote: SocketAddr,
-        timeout: Option<Duration>,
-    ) -> Response<ProxyBody> {
-        match self.send(parts, body, path, remote, timeout).await {
-            Ok(response) => response,
-            Err(refusal) => self.refusal(refusal),
-        }
-    }
-
-    pub(crate) async fn send(
-        &self,
         mut parts: Parts,
         body: ProxyBody,
         path: Option<&str>,
         remote: SocketAddr,
         timeout: Option<Duration>,
     ) -> Result<Response<ProxyBody>, Refusal> {
-        let uri = self.target.uri(&parts.uri, path).map_err(|e| {
-            Refusal::new(Reason::NameInvalid, format!("invalid request target: {e}"))
-        })?;
+        let uri = self
+            .target
+            .uri(&parts.uri, path)
+            .map_err(|e| Refusal::TargetInvalid {
+                cause: e.to_string(),
+            })?;
         self.target
             .request_headers(&mut parts.headers, &parts.uri, remote);
         parts.uri = uri;
@@ -343,32 +265,25 @@ impl<U: Upstream + 'static> Gateway<U> {
         let started = Instant::now();
         let pending = self.client.request(request);
         let result = match timeout {
-            Some(limit) => tokio::time::timeout(limit, pending).await.map_err(|_| {
-                Refusal::new(
-                    Reason::UpstreamTimeout,
-                    format!(
-                        "the upstream registry did not answer within {}",
-                        humantime::format_duration(limit)
-                    ),
-                )
-            })?,
+            Some(after) => tokio::time::timeout(after, pending)
+                .await
+                .map_err(|_| Refusal::UpstreamTimeout { after })?,
             None => pending.await,
         };
         self.metrics.upstream("proxy", started.elapsed());
         let response = result.map_err(|e| {
-            let message = match std::error::Error::source(&e) {
-                Some(source) => format!("the upstream registry is unavailable: {e}: {source}"),
-                None => format!("the upstream registry is unavailable: {e}"),
+            let cause = match std::error::Error::source(&e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
             };
-            tracing::warn!(error = %message, "proxy: upstream request failed");
+            tracing::warn!(error = %format!("the upstream registry is unavailable: {cause}"), "proxy: upstream request failed");
             // A failed connection sent nothing; any other failure may have come after the
             // request reached the registry.
-            let reason = if e.is_connect() {
-                Reason::UpstreamConnect
+            if e.is_connect() {
+                Refusal::UpstreamConnect { cause }
             } else {
-                Reason::UpstreamUnreachable
-            };
-            Refusal::new(reason, message)
+                Refusal::UpstreamUnreachable { cause }
+            }
         })?;
         let (mut parts, body) = response.into_parts();
         self.target.response_headers(&mut parts.headers);
@@ -409,6 +324,15 @@ impl<U: Upstream> Gateway<U> {
                 verdict = decision.verdict(), enforcement, action, "{message}"
             );
         }
+    }
+
+    /// Logs and counts a limit's decision; `Err` when it refuses.
+    pub(crate) fn decide(&self, decision: &Decision, reference: &str) -> Result<(), Refusal> {
+        self.log_decision(decision, reference);
+        if decision.refuses() {
+            return Err(Refusal::denied(decision));
+        }
+        Ok(())
     }
 
     /// Real sizes of blobs, from the cache or the upstream.
@@ -468,6 +392,13 @@ impl<U: Upstream> Gateway<U> {
     }
 }
 
+/// `refusal`, with the request's unread body drained so that the client reads the answer
+/// instead of a reset.
+pub(crate) fn refused(request: Request<Incoming>, refusal: Refusal) -> Refusal {
+    drain(request.into_body());
+    refusal
+}
+
 /// A body of bytes already in memory.
 pub(crate) fn full(bytes: Bytes) -> ProxyBody {
     Full::new(bytes).map_err(|never| match never {}).boxed()
@@ -476,6 +407,7 @@ pub(crate) fn full(bytes: Bytes) -> ProxyBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     #[test]
     fn fail_open_never_covers_the_clients_own_credentials() {

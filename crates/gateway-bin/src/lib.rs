@@ -12,13 +12,12 @@
 //!    reserved before the forward (`reservation`); decisions by `limits_core`.
 //! 4. Blob uploads (`upload`, `upload_sessions`) are guarded as they stream; manifest deletes
 //!    (`delete`) are checked against immutable tags.
-//! 5. Refusals are answered in the registry's error envelope (`answer`); decisions are logged,
+//! 5. Refusals are answered in the registry's error envelope (`refusal`); decisions are logged,
 //!    counted (`metrics`) and sent to the `webhook`.
 //! 6. `forward` sends what was checked to the registry and the answer back; `admin` serves
 //!    `/metrics`, `/healthz`, `/readyz`.
 
 mod admin;
-mod answer;
 mod app;
 mod blob_sizes;
 mod body;
@@ -38,6 +37,7 @@ mod manifest_body;
 mod metrics;
 mod migrate;
 mod reference;
+mod refusal;
 mod relay;
 mod report;
 mod request_head;

@@ -11,16 +11,15 @@ use http::request::Parts;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, ByteSize, Content, Limit, RepositoryName, TagTally};
-use oci_manifest::{BlobState, DigestAlgorithm, Manifest, MeasureError};
+use oci_manifest::{BlobState, DigestAlgorithm, Manifest};
 use registry_api::Reference;
-use serde_json::json;
 use upstream_client::Upstream;
 
-use crate::answer::{Reason, Refusal};
 use crate::body::ProxyBody;
 use crate::coordination::{CoordinationError, Coordinator, RepositoryLease};
-use crate::gateway::{Gateway, denied_refusal, full, upstream_failure};
+use crate::gateway::{Gateway, full, refused};
 use crate::manifest_body::{read_body, warning_header};
+use crate::refusal::{Fact, Refusal};
 use crate::reservation::{Delivery, TagRead, TagReservation};
 
 impl<U: Upstream + 'static> Gateway<U> {
@@ -33,7 +32,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         reference: Reference,
         forward_path: Option<String>,
         remote: SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         if request
             .headers()
             .get_all(header::CONTENT_TYPE)
@@ -41,35 +40,19 @@ impl<U: Upstream + 'static> Gateway<U> {
             .count()
             > 1
         {
-            let refusal = Refusal::new(
-                Reason::AmbiguousHeader,
-                "a manifest push must carry exactly one Content-Type header",
-            );
-            return self.refuse_request(request, refusal);
+            return Err(refused(request, Refusal::SeveralContentTypes));
         }
         let (parts, body) = request.into_parts();
-        let reference_text = reference.to_string();
-        let (bytes, permit) = match read_body(
+        let (bytes, permit) = read_body(
             &parts.headers,
             body,
             &self.manifest_buffers,
             self.options.body_read_timeout,
         )
-        .await
-        {
-            Ok(read) => read,
-            Err(refusal) => {
-                tracing::warn!(repository = %repository, reference = reference_text, event = "decision", verdict = "denied", "{}", refusal.message);
-                return self.refusal(refusal);
-            }
-        };
-        let (reservation, warnings) = match self
+        .await?;
+        let (reservation, warnings) = self
             .check_manifest(&parts, &repository, &reference, &bytes)
-            .await
-        {
-            Ok(checked) => checked,
-            Err(refusal) => return self.refusal(refusal),
-        };
+            .await?;
         // From here the push is admitted: reserving its tags, the forward and settling the
         // reservation run in a task of their own, so that a client hanging up cannot release
         // the repository's lock before the registry has answered, nor leave tags forwarded but
@@ -80,28 +63,24 @@ impl<U: Upstream + 'static> Gateway<U> {
             if let Some(held) = &mut reservation {
                 if let Err(err) = held.reserve().await {
                     if !gateway.options.fail_open {
-                        tracing::warn!(event = "decision", repository = %repository, reference = reference_text, error = %err, verdict = "denied", "push refused: its tags could not be reserved");
-                        return gateway
-                            .refusal(Refusal::new(Reason::FactsUnavailable, err.to_string()));
+                        return Err(Refusal::Uncoordinated(err));
                     }
                     tracing::warn!(repository = %repository, error = %err, "tags not reserved; allowed by --fail-open");
                 }
             }
             let timeout = Some(gateway.options.upstream_timeout);
             let result = gateway
-                .send(parts, full(bytes), forward_path.as_deref(), remote, timeout)
+                .forward(parts, full(bytes), forward_path.as_deref(), remote, timeout)
                 .await;
             drop(permit);
             if let Some(held) = &mut reservation {
                 held.settle(Delivery::of(&result));
             }
-            match result {
-                Ok(response) => response,
-                Err(refusal) => gateway.refusal(refusal),
-            }
+            result
         });
         match task.await {
-            Ok(mut response) => {
+            Ok(Err(refusal)) => Err(refusal),
+            Ok(Ok(mut response)) => {
                 if response.status().is_success() {
                     for warning in &warnings {
                         response
@@ -109,12 +88,12 @@ impl<U: Upstream + 'static> Gateway<U> {
                             .append(header::WARNING, warning_header(warning));
                     }
                 }
-                response
+                Ok(response)
             }
-            Err(err) => self.refusal(Refusal::new(
-                Reason::UpstreamUnreachable,
-                format!("the manifest push did not complete: {err}"),
-            )),
+            Err(err) => Err(Refusal::Incomplete {
+                what: "manifest push",
+                cause: err.to_string(),
+            }),
         }
     }
 
@@ -134,15 +113,8 @@ impl<U: Upstream + 'static> Gateway<U> {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let manifest = oci_manifest::parse(content_type, bytes).map_err(|err| {
-            let reason = if err.is_schema1() {
-                Reason::Schema1
-            } else {
-                Reason::ManifestInvalid
-            };
-            tracing::warn!(event = "decision", repository = %repository, reference = reference_text, reason = reason.label(), verdict = "denied", "{err}");
-            Refusal::new(reason, err.to_string())
-        })?;
+        let manifest =
+            oci_manifest::parse(content_type, bytes).map_err(Refusal::ManifestUnparsable)?;
         let applied = self.policy.borrow().limits_for(repository);
         let auth = parts.headers.get(header::AUTHORIZATION);
         // Signature tags that are what their name says neither count nor freeze; every other
@@ -165,14 +137,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                 Manifest::Index(_) => Ok(None),
             }
         };
-        let tags = self.read_tags(&applied, reference, &requested, !immutable.is_empty(), auth);
+        let tags = self.read_tags(&applied, &requested, !immutable.is_empty(), auth);
         let (size, tags) = tokio::join!(sizes, tags);
         if let Some(size) = size? {
             let decision = applied.check_image_size(ByteSize::new(size));
-            self.log_decision(&decision, &reference_text);
-            if decision.refuses() {
-                return Err(denied_refusal(&decision));
-            }
+            self.decide(&decision, &reference_text)?;
             warnings.extend(decision.warning());
         }
         let tags = tags?;
@@ -222,43 +191,17 @@ impl<U: Upstream + 'static> Gateway<U> {
                     BlobState::Present(declared)
                 }
                 Err(err) => {
-                    let what = format!(
-                        "the size of blob {digest} could not be read from the upstream registry"
-                    );
-                    return Err(upstream_failure(&err, &what)
-                        .with_detail(json!({ "digest": digest.as_str() })));
+                    let fact = Fact::BlobSize {
+                        digest: digest.clone(),
+                    };
+                    return Err(Refusal::fact(fact, err));
                 }
             };
             states.insert(digest, state);
         }
         image
             .measure(|digest| states.get(digest).copied().unwrap_or(BlobState::Absent))
-            .map_err(|err| {
-                let (reason, detail) = match &err {
-                    MeasureError::SizeMismatch {
-                        field,
-                        digest,
-                        declared,
-                        actual,
-                    } => (
-                        Reason::BlobSizeMismatch,
-                        json!({"blob": field, "digest": digest.as_str(), "declared": declared, "actual": actual}),
-                    ),
-                    MeasureError::BlobUnknown { field, digest } => (
-                        Reason::BlobUnknown,
-                        json!({"blob": field, "digest": digest.as_str()}),
-                    ),
-                    _ => (Reason::ManifestInvalid, json!({"digest": err.digest().as_str()})),
-                };
-                let message = match &err {
-                    MeasureError::SizeMismatch { actual, .. } => {
-                        format!("{err} ({})", ByteSize::new(*actual))
-                    }
-                    _ => err.to_string(),
-                };
-                tracing::warn!(repository = %repository, event = "decision", verdict = "denied", reason = reason.label(), "{message}");
-                Refusal::new(reason, message).with_detail(detail)
-            })
+            .map_err(Refusal::ManifestMismatch)
     }
 
     async fn lookup<'a>(
@@ -282,7 +225,6 @@ impl<U: Upstream + 'static> Gateway<U> {
     async fn read_tags(
         &self,
         applied: &AppliedLimits,
-        reference: &Reference,
         requested: &[String],
         hold: bool,
         auth: Option<&http::HeaderValue>,
@@ -296,7 +238,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         // creates no tag then takes no lease.
         let mut listed_first = None;
         if count && self.coordination.is_shared() {
-            match self.listing(applied, reference, auth).await? {
+            match self.listing(applied, auth).await? {
                 None => count = false,
                 Some(listed) if requested.iter().all(|tag| listed.contains(tag)) => count = false,
                 Some(listed) => listed_first = Some(listed),
@@ -307,7 +249,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
         let mut lease = match self.coordination.lease(&applied.repository, window).await {
             Ok(lease) => lease,
-            Err(err) => return self.coordination_failure(applied, reference, &err),
+            Err(err) => return self.coordination_failure(applied, err),
         };
         if !count {
             return Ok(Some(TagRead {
@@ -320,11 +262,11 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
         let reserved = match lease.reserved(window).await {
             Ok(reserved) => reserved,
-            Err(err) => return self.coordination_failure(applied, reference, &err),
+            Err(err) => return self.coordination_failure(applied, err),
         };
         let listed = match listed_first {
             Some(listed) => Some(listed),
-            None => self.listing(applied, reference, auth).await?,
+            None => self.listing(applied, auth).await?,
         };
         Ok(Some(match listed {
             Some(listed) => TagRead {
@@ -350,7 +292,6 @@ impl<U: Upstream + 'static> Gateway<U> {
     async fn listing(
         &self,
         applied: &AppliedLimits,
-        reference: &Reference,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<Vec<String>>, Refusal> {
         match self.list_tags(&applied.repository, auth).await {
@@ -365,13 +306,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
                 Ok(None)
             }
-            Err(err) => {
-                tracing::warn!(event = "decision", repository = %applied.repository, reference = %reference, error = %err, verdict = "denied", "tag count unreadable; push refused");
-                Err(upstream_failure(
-                    &err,
-                    "the tag count could not be read from the upstream registry",
-                ))
-            }
+            Err(err) => Err(Refusal::fact(Fact::TagCount, err)),
         }
     }
 
@@ -392,23 +327,17 @@ impl<U: Upstream + 'static> Gateway<U> {
                     continue;
                 }
                 Err(err) => {
-                    tracing::warn!(event = "decision", repository = %applied.repository, reference = tag, error = %err, verdict = "denied", "immutable tag unreadable; push refused");
-                    let what = format!(
-                        "the digest of immutable tag {tag} could not be read from the upstream registry"
-                    );
-                    return Err(upstream_failure(&err, &what));
+                    let fact = Fact::ImmutableTagDigest {
+                        tag: (*tag).to_owned(),
+                    };
+                    return Err(Refusal::fact(fact, err));
                 }
             };
             let Some(current) = current else { continue };
             let pushed = digest_of(current.algorithm(), bytes);
-            if let Err(refused) = applied.check_tag_move(tag, Some(current.as_str()), &pushed) {
-                let reason = Reason::ImmutableTag;
-                tracing::warn!(event = "decision", repository = %applied.repository, reference = *tag,
-                    check = "immutable_tag", rule = %refused.source, verdict = "denied",
-                    reason = reason.label(), "{refused}");
-                let detail = serde_json::to_value(refused.detail()).unwrap_or_default();
-                return Err(Refusal::new(reason, refused.to_string()).with_detail(detail));
-            }
+            applied
+                .check_tag_move(tag, Some(current.as_str()), &pushed)
+                .map_err(Refusal::ImmutableTag)?;
             tracing::info!(event = "decision", repository = %applied.repository, reference = *tag,
                 check = "immutable_tag", verdict = "allowed", "immutable tag {tag} re-pushed with its digest {current}");
         }
@@ -419,15 +348,13 @@ impl<U: Upstream + 'static> Gateway<U> {
     fn coordination_failure(
         &self,
         applied: &AppliedLimits,
-        reference: &Reference,
-        err: &CoordinationError,
+        err: CoordinationError,
     ) -> Result<Option<TagRead>, Refusal> {
         if self.options.fail_open {
             tracing::warn!(repository = %applied.repository, error = %err, "tag count not coordinated; allowed by --fail-open");
             return Ok(None);
         }
-        tracing::warn!(event = "decision", repository = %applied.repository, reference = %reference, error = %err, verdict = "denied", "push refused");
-        Err(Refusal::new(Reason::FactsUnavailable, err.to_string()))
+        Err(Refusal::Uncoordinated(err))
     }
 
     /// The tag count decision: the upstream's tags plus those reserved recently that the
@@ -455,10 +382,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             }));
         }
         let decision = applied.check_tags(tally.existing, tally.created.len() as u64);
-        self.log_decision(&decision, reference);
-        if decision.refuses() {
-            return Err(denied_refusal(&decision));
-        }
+        self.decide(&decision, reference)?;
         warnings.extend(decision.warning());
         Ok(Some(TagReservation {
             lease,
@@ -659,10 +583,10 @@ mod tests {
         assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
         assert!(
             refusal
-                .message
+                .message()
                 .contains("the repository holds 3 tags and this push adds 1"),
             "{}",
-            refusal.message
+            refusal.message()
         );
         // Re-pushing a recent tag creates nothing.
         assert!(push(&gateway, "a").await.expect("allowed").is_none());

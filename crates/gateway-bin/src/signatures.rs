@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use limits_core::{AppliedLimits, Content, RepositoryName, Subject};
 use upstream_client::{Auth, FetchedManifest, Upstream, UpstreamError};
 
-use crate::answer::Refusal;
-use crate::gateway::{Gateway, TagSource, client_auth, upstream_failure};
+use crate::gateway::{Gateway, TagSource, client_auth};
+use crate::refusal::{Fact, Refusal};
 
 impl<U: Upstream> Gateway<U> {
     /// The tags of `tags` that are exempt signature tags, given what is under them (`content`:
@@ -54,10 +54,10 @@ impl<U: Upstream> Gateway<U> {
                     Subject::Image
                 }
                 Err(err) => {
-                    let what = format!(
-                        "the manifest {digest} a signature tag names could not be read from the upstream registry"
-                    );
-                    return Err(upstream_failure(&err, &what));
+                    let fact = Fact::SignatureSubject {
+                        digest: digest.to_owned(),
+                    };
+                    return Err(Refusal::fact(fact, err));
                 }
             };
             known.insert(digest, subject);

@@ -15,12 +15,11 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, BlobSizeKnown, ByteSize, Decision, RepositoryName};
 use registry_api::{ApiRequest, Mount, Route, upload};
-use serde_json::json;
 use upstream_client::Upstream;
 
-use crate::answer::{Reason, Refusal};
 use crate::body::{BoxError, ProxyBody, drain};
-use crate::gateway::{Gateway, denied_refusal, upstream_failure};
+use crate::gateway::{Gateway, refused};
+use crate::refusal::{Fact, Refusal};
 
 /// What a guarded body leaves behind when it trips: the decision, and the rest of the
 /// client's body, which is never forwarded.
@@ -155,15 +154,6 @@ fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
-fn form_refusal() -> Refusal {
-    Refusal::new(
-        Reason::FormBody,
-        "blob upload requests with a form body (application/x-www-form-urlencoded, \
-         multipart/form-data) are not accepted: the registry would read their parameters from \
-         the body; send them in the query",
-    )
-}
-
 impl<U: Upstream + 'static> Gateway<U> {
     /// The repository's image size limit in bytes, with the limits that set it; `None` when
     /// unlimited, or enforced in `warn` or `audit` mode.
@@ -188,9 +178,9 @@ impl<U: Upstream + 'static> Gateway<U> {
         mount: Option<Mount>,
         forward_path: Option<String>,
         remote: SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         if is_form(request.headers()) {
-            return self.refuse_request(request, form_refusal());
+            return Err(refused(request, Refusal::FormBody));
         }
         // The limits are read once: the mount check and the body guard use the same ones.
         let limits = self.upload_limit(&repository);
@@ -204,7 +194,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 Ok(Some(size)) if size > limit => {
                     let decision = applied.check_blob(ByteSize::new(size), BlobSizeKnown::Stored);
                     self.log_decision(&decision, mount.digest.as_str());
-                    return self.refuse_request(request, denied_refusal(&decision));
+                    return Err(refused(request, Refusal::denied(&decision)));
                 }
                 // Within the limit, or absent from `from`: the registry then opens a plain
                 // upload, whose bytes are counted as they arrive.
@@ -214,15 +204,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                         "mounted blob size unverified; allowed by --fail-open");
                 }
                 Err(err) => {
-                    let what = format!(
-                        "the size of blob {} in {} could not be read from the upstream registry",
-                        mount.digest, mount.from
-                    );
-                    return self.refuse_request(
-                        request,
-                        upstream_failure(&err, &what)
-                            .with_detail(json!({ "digest": mount.digest.as_str() })),
-                    );
+                    let fact = Fact::MountedBlobSize {
+                        digest: mount.digest.clone(),
+                        from: mount.from.clone(),
+                    };
+                    return Err(refused(request, Refusal::fact(fact, err)));
                 }
             }
         }
@@ -233,23 +219,18 @@ impl<U: Upstream + 'static> Gateway<U> {
             None => {
                 let timeout = Some(self.options.upstream_timeout);
                 self.forward_request(request, forward_path.as_deref(), remote, timeout)
-                    .await
+                    .await?
             }
             Some(limit) => {
                 let (parts, body) = request.into_parts();
-                match self
-                    .guarded_forward(parts, body, limit, 0, &forward_path, remote)
-                    .await
-                {
-                    Ok(response) => response,
-                    Err(refused) => return refused,
-                }
+                self.guarded_forward(parts, body, limit, 0, &forward_path, remote)
+                    .await?
             }
         };
         if response.status() == StatusCode::ACCEPTED {
             self.remember_new_session(&repository, &response).await;
         }
-        response
+        Ok(response)
     }
 
     /// Forwards an upload body that already holds `held` bytes upstream: refused at once when
@@ -262,7 +243,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         held: u64,
         forward_path: &Option<String>,
         remote: SocketAddr,
-    ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         let content_length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -279,7 +260,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             let decision = applied.check_blob(ByteSize::new(known), BlobSizeKnown::Announced);
             self.log_decision(&decision, parts.uri.path());
             drain(body);
-            return Err(self.refusal(denied_refusal(&decision)));
+            return Err(Refusal::denied(&decision));
         }
         let trip = Arc::new(Trip::default());
         let guarded = GuardedBody::new(body, applied, limit, held, Arc::clone(&trip));
@@ -295,9 +276,9 @@ impl<U: Upstream + 'static> Gateway<U> {
         if let Some(decision) = trip.decision() {
             self.log_decision(decision, "upload");
             trip.drain_rest();
-            return Err(self.refusal(denied_refusal(decision)));
+            return Err(Refusal::denied(decision));
         }
-        Ok(response)
+        response
     }
 
     /// Remembers the session an upload start opened, keyed by the decoded id of its
@@ -341,65 +322,66 @@ impl<U: Upstream + 'static> Gateway<U> {
         id: String,
         forward_path: Option<String>,
         remote: SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
         if is_form(request.headers()) {
-            return self.refuse_request(request, form_refusal());
+            return Err(refused(request, Refusal::FormBody));
         }
         let Some(limit) = self.upload_limit(&repository) else {
             let response = self
                 .forward_request(request, forward_path.as_deref(), remote, None)
-                .await;
+                .await?;
             if response.status() == StatusCode::CREATED {
                 self.uploads.remove(&repository, &id);
             }
-            return response;
+            return Ok(response);
         };
         let mut session = self.uploads.lock(&repository, &id).await;
         let (parts, body) = request.into_parts();
         let held = match *session {
             Some(held) => held,
             None => match self.ask_held(&parts, forward_path.as_deref(), remote).await {
-                Ok(held) => held,
-                Err(answer) => {
+                Ok(Ok(held)) => held,
+                Ok(Err(answer)) => {
                     drain(body);
-                    return answer;
+                    return Ok(answer);
+                }
+                Err(refusal) => {
+                    drain(body);
+                    return Err(refusal);
                 }
             },
         };
         // Until the registry answers, the session's size is unknown: if this request is cut
         // short, or refused part way, the next one asks the registry.
         *session = None;
-        let response = match self
+        let response = self
             .guarded_forward(parts, body, limit, held, &forward_path, remote)
-            .await
-        {
-            Ok(response) => response,
-            Err(refused) => return refused,
-        };
+            .await?;
         if response.status() == StatusCode::CREATED {
             drop(session);
             self.uploads.remove(&repository, &id);
         } else if response.status().is_success() {
             *session = answered_range(response.headers());
         }
-        response
+        Ok(response)
     }
 
     /// The bytes an upload session holds, asked of the registry: `GET` on the session with the
     /// client's credentials and query (distribution 2.8 needs its `_state`), read from the
-    /// answer's `Range`. A refusal of that request is the answer to the chunk too.
+    /// answer's `Range`. The registry's refusal of that request (`Ok(Err(_))`) is the answer
+    /// to the chunk too.
     async fn ask_held(
         &self,
         parts: &Parts,
         path: Option<&str>,
         remote: SocketAddr,
-    ) -> Result<u64, Response<ProxyBody>> {
-        let mut status = Request::get(parts.uri.clone()).body(()).map_err(|e| {
-            self.refusal(Refusal::new(
-                Reason::NameInvalid,
-                format!("invalid request target: {e}"),
-            ))
-        })?;
+    ) -> Result<Result<u64, Response<ProxyBody>>, Refusal> {
+        let mut status =
+            Request::get(parts.uri.clone())
+                .body(())
+                .map_err(|e| Refusal::TargetInvalid {
+                    cause: e.to_string(),
+                })?;
         for name in [header::AUTHORIZATION, header::HOST] {
             if let Some(value) = parts.headers.get(&name) {
                 status.headers_mut().insert(name, value.clone());
@@ -410,39 +392,29 @@ impl<U: Upstream + 'static> Gateway<U> {
             .map_err(|never| match never {})
             .boxed();
         let answer = self
-            .send(
+            .forward(
                 status_parts,
                 empty,
                 path,
                 remote,
                 Some(self.options.upstream_timeout),
             )
-            .await
-            .map_err(|refusal| self.refusal(refusal))?;
+            .await?;
         if !answer.status().is_success() {
-            return Err(answer);
+            return Ok(Err(answer));
         }
         match answered_range(answer.headers()) {
-            Some(held) => Ok(held),
+            Some(held) => Ok(Ok(held)),
             None if self.options.fail_open => {
                 tracing::warn!(
                     path = parts.uri.path(),
                     "upload progress unread; counted from 0 (--fail-open)"
                 );
-                Ok(0)
+                Ok(Ok(0))
             }
-            None => Err(self.refusal(upstream_failure_text(
-                "the upstream registry's upload status has no Range header",
-            ))),
+            None => Err(Refusal::UploadProgressUnread),
         }
     }
-}
-
-fn upstream_failure_text(message: &str) -> Refusal {
-    Refusal::new(
-        Reason::FactsUnavailable,
-        format!("the upload's progress could not be read from the upstream registry: {message}"),
-    )
 }
 
 #[cfg(test)]
