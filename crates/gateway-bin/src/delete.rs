@@ -484,9 +484,10 @@ mod tests {
         assert_eq!(detail["check"], "immutable_tag_delete");
         assert_eq!(detail["digest"], V2);
         assert!(
-            String::from_utf8_lossy(&refusal.body()).contains("\"code\":\"DENIED\""),
+            String::from_utf8_lossy(&crate::refusal::envelope(&refusal))
+                .contains("\"code\":\"DENIED\""),
             "{:?}",
-            refusal.body()
+            crate::refusal::envelope(&refusal)
         );
     }
 

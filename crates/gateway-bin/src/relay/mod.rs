@@ -179,7 +179,7 @@ impl ReadPath {
                 keep && !close
             }
             Err(RelayError::Answer(refusal)) => {
-                let body = refusal.body();
+                let body = refusal::envelope(&refusal);
                 let seen = Seen {
                     method: &method,
                     path: request.uri.path(),

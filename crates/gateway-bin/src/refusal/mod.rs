@@ -1,32 +1,28 @@
 //! Every answer the gateway gives itself instead of the registry's: one enum, [`Refusal`], whose
 //! variants carry the facts of the refusal, and whose status, distribution error code, metric
-//! label, message, detail and log fields are each defined in one `match`. [`answer`] is the
-//! one place that logs, counts and renders a refusal, for the hyper path and the relay alike.
+//! label, message and detail are each defined in one `match` here; its log line and its
+//! rendering in `answer`, the one place that logs, counts and renders a refusal, for the hyper
+//! path and the relay alike. The facts read from the upstream for a check are in `fact`.
+
+mod answer;
+mod fact;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
 use limits_core::{
     ByteSize, Decision, ImmutableDelete, LimitSource, ReadOnly, RepositoryName, TagMove,
 };
-use oci_manifest::{Digest, ManifestError, MeasureError};
+use oci_manifest::{ManifestError, MeasureError};
 use registry_api::RequestError;
 use serde_json::{Value, json};
 use upstream_client::UpstreamError;
 
-use crate::body::ProxyBody;
 use crate::coordination::CoordinationError;
-use crate::metrics::Metrics;
 
-/// The body of distribution's answer to a write in `maintenance.readonly` mode, as
-/// docker-registry 2.8 sends it: its routes leave the write methods out, so gorilla's
-/// `MethodHandler` answers with Go's `http.Error`: `405 Method Not Allowed`, `Allow: GET, HEAD`,
-/// `Content-Type: text/plain; charset=utf-8`, `X-Content-Type-Options: nosniff`, and this body.
-/// Not an error envelope: podman and buildah print `StatusCode: 405, Method not allowed` and do
-/// not retry, where an `UNSUPPORTED` envelope was retried three times.
-pub const READ_ONLY_BODY: &str = "Method not allowed\n";
+pub use self::answer::{Seen, answer, envelope};
+pub use self::fact::Fact;
+use self::fact::{Failure, failure};
 
 /// Why the gateway answered a request itself, with the facts of the answer.
 #[derive(Debug)]
@@ -36,7 +32,7 @@ pub enum Refusal {
     /// counted as a decision where it was decided, not here.
     Denied(Box<Decision>),
     /// A write to a read-only repository: 405 with distribution's own plain answer
-    /// ([`READ_ONLY_BODY`]), which clients do not retry.
+    /// (`answer::READ_ONLY_BODY`), which clients do not retry.
     ReadOnly(ReadOnly),
     /// A push that would move an immutable tag to another digest: 403 `DENIED`.
     ImmutableTag(Box<TagMove>),
@@ -148,121 +144,6 @@ pub enum Refusal {
     /// An upload session's progress could not be read: the upstream's status answer has no
     /// `Range`: 503 `UNAVAILABLE`.
     UploadProgressUnread,
-}
-
-/// A fact the gateway reads from the upstream for a check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fact {
-    /// The size of a blob an image manifest names.
-    BlobSize {
-        /// The blob.
-        digest: Digest,
-    },
-    /// The size of a blob a cross-repository mount takes from another repository.
-    MountedBlobSize {
-        /// The blob.
-        digest: Digest,
-        /// The repository it is mounted from.
-        from: RepositoryName,
-    },
-    /// The tags of the repository a push counts.
-    TagCount,
-    /// The digest an immutable tag points to.
-    ImmutableTagDigest {
-        /// The tag.
-        tag: String,
-    },
-    /// The tags of a repository whose manifest is deleted by digest.
-    DeleteTags {
-        /// The repository.
-        repository: RepositoryName,
-    },
-    /// The manifest a signature tag's name points to.
-    SignatureSubject {
-        /// Its digest.
-        digest: String,
-    },
-}
-
-impl Fact {
-    /// What could not be read, as the first part of the message.
-    fn what(&self) -> String {
-        match self {
-            Fact::BlobSize { digest } => {
-                format!("the size of blob {digest} could not be read from the upstream registry")
-            }
-            Fact::MountedBlobSize { digest, from } => format!(
-                "the size of blob {digest} in {from} could not be read from the upstream registry"
-            ),
-            Fact::TagCount => "the tag count could not be read from the upstream registry".into(),
-            Fact::ImmutableTagDigest { tag } => format!(
-                "the digest of immutable tag {tag} could not be read from the upstream registry"
-            ),
-            Fact::DeleteTags { repository } => format!(
-                "the tags of repository {repository} could not be read from the upstream registry to check the delete against its immutable tags"
-            ),
-            Fact::SignatureSubject { digest } => format!(
-                "the manifest {digest} a signature tag names could not be read from the upstream registry"
-            ),
-        }
-    }
-
-    /// The check that needed it, for the log line.
-    fn check(&self) -> &'static str {
-        match self {
-            Fact::BlobSize { .. } => "image_size",
-            Fact::MountedBlobSize { .. } => "blob_size",
-            Fact::TagCount => "tag_count",
-            Fact::ImmutableTagDigest { .. } => "immutable_tag",
-            Fact::DeleteTags { .. } => "immutable_tag_delete",
-            Fact::SignatureSubject { .. } => "exempt_signature_tags",
-        }
-    }
-
-    /// Machine-readable facts for the answer's detail.
-    fn detail(&self) -> Option<Value> {
-        match self {
-            Fact::BlobSize { digest } | Fact::MountedBlobSize { digest, .. } => {
-                Some(json!({ "digest": digest.as_str() }))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// How the upstream failed to tell a fact.
-enum Failure<'a> {
-    /// It refused the client's own credentials, with this status, code and challenge.
-    Refused(StatusCode, Option<&'a str>, Option<&'a HeaderValue>),
-    Timeout,
-    Unreachable,
-    Other,
-}
-
-fn failure(err: &UpstreamError) -> Failure<'_> {
-    if let Some((status, code, challenge)) = err.client_refusal() {
-        Failure::Refused(status, code, challenge)
-    } else if err.is_timeout() {
-        Failure::Timeout
-    } else if err.is_unreachable() {
-        Failure::Unreachable
-    } else {
-        Failure::Other
-    }
-}
-
-/// Where a refusal was answered, for its log line.
-#[derive(Debug, Clone, Copy)]
-pub struct Seen<'a> {
-    /// The request's method.
-    pub method: &'a Method,
-    /// The request's path as the client sent it.
-    pub path: &'a str,
-    /// The repository the request names, when it names one.
-    pub repository: Option<&'a RepositoryName>,
-    /// The manifest reference the request names, when it names one.
-    pub reference: Option<&'a str>,
 }
 
 impl Refusal {
@@ -541,124 +422,6 @@ impl Refusal {
             _ => None,
         }
     }
-
-    /// The log line of a refusal: a refused check is a `decision` with the check's name; a
-    /// request the gateway cannot pass on is a `refusal`. A limit's refusal ([`Refusal::Denied`])
-    /// was logged as a decision when it was decided.
-    fn log(&self, seen: &Seen<'_>) {
-        let (check, tag, rule, error) = match self {
-            Refusal::Denied(_) => return,
-            Refusal::ImmutableTag(refused) => (
-                Some("immutable_tag"),
-                Some(refused.tag.as_str()),
-                Some(&refused.source),
-                None,
-            ),
-            Refusal::ImmutableTagDelete(refused) => (
-                Some("immutable_tag_delete"),
-                Some(refused.tag.as_str()),
-                Some(&refused.source),
-                None,
-            ),
-            Refusal::ManifestTooLarge { .. }
-            | Refusal::ManifestUnparsable(_)
-            | Refusal::ManifestUnreadable { .. }
-            | Refusal::BodyTimeout { .. }
-            | Refusal::Busy => (Some("manifest"), None, None, None),
-            Refusal::ManifestMismatch(_) => (Some("image_size"), None, None, None),
-            Refusal::FactUnavailable { fact, source } => {
-                let tag = match fact {
-                    Fact::ImmutableTagDigest { tag } => Some(tag.as_str()),
-                    _ => None,
-                };
-                (Some(fact.check()), tag, None, Some(source.to_string()))
-            }
-            Refusal::Uncoordinated(err) => (Some("tag_count"), None, None, Some(err.to_string())),
-            Refusal::DeleteUncoordinated { source, .. } => (
-                Some("immutable_tag_delete"),
-                None,
-                None,
-                Some(source.to_string()),
-            ),
-            _ => (None, None, None, None),
-        };
-        let message = self.message();
-        let repository = seen.repository.map(tracing::field::display);
-        let rule = rule.map(tracing::field::display);
-        match check {
-            Some(check) => tracing::warn!(
-                event = "decision", repository, reference = seen.reference, check, tag, rule,
-                error = error.as_deref(), verdict = "denied", reason = self.label(),
-                method = %seen.method, path = seen.path, "{message}"
-            ),
-            None => tracing::warn!(
-                event = "refusal", reason = self.label(), method = %seen.method,
-                path = seen.path, repository, reference = seen.reference, "{message}"
-            ),
-        }
-    }
-
-    /// The JSON envelope `{"errors":[{"code","message","detail"}]}`, or distribution's plain
-    /// text for [`Refusal::ReadOnly`].
-    pub fn body(&self) -> Bytes {
-        let Some(code) = self.code() else {
-            return Bytes::from_static(READ_ONLY_BODY.as_bytes());
-        };
-        let message = self.message();
-        let error = match self.detail() {
-            None => json!({"code": code, "message": message}),
-            Some(detail) => json!({"code": code, "message": message, "detail": detail}),
-        };
-        Bytes::from(json!({ "errors": [error] }).to_string())
-    }
-
-    /// The answer to send, not logged nor counted: see [`answer`].
-    pub fn into_response(self) -> Response<ProxyBody> {
-        let body = self.body();
-        let mut response = Response::new(
-            Full::new(body.clone())
-                .map_err(|never| match never {})
-                .boxed(),
-        );
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        let content_type = if matches!(self, Refusal::ReadOnly(_)) {
-            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            "text/plain; charset=utf-8"
-        } else {
-            "application/json"
-        };
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        headers.insert(
-            "docker-distribution-api-version",
-            HeaderValue::from_static("registry/2.0"),
-        );
-        if let Refusal::FactUnavailable { source, .. } = &self {
-            if let Failure::Refused(_, _, Some(challenge)) = failure(source) {
-                headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
-            }
-        }
-        if matches!(self, Refusal::Busy) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
-/// The one place a refusal becomes an answer: its log line, its count in
-/// `registry_gateway_refusals_total` (a limit's refusal is counted as a decision instead), and
-/// the response.
-pub fn answer(refusal: Refusal, seen: &Seen<'_>, metrics: &Metrics) -> Response<ProxyBody> {
-    refusal.log(seen);
-    if !matches!(refusal, Refusal::Denied(_)) {
-        metrics.refusal(refusal.label());
-    }
-    refusal.into_response()
 }
 
 fn to_value(detail: impl serde::Serialize) -> Value {
@@ -675,6 +438,7 @@ fn rule_of(source: &LimitSource) -> (Option<usize>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oci_manifest::Digest;
 
     fn samples() -> Vec<Refusal> {
         let digest: Digest =
@@ -733,20 +497,6 @@ mod tests {
     }
 
     #[test]
-    fn envelope() {
-        let refusal = Refusal::ManifestTooLarge { size: Some(5) };
-        assert_eq!(
-            refusal.body(),
-            r#"{"errors":[{"code":"SIZE_INVALID","detail":{"limit":4194304},"message":"manifest body of 5 bytes exceeds the limit of 4194304 bytes (4 MiB)"}]}"#
-        );
-        let plain = Refusal::NotRegistryApi { path: "/x".into() };
-        assert_eq!(
-            plain.body(),
-            r#"{"errors":[{"code":"NOT_FOUND","message":"/x is not part of the registry API (/v2/)"}]}"#
-        );
-    }
-
-    #[test]
     fn every_refusal_is_a_client_or_server_error_with_a_known_code() {
         const CODES: [&str; 10] = [
             "DENIED",
@@ -772,58 +522,5 @@ mod tests {
             }
             assert!(!refusal.label().is_empty());
         }
-    }
-
-    #[test]
-    fn read_only_is_answered_as_distribution_answers() {
-        let refusal = Refusal::ReadOnly(ReadOnly {
-            repository: Some("a/b".parse().expect("name")),
-            source: LimitSource::Global,
-        });
-        assert_eq!(refusal.body(), "Method not allowed\n");
-        let response = refusal.into_response();
-        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-        let mut headers: Vec<(&str, &str)> = response
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.to_str().unwrap_or("?")))
-            .collect();
-        headers.sort_unstable();
-        assert_eq!(
-            headers,
-            [
-                ("allow", "GET, HEAD"),
-                ("content-length", "19"),
-                ("content-type", "text/plain; charset=utf-8"),
-                ("docker-distribution-api-version", "registry/2.0"),
-                ("x-content-type-options", "nosniff"),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_refusal_of_the_clients_credentials_is_passed_on() {
-        let refusal = Refusal::fact(
-            Fact::TagCount,
-            UpstreamError::Unauthorized {
-                status: StatusCode::UNAUTHORIZED,
-                credentials: upstream_client::AuthKind::Forwarded,
-                url: "http://u/v2/a/tags/list".into(),
-                code: None,
-                challenge: Some(HeaderValue::from_static("Bearer realm=\"x\"")),
-            },
-        );
-        assert_eq!(refusal.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(refusal.code(), Some("UNAUTHORIZED"));
-        assert_eq!(refusal.label(), "unauthorized");
-        assert_eq!(
-            refusal.message(),
-            "the tag count could not be read from the upstream registry: the registry refused the client's credentials (401 Unauthorized)"
-        );
-        let response = refusal.into_response();
-        assert_eq!(
-            response.headers().get(header::WWW_AUTHENTICATE),
-            Some(&HeaderValue::from_static("Bearer realm=\"x\""))
-        );
     }
 }
