@@ -2,7 +2,6 @@
 //! count; then the forward, in a task of its own that no client hang-up can cut short.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,28 +9,49 @@ use futures_util::StreamExt;
 use http::request::Parts;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, Content, Limit, RepositoryName, TagTally};
+use limits_core::{AppliedLimits, ByteSize, Content, RepositoryName, TagTally, admission};
 use oci_manifest::{BlobState, DigestAlgorithm, Manifest};
 use registry_api::Reference;
+use tokio::sync::Semaphore;
 use upstream_client::Upstream;
 
 use crate::body::ProxyBody;
-use crate::coordination::{CoordinationError, Coordinator, RepositoryLease};
-use crate::gateway::{Gateway, full, refused};
+use crate::body::full;
+use crate::coordination::{Coordination, CoordinationError, Coordinator, RepositoryLease};
+use crate::decision_log::DecisionLog;
+use crate::facts::Facts;
+use crate::forwarder::Onward;
 use crate::manifest_body::{read_body, warning_header};
+use crate::options::Options;
+use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
 use crate::reservation::{Delivery, TagRead, TagReservation};
 
-impl<U: Upstream + 'static> Gateway<U> {
-    /// `PUT /v2/<name>/manifests/<reference>`: size, schema and tag checks, then forwarded with
-    /// the very bytes the client sent.
-    pub(crate) async fn manifest_put(
-        self: &Arc<Self>,
+/// The handler of a manifest push: the facts it asks of the registry, the coordination of the
+/// repository's tags, where its decisions go, and the budget of buffered manifest bodies.
+#[derive(Debug)]
+pub struct ManifestPush<'a, U> {
+    /// Blob sizes, tag listings, digests of tags, signature subjects.
+    pub facts: &'a Facts<U>,
+    /// Per-repository leases and recently created tags.
+    pub coordination: &'a Coordination,
+    /// Where the decisions go.
+    pub decisions: &'a DecisionLog,
+    /// Behaviour options.
+    pub options: &'a Options,
+    /// Bytes of manifest bodies that may be buffered at once, as permits.
+    pub buffers: &'a Arc<Semaphore>,
+}
+
+impl<U: Upstream> ManifestPush<'_, U> {
+    /// `PUT /v2/<name>/manifests/<reference>` under the repository's limits (`applied`): size,
+    /// schema and tag checks, then forwarded with the very bytes the client sent.
+    pub async fn handle(
+        &self,
         request: Request<Incoming>,
-        repository: RepositoryName,
+        applied: AppliedLimits,
         reference: Reference,
-        forward_path: Option<String>,
-        remote: SocketAddr,
+        onward: Onward,
     ) -> Result<Response<ProxyBody>, Refusal> {
         if request
             .headers()
@@ -46,32 +66,29 @@ impl<U: Upstream + 'static> Gateway<U> {
         let (bytes, permit) = read_body(
             &parts.headers,
             body,
-            &self.manifest_buffers,
+            self.buffers,
             self.options.body_read_timeout,
         )
         .await?;
-        let (reservation, warnings) = self
-            .check_manifest(&parts, &repository, &reference, &bytes)
-            .await?;
+        let (reservation, warnings) = self.check(&parts, &applied, &reference, &bytes).await?;
         // From here the push is admitted: reserving its tags, the forward and settling the
         // reservation run in a task of their own, so that a client hanging up cannot release
         // the repository's lock before the registry has answered, nor leave tags forwarded but
         // unreserved.
-        let gateway = Arc::clone(self);
+        let options = self.options.clone();
+        let repository = applied.repository;
         let task = tokio::spawn(async move {
             let mut reservation = reservation;
             if let Some(held) = &mut reservation {
                 if let Err(err) = held.reserve().await {
-                    if !gateway.options.fail_open {
+                    if !options.fail_open {
                         return Err(Refusal::Uncoordinated(err));
                     }
                     tracing::warn!(repository = %repository, error = %err, "tags not reserved; allowed by --fail-open");
                 }
             }
-            let timeout = Some(gateway.options.upstream_timeout);
-            let result = gateway
-                .forward(parts, full(bytes), forward_path.as_deref(), remote, timeout)
-                .await;
+            let timeout = Some(options.upstream_timeout);
+            let result = onward.send(parts, full(bytes), timeout).await;
             drop(permit);
             if let Some(held) = &mut reservation {
                 held.settle(Delivery::of(&result));
@@ -100,10 +117,10 @@ impl<U: Upstream + 'static> Gateway<U> {
     /// Every check of a manifest push. `Ok((Some(_), _))` holds the repository's tag lock until
     /// the upstream has answered; the texts are the warnings for the client (a limit broken
     /// in `warn` mode, or a value past `warn_at`).
-    pub(crate) async fn check_manifest(
+    pub async fn check(
         &self,
         parts: &Parts,
-        repository: &RepositoryName,
+        applied: &AppliedLimits,
         reference: &Reference,
         bytes: &Bytes,
     ) -> Result<(Option<TagReservation>, Vec<String>), Refusal> {
@@ -115,14 +132,14 @@ impl<U: Upstream + 'static> Gateway<U> {
             .and_then(|v| v.to_str().ok());
         let manifest =
             oci_manifest::parse(content_type, bytes).map_err(Refusal::ManifestUnparsable)?;
-        let applied = self.policy.borrow().limits_for(repository);
         let auth = parts.headers.get(header::AUTHORIZATION);
         // Signature tags that are what their name says neither count nor freeze; every other
         // tag does (`exempt_signature_tags`).
         let mut requested = requested_tags(reference, parts.uri.query());
         let pushed = manifest.cosign_artifact().map(|kind| kind.tag_suffix());
         let exempt = self
-            .exempt_tags(&applied, &requested, Content::Pushed(pushed), auth)
+            .facts
+            .exempt_tags(applied, &requested, Content::Pushed(pushed), auth)
             .await?;
         requested.retain(|tag| !exempt.contains(tag));
         let immutable: Vec<&str> = requested
@@ -133,23 +150,26 @@ impl<U: Upstream + 'static> Gateway<U> {
         // The blob sizes and the tag listing are read from the upstream at the same time.
         let sizes = async {
             match &manifest {
-                Manifest::Image(image) => self.image_size(repository, image, auth).await.map(Some),
+                Manifest::Image(image) => {
+                    let repository = &applied.repository;
+                    self.image_size(repository, image, auth).await.map(Some)
+                }
                 Manifest::Index(_) => Ok(None),
             }
         };
-        let tags = self.read_tags(&applied, &requested, !immutable.is_empty(), auth);
+        let tags = self.read_tags(applied, &requested, !immutable.is_empty(), auth);
         let (size, tags) = tokio::join!(sizes, tags);
         if let Some(size) = size? {
             let decision = applied.check_image_size(ByteSize::new(size));
-            self.decide(&decision, &reference_text)?;
+            self.decisions.decide(&decision, &reference_text)?;
             warnings.extend(decision.warning());
         }
         let tags = tags?;
         // Under the repository's lease, when one could be had.
-        self.check_tag_moves(&applied, &immutable, bytes, auth)
+        self.check_tag_moves(applied, &immutable, bytes, auth)
             .await?;
         let reservation = match tags {
-            Some(read) => self.decide_tags(&applied, &reference_text, read, &mut warnings)?,
+            Some(read) => self.decide_tags(applied, &reference_text, read, &mut warnings)?,
             None => None,
         };
         Ok((reservation, warnings))
@@ -183,12 +203,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                 Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %repository, digest = %digest, error = %err,
                         "blob size unverified; the declared size counts (--fail-open)");
-                    let declared =
-                        std::iter::once((image.config().digest(), image.config().size()))
-                            .chain(image.layers().iter().map(|l| (l.digest(), l.size())))
-                            .find(|(d, _)| *d == digest)
-                            .map_or(0, |(_, size)| size);
-                    BlobState::Present(declared)
+                    let config = image.config();
+                    let declared = std::iter::once((config.digest(), config.size()))
+                        .chain(image.layers().iter().map(|l| (l.digest(), l.size())))
+                        .map(|(digest, size)| (digest.as_str(), size));
+                    BlobState::Present(admission::unverified_blob_size(declared, digest.as_str()))
                 }
                 Err(err) => {
                     let fact = Fact::BlobSize {
@@ -213,7 +232,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         &'a oci_manifest::Digest,
         Result<Option<u64>, upstream_client::UpstreamError>,
     ) {
-        (digest, self.blob_size(repository, digest, auth).await)
+        (digest, self.facts.blob_size(repository, digest, auth).await)
     }
 
     /// Takes the repository's lease and reads its tags, when the push creates tags and a tag
@@ -230,7 +249,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<TagRead>, Refusal> {
         let requested = requested.to_vec();
-        let mut count = !requested.is_empty() && applied.limits.tag_count_limit != Limit::Unlimited;
+        let mut count = admission::counts_tags(applied, &requested);
         let window = self.options.recent_tag_window;
         // Shared store: listed before the lease. A tag the listing does not show was reserved,
         // under the lease, before its manifest was forwarded, so the reservations read under the
@@ -240,7 +259,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         if count && self.coordination.is_shared() {
             match self.listing(applied, auth).await? {
                 None => count = false,
-                Some(listed) if requested.iter().all(|tag| listed.contains(tag)) => count = false,
+                Some(listed) if !admission::creates_tags(&requested, &listed) => count = false,
                 Some(listed) => listed_first = Some(listed),
             }
         }
@@ -294,9 +313,10 @@ impl<U: Upstream + 'static> Gateway<U> {
         applied: &AppliedLimits,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<Vec<String>>, Refusal> {
-        match self.list_tags(&applied.repository, auth).await {
+        match self.facts.list_tags(&applied.repository, auth).await {
             Ok(mut listed) => {
                 let exempt = self
+                    .facts
                     .exempt_tags(applied, &listed, Content::Stored, auth)
                     .await?;
                 listed.retain(|tag| !exempt.contains(tag));
@@ -320,7 +340,11 @@ impl<U: Upstream + 'static> Gateway<U> {
         auth: Option<&http::HeaderValue>,
     ) -> Result<(), Refusal> {
         for tag in tags {
-            let current = match self.manifest_digest(&applied.repository, tag, auth).await {
+            let current = match self
+                .facts
+                .manifest_digest(&applied.repository, tag, auth)
+                .await
+            {
                 Ok(current) => current,
                 Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %applied.repository, tag, error = %err, "immutable tag unchecked; allowed by --fail-open");
@@ -382,7 +406,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             }));
         }
         let decision = applied.check_tags(tally.existing, tally.created.len() as u64);
-        self.decide(&decision, reference)?;
+        self.decisions.decide(&decision, reference)?;
         warnings.extend(decision.warning());
         Ok(Some(TagReservation {
             lease,
@@ -426,7 +450,7 @@ mod tests {
     use tokio::sync::Semaphore;
     use upstream_client::{Auth, UpstreamError};
 
-    use crate::gateway::{Options, TagSource};
+    use crate::facts::TagSource;
 
     /// An upstream whose tag listing never shows new tags, as a lagging replica or cache would;
     /// every blob is 10 bytes, and the only manifest it holds by digest is [`SUBJECT`], an
@@ -482,47 +506,60 @@ mod tests {
         }
     }
 
-    fn gateway(window: Duration) -> Gateway<LaggingUpstream> {
+    /// What a push handler is built from: no HTTP client, no target, no upload sessions.
+    struct World {
+        facts: Facts<LaggingUpstream>,
+        coordination: Coordination,
+        decisions: DecisionLog,
+        options: Options,
+        buffers: Arc<Semaphore>,
+        policy: Policy,
+    }
+
+    impl World {
+        fn push(&self) -> ManifestPush<'_, LaggingUpstream> {
+            ManifestPush {
+                facts: &self.facts,
+                coordination: &self.coordination,
+                decisions: &self.decisions,
+                options: &self.options,
+                buffers: &self.buffers,
+            }
+        }
+    }
+
+    fn gateway(window: Duration) -> World {
         gateway_with(
             "rules:\n- path: ^p/\n  limit: {max_image_size: 1MB, tag_count_limit: 3}\n",
             window,
         )
     }
 
-    fn gateway_with(config: &str, window: Duration) -> Gateway<LaggingUpstream> {
-        let policy = Policy::from_yaml(config).expect("valid policy");
-        let (_, policy) = tokio::sync::watch::channel(Arc::new(policy));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Gateway {
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build(connector),
-            target: crate::forward::Target::new(&"http://127.0.0.1:9".parse().expect("url"))
-                .expect("target"),
-            registry: LaggingUpstream::default(),
-            tag_source: TagSource::Upstream,
-            policy,
-            coordination: crate::coordination::Coordination::Local(
-                crate::tags::TagLedger::default(),
+    fn gateway_with(config: &str, window: Duration) -> World {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let options = Options {
+            fail_open: false,
+            upstream_timeout: Duration::from_secs(1),
+            head_concurrency: 4,
+            recent_tag_window: window,
+            body_read_timeout: Duration::from_secs(1),
+        };
+        World {
+            facts: Facts::new(
+                LaggingUpstream::default(),
+                TagSource::Upstream,
+                (
+                    crate::blob_sizes::BlobSizes::new(16),
+                    crate::subjects::Subjects::new(16),
+                ),
+                Arc::clone(&metrics),
+                options.clone(),
             ),
-            blob_sizes: crate::blob_sizes::BlobSizes::new(16),
-            subjects: crate::subjects::Subjects::new(16),
-            uploads: crate::upload_sessions::UploadSessions::new(16),
-            manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
-            options: Options {
-                fail_open: false,
-                upstream_timeout: Duration::from_secs(1),
-                head_concurrency: 4,
-                recent_tag_window: window,
-                body_read_timeout: Duration::from_secs(1),
-            },
-            webhook: None,
+            coordination: Coordination::Local(crate::tags::TagLedger::default()),
+            decisions: DecisionLog::new(metrics, None),
+            options,
+            buffers: Arc::new(Semaphore::new(1 << 20)),
+            policy: Policy::from_yaml(config).expect("valid policy"),
         }
     }
 
@@ -531,10 +568,7 @@ mod tests {
     /// A cosign signature: one simple-signing layer of 10 bytes.
     const SIGNATURE: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":10,"digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":10,"digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333"}]}"#;
 
-    async fn push(
-        gateway: &Gateway<LaggingUpstream>,
-        tag: &str,
-    ) -> Result<Option<TagReservation>, Refusal> {
+    async fn push(gateway: &World, tag: &str) -> Result<Option<TagReservation>, Refusal> {
         push_manifest(
             gateway,
             tag,
@@ -545,7 +579,7 @@ mod tests {
     }
 
     async fn push_manifest(
-        gateway: &Gateway<LaggingUpstream>,
+        gateway: &World,
         tag: &str,
         content_type: &str,
         body: &'static [u8],
@@ -557,8 +591,10 @@ mod tests {
             .into_parts();
         let repository: RepositoryName = "p/app".parse().expect("name");
         let reference = Reference::parse(tag).expect("reference");
+        let applied = gateway.policy.limits_for(&repository);
         gateway
-            .check_manifest(&parts, &repository, &reference, &Bytes::from_static(body))
+            .push()
+            .check(&parts, &applied, &reference, &Bytes::from_static(body))
             .await
             .map(|(reservation, _)| reservation)
     }
@@ -590,7 +626,7 @@ mod tests {
         );
         // Re-pushing a recent tag creates nothing.
         assert!(push(&gateway, "a").await.expect("allowed").is_none());
-        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 5);
+        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 5);
     }
 
     /// A signature tag neither uses up the limit nor needs the tag listing, when it is one: its
@@ -607,11 +643,14 @@ mod tests {
                 .await
                 .expect("reserved");
         }
-        let listings = gateway.registry.listings.load(Ordering::SeqCst);
+        let listings = gateway.facts.registry().listings.load(Ordering::SeqCst);
         let signature = SUBJECT.replace(':', "-") + ".sig";
         let pushed = push_manifest(&gateway, &signature, OCI, SIGNATURE).await;
         assert!(pushed.expect("allowed").is_none());
-        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), listings);
+        assert_eq!(
+            gateway.facts.registry().listings.load(Ordering::SeqCst),
+            listings
+        );
         // The same name on what is no signature, or a signature of a digest the repository does
         // not hold, counts like any tag: the limit of 3 is reached.
         push(&gateway, &signature).await.expect_err("limit reached");
@@ -644,7 +683,7 @@ mod tests {
         assert!(waiting.is_err(), "another push waits");
         drop(held);
         assert!(push(&gateway, "latest").await.expect("allowed").is_none());
-        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 0);
+        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -2,7 +2,6 @@
 //! counted from the bytes the registry says each session holds; cross-repository mounts of
 //! blobs over the limit refused.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
@@ -18,8 +17,13 @@ use registry_api::{ApiRequest, Mount, Route, upload};
 use upstream_client::Upstream;
 
 use crate::body::{BoxError, ProxyBody, drain};
-use crate::gateway::{Gateway, refused};
+use crate::decision_log::DecisionLog;
+use crate::facts::Facts;
+use crate::forwarder::Onward;
+use crate::options::Options;
+use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
+use crate::upload_sessions::UploadSessions;
 
 /// What a guarded body leaves behind when it trips: the decision, and the rest of the
 /// client's body, which is never forwarded.
@@ -154,46 +158,49 @@ fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
-impl<U: Upstream + 'static> Gateway<U> {
-    /// The repository's image size limit in bytes, with the limits that set it; `None` when
-    /// unlimited, or enforced in `warn` or `audit` mode.
-    fn upload_limit(&self, repository: &RepositoryName) -> Option<(AppliedLimits, u64)> {
-        let applied = self.policy.borrow().limits_for(repository);
-        // In warn and audit modes the image goes through whatever its size: its layers too.
-        // The manifest push logs and counts the decision.
-        if applied.protections.enforcement.value != limits_core::Enforcement::Deny {
-            return None;
-        }
-        let max = applied.limits.max_image_size.max()?.bytes();
-        Some((applied, max))
-    }
+/// The handler of a blob upload (`POST` to start a session, `PATCH`/`PUT` of a chunk): it reads
+/// blob sizes from the registry for mounts, logs the decisions, and keeps the bytes each session
+/// holds.
+#[derive(Debug)]
+pub struct BlobUpload<'a, U> {
+    /// Blob sizes for mounts.
+    pub facts: &'a Facts<U>,
+    /// Where the decisions go.
+    pub decisions: &'a DecisionLog,
+    /// Bytes held by upload sessions.
+    pub sessions: &'a UploadSessions,
+    /// Behaviour options.
+    pub options: &'a Options,
+    /// The repository's limits and the size an upload may reach, when uploads are guarded
+    /// ([`limits_core::admission::upload_guard`]).
+    pub guard: Option<(AppliedLimits, u64)>,
+}
 
+impl<U: Upstream> BlobUpload<'_, U> {
     /// `POST /v2/<name>/blobs/uploads/`: a mount of a blob larger than the repository's image
     /// size limit is refused (its size comes from the upstream, with the client's credentials);
     /// the session the registry opens is remembered with the bytes it holds.
-    pub(crate) async fn upload_start(
-        self: &Arc<Self>,
+    pub async fn start(
+        self,
         request: Request<Incoming>,
         repository: RepositoryName,
         mount: Option<Mount>,
-        forward_path: Option<String>,
-        remote: SocketAddr,
+        onward: Onward,
     ) -> Result<Response<ProxyBody>, Refusal> {
         if is_form(request.headers()) {
             return Err(refused(request, Refusal::FormBody));
         }
-        // The limits are read once: the mount check and the body guard use the same ones.
-        let limits = self.upload_limit(&repository);
-        if let (Some(mount), Some((applied, limit))) = (&mount, &limits) {
+        if let (Some(mount), Some((applied, limit))) = (&mount, &self.guard) {
             let limit = *limit;
             let auth = request.headers().get(header::AUTHORIZATION).cloned();
             match self
+                .facts
                 .blob_size(&mount.from, &mount.digest, auth.as_ref())
                 .await
             {
                 Ok(Some(size)) if size > limit => {
                     let decision = applied.check_blob(ByteSize::new(size), BlobSizeKnown::Stored);
-                    self.log_decision(&decision, mount.digest.as_str());
+                    self.decisions.log(&decision, mount.digest.as_str());
                     return Err(refused(request, Refusal::denied(&decision)));
                 }
                 // Within the limit, or absent from `from`: the registry then opens a plain
@@ -215,16 +222,14 @@ impl<U: Upstream + 'static> Gateway<U> {
         // distribution 2.8 ignores an upload start's body, but registries that take a
         // monolithic upload in the POST (distribution 3, zot) store it: count it as a chunk
         // from 0.
-        let response = match limits {
+        let response = match &self.guard {
             None => {
                 let timeout = Some(self.options.upstream_timeout);
-                self.forward_request(request, forward_path.as_deref(), remote, timeout)
-                    .await?
+                onward.request(request, timeout).await?
             }
-            Some(limit) => {
+            Some(_) => {
                 let (parts, body) = request.into_parts();
-                self.guarded_forward(parts, body, limit, 0, &forward_path, remote)
-                    .await?
+                self.guarded_forward(parts, body, 0, &onward).await?
             }
         };
         if response.status() == StatusCode::ACCEPTED {
@@ -234,16 +239,21 @@ impl<U: Upstream + 'static> Gateway<U> {
     }
 
     /// Forwards an upload body that already holds `held` bytes upstream: refused at once when
-    /// its announced size is over `limit`, stopped before a byte over it is forwarded.
+    /// its announced size is over the guard's limit, stopped before a byte over it is
+    /// forwarded. Unguarded uploads are forwarded as they are.
     async fn guarded_forward(
         &self,
         parts: Parts,
         body: Incoming,
-        (applied, limit): (AppliedLimits, u64),
         held: u64,
-        forward_path: &Option<String>,
-        remote: SocketAddr,
+        onward: &Onward,
     ) -> Result<Response<ProxyBody>, Refusal> {
+        let Some((applied, limit)) = &self.guard else {
+            return onward
+                .send(parts, body.map_err(BoxError::from).boxed(), None)
+                .await;
+        };
+        let limit = *limit;
         let content_length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -258,23 +268,15 @@ impl<U: Upstream + 'static> Gateway<U> {
             .filter(|known| *known > limit)
         {
             let decision = applied.check_blob(ByteSize::new(known), BlobSizeKnown::Announced);
-            self.log_decision(&decision, parts.uri.path());
+            self.decisions.log(&decision, parts.uri.path());
             drain(body);
             return Err(Refusal::denied(&decision));
         }
         let trip = Arc::new(Trip::default());
-        let guarded = GuardedBody::new(body, applied, limit, held, Arc::clone(&trip));
-        let response = self
-            .forward(
-                parts,
-                guarded.boxed(),
-                forward_path.as_deref(),
-                remote,
-                None,
-            )
-            .await;
+        let guarded = GuardedBody::new(body, applied.clone(), limit, held, Arc::clone(&trip));
+        let response = onward.send(parts, guarded.boxed(), None).await;
         if let Some(decision) = trip.decision() {
-            self.log_decision(decision, "upload");
+            self.decisions.log(decision, "upload");
             trip.drain_rest();
             return Err(Refusal::denied(decision));
         }
@@ -308,38 +310,35 @@ impl<U: Upstream + 'static> Gateway<U> {
             return;
         }
         if let Some(held) = answered_range(response.headers()) {
-            *self.uploads.lock(&name, &id).await = Some(held);
+            *self.sessions.lock(&name, &id).await = Some(held);
         }
     }
 
     /// `PATCH`/`PUT` of an upload session: counted from the bytes the registry holds for it
     /// (asked of the registry when the gateway does not know), refused at once when its
     /// announced size is over the limit, stopped as soon as the bytes streamed pass it.
-    pub(crate) async fn upload_chunk(
-        self: &Arc<Self>,
+    pub async fn chunk(
+        self,
         request: Request<Incoming>,
         repository: RepositoryName,
         id: String,
-        forward_path: Option<String>,
-        remote: SocketAddr,
+        onward: Onward,
     ) -> Result<Response<ProxyBody>, Refusal> {
         if is_form(request.headers()) {
             return Err(refused(request, Refusal::FormBody));
         }
-        let Some(limit) = self.upload_limit(&repository) else {
-            let response = self
-                .forward_request(request, forward_path.as_deref(), remote, None)
-                .await?;
+        if self.guard.is_none() {
+            let response = onward.request(request, None).await?;
             if response.status() == StatusCode::CREATED {
-                self.uploads.remove(&repository, &id);
+                self.sessions.remove(&repository, &id);
             }
             return Ok(response);
-        };
-        let mut session = self.uploads.lock(&repository, &id).await;
+        }
+        let mut session = self.sessions.lock(&repository, &id).await;
         let (parts, body) = request.into_parts();
         let held = match *session {
             Some(held) => held,
-            None => match self.ask_held(&parts, forward_path.as_deref(), remote).await {
+            None => match self.ask_held(&parts, &onward).await {
                 Ok(Ok(held)) => held,
                 Ok(Err(answer)) => {
                     drain(body);
@@ -354,12 +353,10 @@ impl<U: Upstream + 'static> Gateway<U> {
         // Until the registry answers, the session's size is unknown: if this request is cut
         // short, or refused part way, the next one asks the registry.
         *session = None;
-        let response = self
-            .guarded_forward(parts, body, limit, held, &forward_path, remote)
-            .await?;
+        let response = self.guarded_forward(parts, body, held, &onward).await?;
         if response.status() == StatusCode::CREATED {
             drop(session);
-            self.uploads.remove(&repository, &id);
+            self.sessions.remove(&repository, &id);
         } else if response.status().is_success() {
             *session = answered_range(response.headers());
         }
@@ -373,8 +370,7 @@ impl<U: Upstream + 'static> Gateway<U> {
     async fn ask_held(
         &self,
         parts: &Parts,
-        path: Option<&str>,
-        remote: SocketAddr,
+        onward: &Onward,
     ) -> Result<Result<u64, Response<ProxyBody>>, Refusal> {
         let mut status =
             Request::get(parts.uri.clone())
@@ -391,14 +387,8 @@ impl<U: Upstream + 'static> Gateway<U> {
         let empty = Empty::<Bytes>::new()
             .map_err(|never| match never {})
             .boxed();
-        let answer = self
-            .forward(
-                status_parts,
-                empty,
-                path,
-                remote,
-                Some(self.options.upstream_timeout),
-            )
+        let answer = onward
+            .send(status_parts, empty, Some(self.options.upstream_timeout))
             .await?;
         if !answer.status().is_success() {
             return Ok(Err(answer));

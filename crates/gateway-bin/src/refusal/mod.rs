@@ -435,6 +435,13 @@ fn rule_of(source: &LimitSource) -> (Option<usize>, Option<String>) {
     }
 }
 
+/// `refusal`, with the request's unread body drained so that the client reads the answer
+/// instead of a reset.
+pub(crate) fn refused(request: http::Request<hyper::body::Incoming>, refusal: Refusal) -> Refusal {
+    crate::body::drain(request.into_body());
+    refusal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
