@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use limits_core::{Policy, ReadOnly};
-use registry_api::{ApiRequest, Route};
+use registry_api::{ApiRequest, RequestHead, Route};
 use tokio::sync::{Semaphore, watch};
 use upstream_client::Upstream;
 
@@ -75,19 +75,6 @@ pub struct Gateway<U> {
     options: Options,
 }
 
-fn connection_names_checked_header(headers: &http::HeaderMap) -> Option<String> {
-    const CHECKED: [&str; 5] = [
-        "authorization",
-        "content-length",
-        "content-range",
-        "content-type",
-        "host",
-    ];
-    crate::forward::connection_tokens(headers)
-        .map(str::to_ascii_lowercase)
-        .find(|name| CHECKED.contains(&name.as_str()))
-}
-
 impl<U: Upstream + 'static> Gateway<U> {
     /// The gateway built from its parts.
     pub fn new(parts: GatewayParts<U>) -> Self {
@@ -139,7 +126,8 @@ impl<U: Upstream + 'static> Gateway<U> {
         let _in_flight = self.metrics.in_flight();
         let method = request.method().clone();
         let uri = request.uri().clone();
-        let response = match ApiRequest::parse(method.as_str(), uri.path(), uri.query()) {
+        let head = RequestHead::parse(method.as_str(), uri.path(), uri.query(), request.headers());
+        let response = match head {
             Err(err) => {
                 let seen = Seen {
                     method: &method,
@@ -150,14 +138,14 @@ impl<U: Upstream + 'static> Gateway<U> {
                 let refusal = refused(request, Refusal::Request(err));
                 refusal::answer(refusal, &seen, &self.metrics)
             }
-            Ok(api) => {
-                let repository = api.repository().cloned();
-                let reference = match &api.route {
+            Ok(head) => {
+                let repository = head.request.repository().cloned();
+                let reference = match head.route() {
                     Route::ManifestPut { reference, .. }
                     | Route::ManifestDelete { reference, .. } => Some(reference.to_string()),
                     _ => None,
                 };
-                match self.dispatch(request, api, remote).await {
+                match self.dispatch(request, head, remote).await {
                     Ok(response) => response,
                     Err(refusal) => {
                         let seen = Seen {
@@ -175,16 +163,29 @@ impl<U: Upstream + 'static> Gateway<U> {
         response
     }
 
+    /// Hands a request, read once into `head`, to its handler.
     async fn dispatch(
         &self,
         request: Request<Incoming>,
-        api: ApiRequest,
+        head: RequestHead,
         remote: SocketAddr,
     ) -> Result<Response<ProxyBody>, Refusal> {
+        let RequestHead {
+            request: api,
+            content_type,
+            form,
+            connection_names,
+            ..
+        } = head;
         if api.method.is_write() {
-            if let Some(name) = connection_names_checked_header(request.headers()) {
-                let refusal = Refusal::ConnectionNamesCheckedHeader { name };
-                return Err(refused(request, refusal));
+            // A proxy removes the headers `Connection` names, so the registry would not see
+            // what was checked.
+            if let Some(name) = connection_names {
+                let name = name.to_owned();
+                return Err(refused(
+                    request,
+                    Refusal::ConnectionNamesCheckedHeader { name },
+                ));
             }
         }
         if api.method.is_write() && api.route != Route::Outside {
@@ -207,13 +208,16 @@ impl<U: Upstream + 'static> Gateway<U> {
                     options: &self.options,
                     buffers: &self.manifest_buffers,
                 };
-                push.handle(request, applied, reference, onward).await
+                push.handle(request, applied, reference, content_type, onward)
+                    .await
             }
             Route::UploadStart { name, mount } => {
-                self.upload(&name).start(request, name, mount, onward).await
+                let upload = self.upload(&name, form);
+                upload.start(request, name, mount, onward).await
             }
             Route::UploadChunk { name, id } => {
-                self.upload(&name).chunk(request, name, id, onward).await
+                let upload = self.upload(&name, form);
+                upload.chunk(request, name, id, onward).await
             }
             Route::ManifestDelete { name, reference } => {
                 let applied = self.policy.borrow().limits_for(&name);
@@ -236,15 +240,16 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
     }
 
-    /// The handler of a blob upload to `repository`, with the repository's limits read once:
-    /// the mount check and the body guard use the same ones.
-    fn upload(&self, repository: &limits_core::RepositoryName) -> BlobUpload<'_, U> {
+    /// The handler of a blob upload to `repository` (`form`: the request has a form body), with
+    /// the repository's limits read once: the mount check and the body guard use the same ones.
+    fn upload(&self, repository: &limits_core::RepositoryName, form: bool) -> BlobUpload<'_, U> {
         let applied = self.policy.borrow().limits_for(repository);
         BlobUpload {
             facts: &self.facts,
             decisions: &self.decisions,
             sessions: &self.uploads,
             options: &self.options,
+            form,
             guard: limits_core::admission::upload_guard(&applied).map(|limit| (applied, limit)),
         }
     }
@@ -263,7 +268,6 @@ impl<U: Upstream + 'static> Gateway<U> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn connection_naming_checked_headers() {
@@ -275,16 +279,10 @@ mod tests {
             ("x-private, content-range", Some("content-range")),
         ];
         for (value, want) in cases {
-            let mut headers = http::HeaderMap::new();
-            headers.insert(
-                http::header::CONNECTION,
-                HeaderValue::from_str(value).expect("header"),
-            );
-            assert_eq!(
-                connection_names_checked_header(&headers).as_deref(),
-                *want,
-                "{value}"
-            );
+            let head =
+                RequestHead::parse("PUT", "/v2/a/manifests/v1", None, [("Connection", value)])
+                    .expect("a manifest push");
+            assert_eq!(head.connection_names, *want, "{value}");
         }
     }
 }

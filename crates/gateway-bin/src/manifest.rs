@@ -11,7 +11,7 @@ use http::{Request, Response, header};
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, ByteSize, Content, RepositoryName, TagTally, admission};
 use oci_manifest::{BlobState, DigestAlgorithm, Manifest};
-use registry_api::Reference;
+use registry_api::{ContentType, Reference};
 use tokio::sync::Semaphore;
 use upstream_client::Upstream;
 
@@ -51,15 +51,10 @@ impl<U: Upstream> ManifestPush<'_, U> {
         request: Request<Incoming>,
         applied: AppliedLimits,
         reference: Reference,
+        content_type: ContentType,
         onward: Onward,
     ) -> Result<Response<ProxyBody>, Refusal> {
-        if request
-            .headers()
-            .get_all(header::CONTENT_TYPE)
-            .iter()
-            .count()
-            > 1
-        {
+        if content_type == ContentType::Ambiguous {
             return Err(refused(request, Refusal::SeveralContentTypes));
         }
         let (parts, body) = request.into_parts();
@@ -70,7 +65,9 @@ impl<U: Upstream> ManifestPush<'_, U> {
             self.options.body_read_timeout,
         )
         .await?;
-        let (reservation, warnings) = self.check(&parts, &applied, &reference, &bytes).await?;
+        let (reservation, warnings) = self
+            .check(&parts, content_type.value(), &applied, &reference, &bytes)
+            .await?;
         // From here the push is admitted: reserving its tags, the forward and settling the
         // reservation run in a task of their own, so that a client hanging up cannot release
         // the repository's lock before the registry has answered, nor leave tags forwarded but
@@ -120,16 +117,13 @@ impl<U: Upstream> ManifestPush<'_, U> {
     pub async fn check(
         &self,
         parts: &Parts,
+        content_type: Option<&str>,
         applied: &AppliedLimits,
         reference: &Reference,
         bytes: &Bytes,
     ) -> Result<(Option<TagReservation>, Vec<String>), Refusal> {
         let mut warnings = Vec::new();
         let reference_text = reference.to_string();
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
         let manifest =
             oci_manifest::parse(content_type, bytes).map_err(Refusal::ManifestUnparsable)?;
         let auth = parts.headers.get(header::AUTHORIZATION);
@@ -594,7 +588,13 @@ mod tests {
         let applied = gateway.policy.limits_for(&repository);
         gateway
             .push()
-            .check(&parts, &applied, &reference, &Bytes::from_static(body))
+            .check(
+                &parts,
+                Some(content_type),
+                &applied,
+                &reference,
+                &Bytes::from_static(body),
+            )
             .await
             .map(|(reservation, _)| reservation)
     }
