@@ -13,10 +13,12 @@ use tokio::net::TcpListener;
 use upstream_client::{Credentials, ReqwestUpstream};
 
 use crate::cli::{Cli, Command, LogFormat, ServeArgs};
-use crate::gateway::{Gateway, Options, TagSource};
+use crate::facts::TagSource;
+use crate::gateway::{Gateway, GatewayParts};
 use crate::metrics::Metrics;
+use crate::options::Options;
 use crate::{
-    admin, blob_sizes, config_source, connections, coordination, credentials, forward, gateway,
+    admin, blob_sizes, config_source, connections, coordination, credentials, forward, forwarder,
     inspect, migrate, relay, report, server, subjects, tags, tls, upload_sessions, webhook,
 };
 
@@ -151,7 +153,7 @@ fn coordination_url(url: &str, password_file: Option<&Path>) -> anyhow::Result<S
     Ok(parsed.to_string())
 }
 
-fn http_client(args: &ServeArgs) -> anyhow::Result<gateway::HttpClient> {
+fn http_client(args: &ServeArgs) -> anyhow::Result<forwarder::HttpClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -292,7 +294,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             server::Entry::ReadRelay(Arc::new(relay))
         }),
     };
-    let gateway = Arc::new(Gateway {
+    let gateway = Arc::new(Gateway::new(GatewayParts {
         client: http_client(&args)?,
         target,
         registry: Arc::clone(&registry),
@@ -312,7 +314,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             body_read_timeout: *args.body_read_timeout,
         },
         webhook: webhook(&args, &metrics)?,
-    });
+    }));
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -401,7 +403,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing::warn!("shutdown timeout reached with requests still in flight; exiting");
     }
-    if let Some(webhook) = &webhook_gateway.webhook {
+    if let Some(webhook) = webhook_gateway.webhook() {
         webhook.flush().await;
     }
     admin_task.abort();

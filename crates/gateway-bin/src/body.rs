@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 /// Errors inside a body stream.
@@ -36,4 +36,9 @@ pub fn drain(mut body: Incoming) {
         };
         let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
     });
+}
+
+/// A body of bytes already in memory.
+pub(crate) fn full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }

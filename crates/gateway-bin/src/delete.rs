@@ -11,85 +11,81 @@
 //! check and the delete. Repositories without immutable patterns cost nothing: their deletes
 //! are forwarded as they always were.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, Content, DeleteTarget, ImmutableDelete, RepositoryName};
+use limits_core::{AppliedLimits, Content, DeleteTarget, RepositoryName};
 use oci_manifest::Digest;
 use registry_api::Reference;
 use upstream_client::Upstream;
 
-use crate::answer::{Reason, Refusal};
-use crate::body::drain;
 use crate::body::{BoxError, ProxyBody};
-use crate::coordination::{CoordinationError, Coordinator, Lease};
-use crate::gateway::{Gateway, upstream_failure};
+use crate::coordination::{Coordination, Coordinator, Lease};
+use crate::facts::Facts;
+use crate::forwarder::Onward;
+use crate::options::Options;
+use crate::refusal::refused;
+use crate::refusal::{Fact, Refusal};
 
 /// The `check` field of the decisions logged here.
 const CHECK: &str = "immutable_tag_delete";
 
-impl<U: Upstream + 'static> Gateway<U> {
-    /// `DELETE /v2/<name>/manifests/<reference>`: checked against the repository's immutable
-    /// tags, then forwarded; with the repository's lease held until the registry answered
-    /// when the delete names a digest.
-    pub(crate) async fn manifest_delete(
-        self: &Arc<Self>,
+/// The handler of a manifest delete: the facts it asks of the registry (tags, their digests,
+/// signature subjects) and the coordination whose lease it holds until the registry answered.
+#[derive(Debug)]
+pub struct ManifestDelete<'a, U> {
+    /// Tag listings, digests of tags, signature subjects.
+    pub facts: &'a Facts<U>,
+    /// Per-repository leases.
+    pub coordination: &'a Coordination,
+    /// Behaviour options.
+    pub options: &'a Options,
+}
+
+impl<U: Upstream> ManifestDelete<'_, U> {
+    /// `DELETE /v2/<name>/manifests/<reference>` under the repository's limits (`applied`):
+    /// checked against the repository's immutable tags, then forwarded; with the repository's
+    /// lease held until the registry answered when the delete names a digest.
+    pub async fn handle(
+        &self,
         request: Request<Incoming>,
-        repository: RepositoryName,
+        applied: AppliedLimits,
         reference: Reference,
-        forward_path: Option<String>,
-        remote: SocketAddr,
-    ) -> Response<ProxyBody> {
+        onward: Onward,
+    ) -> Result<Response<ProxyBody>, Refusal> {
         let timeout = Some(self.options.upstream_timeout);
-        let applied = self.policy.borrow().limits_for(&repository);
         if !applied.protections.guards_deletes() {
-            return self
-                .forward_request(request, forward_path.as_deref(), remote, timeout)
-                .await;
+            return onward.request(request, timeout).await;
         }
         let auth = request.headers().get(header::AUTHORIZATION).cloned();
-        let lease = match self.check_delete(&applied, &reference, auth.as_ref()).await {
+        let lease = match self.check(&applied, &reference, auth.as_ref()).await {
             Ok(Some(lease)) => lease,
-            Ok(None) => {
-                return self
-                    .forward_request(request, forward_path.as_deref(), remote, timeout)
-                    .await;
-            }
-            Err(refusal) => {
-                drain(request.into_body());
-                return self.refusal(refusal);
-            }
+            Ok(None) => return onward.request(request, timeout).await,
+            Err(refusal) => return Err(refused(request, refusal)),
         };
         // The forward runs in a task of its own, so that a client hanging up cannot release
         // the lease before the registry has answered.
         let (parts, body) = request.into_parts();
         let body = body.map_err(BoxError::from).boxed();
-        let gateway = Arc::clone(self);
         let task = tokio::spawn(async move {
-            let response = gateway
-                .forward(parts, body, forward_path.as_deref(), remote, timeout)
-                .await;
+            let response = onward.send(parts, body, timeout).await;
             drop(lease);
             response
         });
-        match task.await {
-            Ok(response) => response,
-            Err(err) => self.refusal(Refusal::new(
-                Reason::UpstreamUnreachable,
-                format!("the manifest delete did not complete: {err}"),
-            )),
-        }
+        task.await.unwrap_or_else(|err| {
+            Err(Refusal::Incomplete {
+                what: "manifest delete",
+                cause: err.to_string(),
+            })
+        })
     }
 
     /// Every check of a manifest delete in a repository with immutable patterns. `Ok(Some(_))`
     /// is the repository's lease, to hold until the registry answered; `Ok(None)` lets the
     /// delete through without one (a delete by a tag no pattern matches removes that tag
     /// only; a lease `--fail-open` did without).
-    pub(crate) async fn check_delete(
+    pub async fn check(
         &self,
         applied: &AppliedLimits,
         reference: &Reference,
@@ -103,6 +99,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                     return Ok(None);
                 }
                 let exempt = self
+                    .facts
                     .exempt_tags(applied, std::slice::from_ref(tag), Content::Stored, auth)
                     .await?;
                 if exempt.contains(tag) {
@@ -110,7 +107,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 }
                 applied
                     .check_manifest_delete(DeleteTarget::Tag(tag), [])
-                    .map_err(|refused| self.immutable_delete_refusal(&refused))?;
+                    .map_err(Refusal::ImmutableTagDelete)?;
                 return Ok(None);
             }
             Reference::Digest(digest) => digest,
@@ -123,13 +120,11 @@ impl<U: Upstream + 'static> Gateway<U> {
                     "manifest delete not coordinated; allowed by --fail-open");
                 None
             }
-            Err(err) => {
-                tracing::warn!(event = "decision", repository = %applied.repository, reference = %digest,
-                    check = CHECK, error = %err, verdict = "denied", "immutable tags unchecked; delete refused");
-                return Err(Refusal::new(
-                    Reason::FactsUnavailable,
-                    lease_failure(&applied.repository, &err),
-                ));
+            Err(source) => {
+                return Err(Refusal::DeleteUncoordinated {
+                    repository: applied.repository.clone(),
+                    source,
+                });
             }
         };
         self.check_digest_delete(applied, digest, auth).await?;
@@ -144,7 +139,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         auth: Option<&HeaderValue>,
     ) -> Result<(), Refusal> {
         let repository = &applied.repository;
-        let tags = match self.list_tags(repository, auth).await {
+        let tags = match self.facts.list_tags(repository, auth).await {
             Ok(tags) => tags,
             Err(err) if self.options.fails_open(&err) => {
                 tracing::warn!(repository = %repository, reference = %digest, error = %err,
@@ -152,12 +147,10 @@ impl<U: Upstream + 'static> Gateway<U> {
                 return Ok(());
             }
             Err(err) => {
-                tracing::warn!(event = "decision", repository = %repository, reference = %digest,
-                    check = CHECK, error = %err, verdict = "denied", "immutable tags unreadable; delete refused");
-                let what = format!(
-                    "the tags of repository {repository} could not be read from the upstream registry to check the delete against its immutable tags"
-                );
-                return Err(upstream_failure(&err, &what));
+                let fact = Fact::DeleteTags {
+                    repository: repository.clone(),
+                };
+                return Err(Refusal::fact(fact, err));
             }
         };
         let mut immutable: Vec<String> = tags
@@ -165,6 +158,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             .filter(|tag| applied.protections.immutable_pattern(tag).is_some())
             .collect();
         let exempt = self
+            .facts
             .exempt_tags(applied, &immutable, Content::Stored, auth)
             .await?;
         immutable.retain(|tag| !exempt.contains(tag));
@@ -185,12 +179,10 @@ impl<U: Upstream + 'static> Gateway<U> {
                     continue;
                 }
                 Err(err) => {
-                    tracing::warn!(event = "decision", repository = %repository, reference = %digest,
-                        check = CHECK, tag, error = %err, verdict = "denied", "immutable tag unreadable; delete refused");
-                    let what = format!(
-                        "the digest of immutable tag {tag} could not be read from the upstream registry"
-                    );
-                    return Err(upstream_failure(&err, &what));
+                    let fact = Fact::ImmutableTagDigest {
+                        tag: tag.to_owned(),
+                    };
+                    return Err(Refusal::fact(fact, err));
                 }
             };
             applied
@@ -198,7 +190,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                     DeleteTarget::Digest(digest.as_str()),
                     [(tag, current.as_str())],
                 )
-                .map_err(|refused| self.immutable_delete_refusal(&refused))?;
+                .map_err(Refusal::ImmutableTagDelete)?;
         }
         tracing::info!(event = "decision", repository = %repository, reference = %digest,
             check = CHECK, verdict = "allowed",
@@ -216,36 +208,8 @@ impl<U: Upstream + 'static> Gateway<U> {
         &'a str,
         Result<Option<Digest>, upstream_client::UpstreamError>,
     ) {
-        (tag, self.manifest_digest(repository, tag, auth).await)
+        (tag, self.facts.manifest_digest(repository, tag, auth).await)
     }
-
-    /// The answer to a refused delete, logged as a decision.
-    fn immutable_delete_refusal(&self, refused: &ImmutableDelete) -> Refusal {
-        let reason = Reason::ImmutableTagDelete;
-        tracing::warn!(event = "decision", repository = %refused.repository, reference = refused.reference,
-            check = CHECK, tag = refused.tag, rule = %refused.source, verdict = "denied",
-            reason = reason.label(), "{refused}");
-        let detail = serde_json::to_value(refused.detail()).unwrap_or_default();
-        Refusal::new(reason, refused.to_string()).with_detail(detail)
-    }
-}
-
-/// Why a delete could not be checked: the repository's lease could not be had.
-fn lease_failure(repository: &RepositoryName, err: &CoordinationError) -> String {
-    let cause = match err {
-        CoordinationError::Unreachable(cause) => {
-            format!("coordination store unreachable ({cause})")
-        }
-        CoordinationError::LeaseTimeout { waited } => {
-            format!("waited {waited} for the repository's lease, held by another push; retry")
-        }
-        CoordinationError::LeaseLost => {
-            "the repository's lease expired while the delete was checked; retry".to_owned()
-        }
-    };
-    format!(
-        "the delete cannot be checked against the immutable tags of repository {repository}: {cause}"
-    )
 }
 
 #[cfg(test)]
@@ -256,10 +220,9 @@ mod tests {
 
     use http::StatusCode;
     use limits_core::Policy;
-    use tokio::sync::Semaphore;
     use upstream_client::{Auth, AuthKind, UpstreamError};
 
-    use crate::gateway::{Options, TagSource};
+    use crate::facts::TagSource;
 
     const V1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const V2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -356,53 +319,77 @@ mod tests {
         }
     }
 
-    fn gateway(config: &str, listing: Answer, head: Answer, fail_open: bool) -> Gateway<Tags> {
-        let policy = Policy::from_yaml(config).expect("valid policy");
-        let (_, policy) = tokio::sync::watch::channel(Arc::new(policy));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Gateway {
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build(connector),
-            target: crate::forward::Target::new(&"http://127.0.0.1:9".parse().expect("url"))
-                .expect("target"),
-            registry: Tags {
-                listing,
-                head,
-                listings: AtomicUsize::new(0),
-                heads: AtomicUsize::new(0),
-            },
-            tag_source: TagSource::Upstream,
-            policy,
-            coordination: crate::coordination::Coordination::Local(
-                crate::tags::TagLedger::default(),
+    /// What a delete handler is built from: no HTTP client, no target.
+    struct World {
+        facts: Facts<Tags>,
+        coordination: Coordination,
+        options: Options,
+        policy: Policy,
+    }
+
+    fn gateway(config: &str, listing: Answer, head: Answer, fail_open: bool) -> World {
+        let options = Options {
+            fail_open,
+            upstream_timeout: Duration::from_secs(1),
+            head_concurrency: 2,
+            recent_tag_window: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(1),
+        };
+        let registry = Tags {
+            listing,
+            head,
+            listings: AtomicUsize::new(0),
+            heads: AtomicUsize::new(0),
+        };
+        World {
+            facts: Facts::new(
+                registry,
+                TagSource::Upstream,
+                (
+                    crate::blob_sizes::BlobSizes::new(16),
+                    crate::subjects::Subjects::new(16),
+                ),
+                std::sync::Arc::new(crate::metrics::Metrics::new()),
+                options.clone(),
             ),
-            blob_sizes: crate::blob_sizes::BlobSizes::new(16),
-            subjects: crate::subjects::Subjects::new(16),
-            uploads: crate::upload_sessions::UploadSessions::new(16),
-            manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
-            options: Options {
-                fail_open,
-                upstream_timeout: Duration::from_secs(1),
-                head_concurrency: 2,
-                recent_tag_window: Duration::from_secs(60),
-                body_read_timeout: Duration::from_secs(1),
-            },
-            webhook: None,
+            coordination: Coordination::Local(crate::tags::TagLedger::default()),
+            options,
+            policy: Policy::from_yaml(config).expect("valid policy"),
         }
     }
 
-    async fn check(gateway: &Gateway<Tags>, reference: &str) -> Result<Option<Lease>, Refusal> {
+    async fn check(gateway: &World, reference: &str) -> Result<Option<Lease>, Refusal> {
         let repository: RepositoryName = "p/app".parse().expect("name");
-        let applied = gateway.policy.borrow().limits_for(&repository);
+        let applied = gateway.policy.limits_for(&repository);
         let reference = Reference::parse(reference).expect("reference");
-        gateway.check_delete(&applied, &reference, None).await
+        let delete = ManifestDelete {
+            facts: &gateway.facts,
+            coordination: &gateway.coordination,
+            options: &gateway.options,
+        };
+        delete.check(&applied, &reference, None).await
+    }
+
+    /// The kinds of refusal the table below tells apart.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Reason {
+        ImmutableTagDelete,
+        FactsUnavailable,
+        Unauthorized,
+        Other(&'static str),
+    }
+
+    impl Reason {
+        fn of(refusal: &Refusal) -> Self {
+            match refusal {
+                Refusal::ImmutableTagDelete(_) => Reason::ImmutableTagDelete,
+                _ if refusal.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    Reason::FactsUnavailable
+                }
+                _ if refusal.status() == StatusCode::UNAUTHORIZED => Reason::Unauthorized,
+                _ => Reason::Other(refusal.label()),
+            }
+        }
     }
 
     #[tokio::test]
@@ -471,16 +458,16 @@ mod tests {
             let got = check(&gateway, reference)
                 .await
                 .map(|lease| lease.is_some())
-                .map_err(|refusal| refusal.reason);
+                .map_err(|refusal| Reason::of(&refusal));
             let case = format!("{reference} {listing:?} {head:?} fail_open={fail_open}");
             assert_eq!(got, *expected, "{case}");
             assert_eq!(
-                gateway.registry.listings.load(Ordering::SeqCst),
+                gateway.facts.registry().listings.load(Ordering::SeqCst),
                 *listings,
                 "{case}"
             );
             assert!(
-                gateway.registry.heads.load(Ordering::SeqCst) <= *heads,
+                gateway.facts.registry().heads.load(Ordering::SeqCst) <= *heads,
                 "{case}"
             );
         }
@@ -492,17 +479,19 @@ mod tests {
         let refusal = check(&gateway, V2).await.expect_err("immutable");
         assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            refusal.message,
+            refusal.message(),
             format!(
                 "manifest {V2} of repository p/app cannot be deleted: immutable tag v2 points to it (pattern ^v of global immutable_tags); set allow_deleting_immutable_tags: true to allow such deletes"
             )
         );
-        assert_eq!(refusal.detail["check"], "immutable_tag_delete");
-        assert_eq!(refusal.detail["digest"], V2);
+        let detail = refusal.detail().unwrap_or_default();
+        assert_eq!(detail["check"], "immutable_tag_delete");
+        assert_eq!(detail["digest"], V2);
         assert!(
-            String::from_utf8_lossy(&refusal.body()).contains("\"code\":\"DENIED\""),
+            String::from_utf8_lossy(&crate::refusal::envelope(&refusal))
+                .contains("\"code\":\"DENIED\""),
             "{:?}",
-            refusal.body()
+            crate::refusal::envelope(&refusal)
         );
     }
 

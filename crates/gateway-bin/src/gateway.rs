@@ -1,74 +1,38 @@
-//! The proxy: reads every request once into a typed [`ApiRequest`], forwards it, and checks
-//! manifest pushes and blob uploads against the limits, and manifest deletes against the
-//! immutable tags.
+//! The proxy: reads every request once into a typed [`ApiRequest`], hands the checked routes to
+//! their handlers (a manifest push to [`ManifestPush`], a blob upload to [`BlobUpload`], a
+//! manifest delete to [`ManifestDelete`]) with only what each uses, forwards the rest, and
+//! answers every refusal in one place ([`refusal::answer`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::request::Parts;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use limits_core::{Decision, Policy, RepositoryName};
-use registry_api::{ApiRequest, RequestError, Route};
+use limits_core::{Policy, ReadOnly};
+use registry_api::{ApiRequest, RequestHead, Route};
 use tokio::sync::{Semaphore, watch};
-use upstream_client::{Auth, Fault, Upstream, UpstreamError};
+use upstream_client::Upstream;
 
-use crate::answer::{Reason, Refusal, UpstreamRefusal};
 use crate::blob_sizes::BlobSizes;
-use crate::body::drain;
-use crate::body::{BoxError, ProxyBody};
+use crate::body::ProxyBody;
 use crate::coordination::Coordination;
-use crate::forward::{Target, UPSTREAM_VERSION};
+use crate::decision_log::DecisionLog;
+use crate::delete::ManifestDelete;
+use crate::facts::{Facts, TagSource};
+use crate::forward::Target;
+use crate::forwarder::{Forwarder, HttpClient, Onward};
+use crate::manifest::ManifestPush;
 use crate::metrics::Metrics;
+use crate::options::Options;
+use crate::refusal::{self, Refusal, Seen, refused};
+use crate::subjects::Subjects;
+use crate::upload::BlobUpload;
 use crate::upload_sessions::UploadSessions;
+use crate::webhook::Webhook;
 
-/// The pooled client that carries proxied requests to the upstream.
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
-
-/// How the gateway behaves where the configuration leaves a choice.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Allow pushes whose tag count or layer sizes cannot be read from the upstream.
-    pub fail_open: bool,
-    /// Longest wait for the upstream's answer to a request without a streamed body.
-    pub upstream_timeout: Duration,
-    /// Layer size checks run at once for one manifest.
-    pub head_concurrency: usize,
-    /// How long tags created through this process count even when the upstream's listing
-    /// does not show them yet.
-    pub recent_tag_window: Duration,
-    /// Longest time a manifest body may take to arrive.
-    pub body_read_timeout: Duration,
-}
-
-impl Options {
-    /// Whether a check whose fact the upstream could not tell lets the request through: only
-    /// with `--fail-open`, and never when the failure is the client's (`Fault::Client`: the
-    /// registry or its token service refused the client's own credentials), which goes back to
-    /// the client instead. The one place that decides it.
-    pub fn fails_open(&self, err: &UpstreamError) -> bool {
-        self.fail_open && err.fault() != Fault::Client
-    }
-}
-
-/// Where tag counts are read.
+/// What a [`Gateway`] is built from.
 #[derive(Debug)]
-pub enum TagSource<U> {
-    /// The upstream itself, with the pushing client's own `Authorization`.
-    Upstream,
-    /// Another address of the same registry (Harbor's public URL) with the gateway's own
-    /// credentials.
-    External(U),
-}
-
-/// The proxy and everything it keeps between requests.
-#[derive(Debug)]
-pub struct Gateway<U> {
+pub struct GatewayParts<U> {
     /// Carries proxied requests.
     pub client: HttpClient,
     /// Where proxied requests go.
@@ -84,7 +48,7 @@ pub struct Gateway<U> {
     /// Real blob sizes by digest.
     pub blob_sizes: BlobSizes,
     /// What the digests signature tags name hold, by repository.
-    pub subjects: crate::subjects::Subjects,
+    pub subjects: Subjects,
     /// Bytes held by upload sessions, from the upstream's answers.
     pub uploads: UploadSessions,
     /// Bytes of manifest bodies that may be buffered at once, as permits.
@@ -94,77 +58,65 @@ pub struct Gateway<U> {
     /// Behaviour options.
     pub options: Options,
     /// Where decisions are notified, if anywhere.
-    pub webhook: Option<crate::webhook::Webhook>,
+    pub webhook: Option<Webhook>,
 }
 
-/// The pushing client's credentials for the checks the gateway makes on its behalf.
-pub(crate) fn client_auth(header: Option<&HeaderValue>) -> Auth<'_> {
-    header.map_or(Auth::Anonymous, Auth::Forward)
-}
-
-/// A refusal for a denied decision: 403 `DENIED` with the decision's message and numbers.
-pub(crate) fn denied_refusal(decision: &Decision) -> Refusal {
-    let detail = serde_json::to_value(decision.detail()).unwrap_or_default();
-    Refusal::new(Reason::Denied, decision.to_string()).with_detail(detail)
-}
-
-/// The answer when the upstream could not tell a fact a check needs: the upstream's own 401
-/// (with its challenge) or 403 when it refused the client's credentials, 504 on a timeout, 502
-/// when unreachable, 503 otherwise.
-pub(crate) fn upstream_failure(err: &UpstreamError, what: &str) -> Refusal {
-    if let Some((status, code, challenge)) = err.client_refusal() {
-        let reason = if status == StatusCode::UNAUTHORIZED {
-            Reason::Unauthorized
-        } else {
-            Reason::Forbidden
-        };
-        let mut refusal = Refusal::new(
-            reason,
-            format!("{what}: the registry refused the client's credentials ({status})"),
-        );
-        refusal.upstream = Some(Box::new(UpstreamRefusal {
-            challenge: challenge.cloned(),
-            code: code.map(str::to_owned),
-        }));
-        return refusal;
-    }
-    let reason = if err.is_timeout() {
-        Reason::UpstreamTimeout
-    } else if err.is_unreachable() {
-        Reason::UpstreamUnreachable
-    } else {
-        Reason::FactsUnavailable
-    };
-    Refusal::new(reason, format!("{what}: {err}"))
-}
-
-/// The end-to-end header a write's `Connection` header names, among those the checks read. A
-/// proxy removes the headers `Connection` names, so the registry would not see what was
-/// checked.
-fn connection_names_checked_header(headers: &http::HeaderMap) -> Option<String> {
-    const CHECKED: [&str; 5] = [
-        "authorization",
-        "content-length",
-        "content-range",
-        "content-type",
-        "host",
-    ];
-    crate::forward::connection_tokens(headers)
-        .map(str::to_ascii_lowercase)
-        .find(|name| CHECKED.contains(&name.as_str()))
-}
-
-/// The refusal of a request that could not be read as the registry would read it.
-fn request_refusal(err: &RequestError) -> Refusal {
-    let reason = match err {
-        RequestError::Method(_) => Reason::MethodNotAllowed,
-        RequestError::Reference(_) => Reason::ReferenceInvalid,
-        _ => Reason::NameInvalid,
-    };
-    Refusal::new(reason, err.to_string())
+/// The proxy and everything it keeps between requests.
+#[derive(Debug)]
+pub struct Gateway<U> {
+    forwarder: Arc<Forwarder>,
+    facts: Facts<U>,
+    policy: watch::Receiver<Arc<Policy>>,
+    coordination: Coordination,
+    uploads: UploadSessions,
+    manifest_buffers: Arc<Semaphore>,
+    decisions: DecisionLog,
+    metrics: Arc<Metrics>,
+    options: Options,
 }
 
 impl<U: Upstream + 'static> Gateway<U> {
+    /// The gateway built from its parts.
+    pub fn new(parts: GatewayParts<U>) -> Self {
+        let GatewayParts {
+            client,
+            target,
+            registry,
+            tag_source,
+            policy,
+            coordination,
+            blob_sizes,
+            subjects,
+            uploads,
+            manifest_buffers,
+            metrics,
+            options,
+            webhook,
+        } = parts;
+        Self {
+            forwarder: Arc::new(Forwarder::new(client, target, Arc::clone(&metrics))),
+            facts: Facts::new(
+                registry,
+                tag_source,
+                (blob_sizes, subjects),
+                Arc::clone(&metrics),
+                options.clone(),
+            ),
+            policy,
+            coordination,
+            uploads,
+            manifest_buffers,
+            decisions: DecisionLog::new(Arc::clone(&metrics), webhook),
+            metrics,
+            options,
+        }
+    }
+
+    /// Where decisions are notified, if anywhere.
+    pub fn webhook(&self) -> Option<&Webhook> {
+        self.decisions.webhook()
+    }
+
     /// Answers one request.
     pub async fn handle(
         self: Arc<Self>,
@@ -173,65 +125,108 @@ impl<U: Upstream + 'static> Gateway<U> {
     ) -> Response<ProxyBody> {
         let _in_flight = self.metrics.in_flight();
         let method = request.method().clone();
-        let uri = request.uri();
-        let response = match ApiRequest::parse(method.as_str(), uri.path(), uri.query()) {
+        let uri = request.uri().clone();
+        let head = RequestHead::parse(method.as_str(), uri.path(), uri.query(), request.headers());
+        let response = match head {
             Err(err) => {
-                let refusal = request_refusal(&err);
-                self.refuse_request(request, refusal)
+                let seen = Seen {
+                    method: &method,
+                    path: uri.path(),
+                    repository: None,
+                    reference: None,
+                };
+                let refusal = refused(request, Refusal::Request(err));
+                refusal::answer(refusal, &seen, &self.metrics)
             }
-            Ok(api) => self.dispatch(request, api, remote).await,
+            Ok(head) => {
+                let repository = head.request.repository().cloned();
+                let reference = match head.route() {
+                    Route::ManifestPut { reference, .. }
+                    | Route::ManifestDelete { reference, .. } => Some(reference.to_string()),
+                    _ => None,
+                };
+                match self.dispatch(request, head, remote).await {
+                    Ok(response) => response,
+                    Err(refusal) => {
+                        let seen = Seen {
+                            method: &method,
+                            path: uri.path(),
+                            repository: repository.as_ref(),
+                            reference: reference.as_deref(),
+                        };
+                        refusal::answer(refusal, &seen, &self.metrics)
+                    }
+                }
+            }
         };
         self.metrics.request(&method, response.status());
         response
     }
 
+    /// Hands a request, read once into `head`, to its handler.
     async fn dispatch(
-        self: &Arc<Self>,
+        &self,
         request: Request<Incoming>,
-        api: ApiRequest,
+        head: RequestHead,
         remote: SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        let RequestHead {
+            request: api,
+            content_type,
+            form,
+            connection_names,
+            ..
+        } = head;
         if api.method.is_write() {
-            if let Some(name) = connection_names_checked_header(request.headers()) {
-                let refusal = Refusal::new(
-                    Reason::AmbiguousHeader,
-                    format!(
-                        "the Connection header names {name}, which the gateway reads for its checks and would have to remove before forwarding"
-                    ),
-                );
-                return self.refuse_request(request, refusal);
+            // A proxy removes the headers `Connection` names, so the registry would not see
+            // what was checked.
+            if let Some(name) = connection_names {
+                let name = name.to_owned();
+                return Err(refused(
+                    request,
+                    Refusal::ConnectionNamesCheckedHeader { name },
+                ));
             }
         }
         if api.method.is_write() && api.route != Route::Outside {
-            if let Some(refusal) = self.read_only_refusal(&api) {
-                return self.refuse_request(request, refusal);
+            if let Some(read_only) = self.read_only(&api) {
+                return Err(refused(request, Refusal::ReadOnly(read_only)));
             }
         }
-        let forward_path = api.forward_path;
+        let onward = Onward::new(Arc::clone(&self.forwarder), api.forward_path, remote);
         match api.route {
             Route::Outside => {
                 let path = request.uri().path().to_owned();
-                let refusal = Refusal::new(
-                    Reason::NotRegistryApi,
-                    format!("{path} is not part of the registry API (/v2/)"),
-                );
-                self.refuse_request(request, refusal)
+                Err(refused(request, Refusal::NotRegistryApi { path }))
             }
             Route::ManifestPut { name, reference } => {
-                self.manifest_put(request, name, reference, forward_path, remote)
+                let applied = self.policy.borrow().limits_for(&name);
+                let push = ManifestPush {
+                    facts: &self.facts,
+                    coordination: &self.coordination,
+                    decisions: &self.decisions,
+                    options: &self.options,
+                    buffers: &self.manifest_buffers,
+                };
+                push.handle(request, applied, reference, content_type, onward)
                     .await
             }
             Route::UploadStart { name, mount } => {
-                self.upload_start(request, name, mount, forward_path, remote)
-                    .await
+                let upload = self.upload(&name, form);
+                upload.start(request, name, mount, onward).await
             }
             Route::UploadChunk { name, id } => {
-                self.upload_chunk(request, name, id, forward_path, remote)
-                    .await
+                let upload = self.upload(&name, form);
+                upload.chunk(request, name, id, onward).await
             }
             Route::ManifestDelete { name, reference } => {
-                self.manifest_delete(request, name, reference, forward_path, remote)
-                    .await
+                let applied = self.policy.borrow().limits_for(&name);
+                let delete = ManifestDelete {
+                    facts: &self.facts,
+                    coordination: &self.coordination,
+                    options: &self.options,
+                };
+                delete.handle(request, applied, reference, onward).await
             }
             Route::Read | Route::OtherWrite => {
                 let method = request.method();
@@ -240,294 +235,39 @@ impl<U: Upstream + 'static> Gateway<U> {
                     || method == Method::OPTIONS
                     || method == Method::DELETE)
                     .then_some(self.options.upstream_timeout);
-                self.forward_request(request, forward_path.as_deref(), remote, timeout)
-                    .await
+                onward.request(request, timeout).await
             }
         }
     }
 
-    /// The refusal of a write while its repository is read-only; a write whose repository
+    /// The handler of a blob upload to `repository` (`form`: the request has a form body), with
+    /// the repository's limits read once: the mount check and the body guard use the same ones.
+    fn upload(&self, repository: &limits_core::RepositoryName, form: bool) -> BlobUpload<'_, U> {
+        let applied = self.policy.borrow().limits_for(repository);
+        BlobUpload {
+            facts: &self.facts,
+            decisions: &self.decisions,
+            sessions: &self.uploads,
+            options: &self.options,
+            form,
+            guard: limits_core::admission::upload_guard(&applied).map(|limit| (applied, limit)),
+        }
+    }
+
+    /// Why a write is refused while its repository is read-only; a write whose repository
     /// cannot be read is refused while any repository is.
-    fn read_only_refusal(&self, api: &ApiRequest) -> Option<Refusal> {
+    fn read_only(&self, api: &ApiRequest) -> Option<ReadOnly> {
         let policy = self.policy.borrow();
-        let read_only = match api.write_repository() {
+        match api.write_repository() {
             Some(repository) => policy.limits_for(&repository).check_write().err(),
             None => policy.any_read_only(),
-        }?;
-        let (rule, rule_path) = match &read_only.source {
-            limits_core::LimitSource::Global => (None, None),
-            limits_core::LimitSource::Rule { position, path } => {
-                (Some(*position), Some(path.to_string()))
-            }
-        };
-        let detail = serde_json::json!({
-            "repository": read_only.repository.as_ref().map(RepositoryName::as_str),
-            "check": "read_only",
-            "rule": rule,
-            "rule_path": rule_path,
-        });
-        Some(Refusal::new(Reason::ReadOnly, read_only.to_string()).with_detail(detail))
-    }
-
-    /// Answers a request with a refusal: logged, counted, and the body left unread drained
-    /// so that the client reads the answer instead of a reset.
-    pub(crate) fn refuse_request(
-        &self,
-        request: Request<Incoming>,
-        refusal: Refusal,
-    ) -> Response<ProxyBody> {
-        tracing::warn!(
-            event = "refusal", reason = refusal.reason.label(), method = %request.method(),
-            path = request.uri().path(), "{}", refusal.message
-        );
-        drain(request.into_body());
-        self.refusal(refusal)
-    }
-
-    /// Counts a refusal and turns it into the answer. Limit refusals are counted as
-    /// decisions instead.
-    pub(crate) fn refusal(&self, refusal: Refusal) -> Response<ProxyBody> {
-        if refusal.reason != Reason::Denied {
-            self.metrics.refusal(refusal.reason.label());
-        }
-        refusal.into_response()
-    }
-
-    /// Forwards a client's request with its body streamed; see [`forward`](Self::forward).
-    pub(crate) async fn forward_request(
-        &self,
-        request: Request<Incoming>,
-        path: Option<&str>,
-        remote: SocketAddr,
-        timeout: Option<Duration>,
-    ) -> Response<ProxyBody> {
-        let (parts, body) = request.into_parts();
-        let body = body.map_err(BoxError::from).boxed();
-        self.forward(parts, body, path, remote, timeout).await
-    }
-
-    /// Sends a request to the upstream and its answer back, streamed both ways. `timeout`
-    /// bounds the wait for the answer's head; requests that stream a body have none, as the
-    /// upstream answers only once the body has arrived. `path` replaces the client's path
-    /// with its canonical form.
-    pub(crate) async fn forward(
-        &self,
-        parts: Parts,
-        body: ProxyBody,
-        path: Option<&str>,
-        remote: SocketAddr,
-        timeout: Option<Duration>,
-    ) -> Response<ProxyBody> {
-        match self.send(parts, body, path, remote, timeout).await {
-            Ok(response) => response,
-            Err(refusal) => self.refusal(refusal),
         }
     }
-
-    pub(crate) async fn send(
-        &self,
-        mut parts: Parts,
-        body: ProxyBody,
-        path: Option<&str>,
-        remote: SocketAddr,
-        timeout: Option<Duration>,
-    ) -> Result<Response<ProxyBody>, Refusal> {
-        let uri = self.target.uri(&parts.uri, path).map_err(|e| {
-            Refusal::new(Reason::NameInvalid, format!("invalid request target: {e}"))
-        })?;
-        self.target
-            .request_headers(&mut parts.headers, &parts.uri, remote);
-        parts.uri = uri;
-        parts.version = UPSTREAM_VERSION;
-        let request = Request::from_parts(parts, body);
-        let started = Instant::now();
-        let pending = self.client.request(request);
-        let result = match timeout {
-            Some(limit) => tokio::time::timeout(limit, pending).await.map_err(|_| {
-                Refusal::new(
-                    Reason::UpstreamTimeout,
-                    format!(
-                        "the upstream registry did not answer within {}",
-                        humantime::format_duration(limit)
-                    ),
-                )
-            })?,
-            None => pending.await,
-        };
-        self.metrics.upstream("proxy", started.elapsed());
-        let response = result.map_err(|e| {
-            let message = match std::error::Error::source(&e) {
-                Some(source) => format!("the upstream registry is unavailable: {e}: {source}"),
-                None => format!("the upstream registry is unavailable: {e}"),
-            };
-            tracing::warn!(error = %message, "proxy: upstream request failed");
-            // A failed connection sent nothing; any other failure may have come after the
-            // request reached the registry.
-            let reason = if e.is_connect() {
-                Reason::UpstreamConnect
-            } else {
-                Reason::UpstreamUnreachable
-            };
-            Refusal::new(reason, message)
-        })?;
-        let (mut parts, body) = response.into_parts();
-        self.target.response_headers(&mut parts.headers);
-        Ok(Response::from_parts(
-            parts,
-            body.map_err(BoxError::from).boxed(),
-        ))
-    }
-}
-
-impl<U: Upstream> Gateway<U> {
-    /// One structured log line and one metric per decision.
-    pub(crate) fn log_decision(&self, decision: &Decision, reference: &str) {
-        self.metrics.decision(decision);
-        if let Some(webhook) = &self.webhook {
-            webhook.decision(decision, reference);
-        }
-        let detail = decision.detail();
-        // A number of bytes or tags; absent when unlimited.
-        let limit = detail.limit;
-        let enforcement = decision.enforcement.as_str();
-        let action = if decision.refuses() {
-            "refused"
-        } else {
-            "accepted"
-        };
-        let message = decision.warning().unwrap_or_else(|| decision.to_string());
-        if decision.verdict() == "allowed" {
-            tracing::info!(
-                event = "decision", repository = %decision.repository, reference, check = detail.check,
-                measured = detail.measured, limit, rule = %decision.source,
-                verdict = decision.verdict(), enforcement, action, "{message}"
-            );
-        } else {
-            tracing::warn!(
-                event = "decision", repository = %decision.repository, reference, check = detail.check,
-                measured = detail.measured, limit, rule = %decision.source,
-                verdict = decision.verdict(), enforcement, action, "{message}"
-            );
-        }
-    }
-
-    /// Real sizes of blobs, from the cache or the upstream.
-    pub(crate) async fn blob_size(
-        &self,
-        repository: &RepositoryName,
-        digest: &oci_manifest::Digest,
-        auth: Option<&HeaderValue>,
-    ) -> Result<Option<u64>, UpstreamError> {
-        if let Some(size) = self.blob_sizes.get(digest) {
-            self.metrics.blob_cache(true);
-            return Ok(Some(size));
-        }
-        self.metrics.blob_cache(false);
-        let started = Instant::now();
-        let result = self
-            .registry
-            .blob_size(repository, digest, client_auth(auth))
-            .await;
-        self.metrics.upstream("blob_head", started.elapsed());
-        if let Ok(Some(size)) = result {
-            self.blob_sizes.insert(digest.clone(), size);
-        }
-        result
-    }
-
-    /// The digest a tag points to on the upstream (`HEAD` on the manifest, with the client's
-    /// own credentials); `None` when the tag does not exist.
-    pub(crate) async fn manifest_digest(
-        &self,
-        repository: &RepositoryName,
-        tag: &str,
-        auth: Option<&HeaderValue>,
-    ) -> Result<Option<oci_manifest::Digest>, UpstreamError> {
-        let started = Instant::now();
-        let result = self
-            .registry
-            .manifest_digest(repository, tag, client_auth(auth))
-            .await;
-        self.metrics.upstream("manifest_head", started.elapsed());
-        result
-    }
-
-    /// Every tag the repository holds, from the upstream or the external address.
-    pub(crate) async fn list_tags(
-        &self,
-        repository: &RepositoryName,
-        auth: Option<&HeaderValue>,
-    ) -> Result<Vec<String>, UpstreamError> {
-        let started = Instant::now();
-        let result = match &self.tag_source {
-            TagSource::Upstream => self.registry.tags(repository, client_auth(auth)).await,
-            TagSource::External(external) => external.tags(repository, Auth::Configured).await,
-        };
-        self.metrics.upstream("tags", started.elapsed());
-        result
-    }
-}
-
-/// A body of bytes already in memory.
-pub(crate) fn full(bytes: Bytes) -> ProxyBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fail_open_never_covers_the_clients_own_credentials() {
-        use upstream_client::AuthKind;
-        let options = |fail_open| Options {
-            fail_open,
-            upstream_timeout: Duration::from_secs(1),
-            head_concurrency: 1,
-            recent_tag_window: Duration::from_secs(60),
-            body_read_timeout: Duration::from_secs(1),
-        };
-        let refused = |credentials| UpstreamError::Unauthorized {
-            status: StatusCode::UNAUTHORIZED,
-            credentials,
-            url: "http://u/v2/a/tags/list".into(),
-            code: None,
-            challenge: None,
-        };
-        let token_refused = |credentials| UpstreamError::TokenRefused {
-            realm: "http://u/token".into(),
-            status: StatusCode::UNAUTHORIZED,
-            credentials,
-        };
-        let cases: Vec<(UpstreamError, bool)> = vec![
-            (
-                UpstreamError::Timeout {
-                    url: "http://u/v2/".into(),
-                    timeout: Duration::from_secs(1),
-                },
-                true,
-            ),
-            (
-                UpstreamError::Status {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    url: "http://u/v2/".into(),
-                    code: None,
-                    message: None,
-                },
-                true,
-            ),
-            // Harbor mode's robot account refused: the gateway's configuration, not the client.
-            (refused(AuthKind::Configured), true),
-            (refused(AuthKind::Forwarded), false),
-            (refused(AuthKind::Anonymous), false),
-            (token_refused(AuthKind::Forwarded), false),
-            (token_refused(AuthKind::Configured), true),
-        ];
-        for (err, fails_open) in &cases {
-            assert_eq!(options(true).fails_open(err), *fails_open, "{err}");
-            assert!(!options(false).fails_open(err), "{err}");
-        }
-    }
 
     #[test]
     fn connection_naming_checked_headers() {
@@ -539,16 +279,10 @@ mod tests {
             ("x-private, content-range", Some("content-range")),
         ];
         for (value, want) in cases {
-            let mut headers = http::HeaderMap::new();
-            headers.insert(
-                http::header::CONNECTION,
-                HeaderValue::from_str(value).expect("header"),
-            );
-            assert_eq!(
-                connection_names_checked_header(&headers).as_deref(),
-                *want,
-                "{value}"
-            );
+            let head =
+                RequestHead::parse("PUT", "/v2/a/manifests/v1", None, [("Connection", value)])
+                    .expect("a manifest push");
+            assert_eq!(head.connection_names, *want, "{value}");
         }
     }
 }

@@ -5,20 +5,23 @@
 //!
 //! 1. `server` accepts a connection (bounded by `connections`), plain or `tls`; plain reads go
 //!    through the `relay` (HTTP/1, bodies spliced), everything else through hyper.
-//! 2. `gateway::Gateway::handle` reads the request once (`registry_api::ApiRequest`) and routes it.
-//! 3. A manifest `PUT` (`manifest`): body read within a budget (`manifest_body`), parsed
-//!    (`oci_manifest`), blob sizes measured at the registry (`blob_sizes`), signature tags
-//!    resolved (`signatures`), tags counted under the repository's lease (`coordination`) and
-//!    reserved before the forward (`reservation`); decisions by `limits_core`.
-//! 4. Blob uploads (`upload`, `upload_sessions`) are guarded as they stream; manifest deletes
-//!    (`delete`) are checked against immutable tags.
-//! 5. Refusals are answered in the registry's error envelope (`answer`); decisions are logged,
-//!    counted (`metrics`) and sent to the `webhook`.
-//! 6. `forward` sends what was checked to the registry and the answer back; `admin` serves
-//!    `/metrics`, `/healthz`, `/readyz`.
+//! 2. `gateway::Gateway::handle` reads the request once (`registry_api::ApiRequest`) and hands
+//!    each checked route to a handler that receives only what it uses: the registry's facts
+//!    (`facts`: blob sizes, tags, digests, signature subjects), the repository's limits, the
+//!    coordination, the decision log (`decision_log`) and the `options`.
+//! 3. A manifest `PUT` (`manifest::ManifestPush`): body read within a budget (`manifest_body`),
+//!    parsed (`oci_manifest`), blob sizes measured at the registry, signature tags resolved
+//!    (`signatures`), tags counted under the repository's lease (`coordination`) and reserved
+//!    before the forward (`reservation`); decisions by `limits_core`.
+//! 4. Blob uploads (`upload::BlobUpload`, `upload_sessions`) are guarded as they stream;
+//!    manifest deletes (`delete::ManifestDelete`) are checked against immutable tags.
+//! 5. Every refusal is a `refusal::Refusal`, answered in one place (`refusal::answer`): logged,
+//!    counted (`metrics`) and rendered in the registry's error envelope; limit decisions are
+//!    logged, counted and sent to the `webhook` by `decision_log`.
+//! 6. `forwarder` sends what was checked to the registry and the answer back (headers prepared
+//!    by `forward`); `admin` serves `/metrics`, `/healthz`, `/readyz`.
 
 mod admin;
-mod answer;
 mod app;
 mod blob_sizes;
 mod body;
@@ -27,8 +30,11 @@ mod config_source;
 mod connections;
 mod coordination;
 mod credentials;
+mod decision_log;
 mod delete;
+mod facts;
 mod forward;
+mod forwarder;
 mod gateway;
 mod hangup;
 mod inspect;
@@ -37,7 +43,9 @@ mod manifest;
 mod manifest_body;
 mod metrics;
 mod migrate;
+mod options;
 mod reference;
+mod refusal;
 mod relay;
 mod report;
 mod request_head;

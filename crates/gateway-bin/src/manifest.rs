@@ -2,7 +2,6 @@
 //! count; then the forward, in a task of its own that no client hang-up can cut short.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,98 +9,92 @@ use futures_util::StreamExt;
 use http::request::Parts;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, Content, Limit, RepositoryName, TagTally};
-use oci_manifest::{BlobState, DigestAlgorithm, Manifest, MeasureError};
-use registry_api::Reference;
-use serde_json::json;
+use limits_core::{AppliedLimits, ByteSize, Content, RepositoryName, TagTally, admission};
+use oci_manifest::{BlobState, DigestAlgorithm, Manifest};
+use registry_api::{ContentType, Reference};
+use tokio::sync::Semaphore;
 use upstream_client::Upstream;
 
-use crate::answer::{Reason, Refusal};
 use crate::body::ProxyBody;
-use crate::coordination::{CoordinationError, Coordinator, RepositoryLease};
-use crate::gateway::{Gateway, denied_refusal, full, upstream_failure};
+use crate::body::full;
+use crate::coordination::{Coordination, CoordinationError, Coordinator, RepositoryLease};
+use crate::decision_log::DecisionLog;
+use crate::facts::Facts;
+use crate::forwarder::Onward;
 use crate::manifest_body::{read_body, warning_header};
+use crate::options::Options;
+use crate::refusal::refused;
+use crate::refusal::{Fact, Refusal};
 use crate::reservation::{Delivery, TagRead, TagReservation};
 
-impl<U: Upstream + 'static> Gateway<U> {
-    /// `PUT /v2/<name>/manifests/<reference>`: size, schema and tag checks, then forwarded with
-    /// the very bytes the client sent.
-    pub(crate) async fn manifest_put(
-        self: &Arc<Self>,
+/// The handler of a manifest push: the facts it asks of the registry, the coordination of the
+/// repository's tags, where its decisions go, and the budget of buffered manifest bodies.
+#[derive(Debug)]
+pub struct ManifestPush<'a, U> {
+    /// Blob sizes, tag listings, digests of tags, signature subjects.
+    pub facts: &'a Facts<U>,
+    /// Per-repository leases and recently created tags.
+    pub coordination: &'a Coordination,
+    /// Where the decisions go.
+    pub decisions: &'a DecisionLog,
+    /// Behaviour options.
+    pub options: &'a Options,
+    /// Bytes of manifest bodies that may be buffered at once, as permits.
+    pub buffers: &'a Arc<Semaphore>,
+}
+
+impl<U: Upstream> ManifestPush<'_, U> {
+    /// `PUT /v2/<name>/manifests/<reference>` under the repository's limits (`applied`): size,
+    /// schema and tag checks, then forwarded with the very bytes the client sent.
+    pub async fn handle(
+        &self,
         request: Request<Incoming>,
-        repository: RepositoryName,
+        applied: AppliedLimits,
         reference: Reference,
-        forward_path: Option<String>,
-        remote: SocketAddr,
-    ) -> Response<ProxyBody> {
-        if request
-            .headers()
-            .get_all(header::CONTENT_TYPE)
-            .iter()
-            .count()
-            > 1
-        {
-            let refusal = Refusal::new(
-                Reason::AmbiguousHeader,
-                "a manifest push must carry exactly one Content-Type header",
-            );
-            return self.refuse_request(request, refusal);
+        content_type: ContentType,
+        onward: Onward,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        if content_type == ContentType::Ambiguous {
+            return Err(refused(request, Refusal::SeveralContentTypes));
         }
         let (parts, body) = request.into_parts();
-        let reference_text = reference.to_string();
-        let (bytes, permit) = match read_body(
+        let (bytes, permit) = read_body(
             &parts.headers,
             body,
-            &self.manifest_buffers,
+            self.buffers,
             self.options.body_read_timeout,
         )
-        .await
-        {
-            Ok(read) => read,
-            Err(refusal) => {
-                tracing::warn!(repository = %repository, reference = reference_text, event = "decision", verdict = "denied", "{}", refusal.message);
-                return self.refusal(refusal);
-            }
-        };
-        let (reservation, warnings) = match self
-            .check_manifest(&parts, &repository, &reference, &bytes)
-            .await
-        {
-            Ok(checked) => checked,
-            Err(refusal) => return self.refusal(refusal),
-        };
+        .await?;
+        let (reservation, warnings) = self
+            .check(&parts, content_type.value(), &applied, &reference, &bytes)
+            .await?;
         // From here the push is admitted: reserving its tags, the forward and settling the
         // reservation run in a task of their own, so that a client hanging up cannot release
         // the repository's lock before the registry has answered, nor leave tags forwarded but
         // unreserved.
-        let gateway = Arc::clone(self);
+        let options = self.options.clone();
+        let repository = applied.repository;
         let task = tokio::spawn(async move {
             let mut reservation = reservation;
             if let Some(held) = &mut reservation {
                 if let Err(err) = held.reserve().await {
-                    if !gateway.options.fail_open {
-                        tracing::warn!(event = "decision", repository = %repository, reference = reference_text, error = %err, verdict = "denied", "push refused: its tags could not be reserved");
-                        return gateway
-                            .refusal(Refusal::new(Reason::FactsUnavailable, err.to_string()));
+                    if !options.fail_open {
+                        return Err(Refusal::Uncoordinated(err));
                     }
                     tracing::warn!(repository = %repository, error = %err, "tags not reserved; allowed by --fail-open");
                 }
             }
-            let timeout = Some(gateway.options.upstream_timeout);
-            let result = gateway
-                .send(parts, full(bytes), forward_path.as_deref(), remote, timeout)
-                .await;
+            let timeout = Some(options.upstream_timeout);
+            let result = onward.send(parts, full(bytes), timeout).await;
             drop(permit);
             if let Some(held) = &mut reservation {
                 held.settle(Delivery::of(&result));
             }
-            match result {
-                Ok(response) => response,
-                Err(refusal) => gateway.refusal(refusal),
-            }
+            result
         });
         match task.await {
-            Ok(mut response) => {
+            Ok(Err(refusal)) => Err(refusal),
+            Ok(Ok(mut response)) => {
                 if response.status().is_success() {
                     for warning in &warnings {
                         response
@@ -109,48 +102,38 @@ impl<U: Upstream + 'static> Gateway<U> {
                             .append(header::WARNING, warning_header(warning));
                     }
                 }
-                response
+                Ok(response)
             }
-            Err(err) => self.refusal(Refusal::new(
-                Reason::UpstreamUnreachable,
-                format!("the manifest push did not complete: {err}"),
-            )),
+            Err(err) => Err(Refusal::Incomplete {
+                what: "manifest push",
+                cause: err.to_string(),
+            }),
         }
     }
 
     /// Every check of a manifest push. `Ok((Some(_), _))` holds the repository's tag lock until
     /// the upstream has answered; the texts are the warnings for the client (a limit broken
     /// in `warn` mode, or a value past `warn_at`).
-    pub(crate) async fn check_manifest(
+    pub async fn check(
         &self,
         parts: &Parts,
-        repository: &RepositoryName,
+        content_type: Option<&str>,
+        applied: &AppliedLimits,
         reference: &Reference,
         bytes: &Bytes,
     ) -> Result<(Option<TagReservation>, Vec<String>), Refusal> {
         let mut warnings = Vec::new();
         let reference_text = reference.to_string();
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let manifest = oci_manifest::parse(content_type, bytes).map_err(|err| {
-            let reason = if err.is_schema1() {
-                Reason::Schema1
-            } else {
-                Reason::ManifestInvalid
-            };
-            tracing::warn!(event = "decision", repository = %repository, reference = reference_text, reason = reason.label(), verdict = "denied", "{err}");
-            Refusal::new(reason, err.to_string())
-        })?;
-        let applied = self.policy.borrow().limits_for(repository);
+        let manifest =
+            oci_manifest::parse(content_type, bytes).map_err(Refusal::ManifestUnparsable)?;
         let auth = parts.headers.get(header::AUTHORIZATION);
         // Signature tags that are what their name says neither count nor freeze; every other
         // tag does (`exempt_signature_tags`).
         let mut requested = requested_tags(reference, parts.uri.query());
         let pushed = manifest.cosign_artifact().map(|kind| kind.tag_suffix());
         let exempt = self
-            .exempt_tags(&applied, &requested, Content::Pushed(pushed), auth)
+            .facts
+            .exempt_tags(applied, &requested, Content::Pushed(pushed), auth)
             .await?;
         requested.retain(|tag| !exempt.contains(tag));
         let immutable: Vec<&str> = requested
@@ -161,26 +144,26 @@ impl<U: Upstream + 'static> Gateway<U> {
         // The blob sizes and the tag listing are read from the upstream at the same time.
         let sizes = async {
             match &manifest {
-                Manifest::Image(image) => self.image_size(repository, image, auth).await.map(Some),
+                Manifest::Image(image) => {
+                    let repository = &applied.repository;
+                    self.image_size(repository, image, auth).await.map(Some)
+                }
                 Manifest::Index(_) => Ok(None),
             }
         };
-        let tags = self.read_tags(&applied, reference, &requested, !immutable.is_empty(), auth);
+        let tags = self.read_tags(applied, &requested, !immutable.is_empty(), auth);
         let (size, tags) = tokio::join!(sizes, tags);
         if let Some(size) = size? {
             let decision = applied.check_image_size(ByteSize::new(size));
-            self.log_decision(&decision, &reference_text);
-            if decision.refuses() {
-                return Err(denied_refusal(&decision));
-            }
+            self.decisions.decide(&decision, &reference_text)?;
             warnings.extend(decision.warning());
         }
         let tags = tags?;
         // Under the repository's lease, when one could be had.
-        self.check_tag_moves(&applied, &immutable, bytes, auth)
+        self.check_tag_moves(applied, &immutable, bytes, auth)
             .await?;
         let reservation = match tags {
-            Some(read) => self.decide_tags(&applied, &reference_text, read, &mut warnings)?,
+            Some(read) => self.decide_tags(applied, &reference_text, read, &mut warnings)?,
             None => None,
         };
         Ok((reservation, warnings))
@@ -214,51 +197,24 @@ impl<U: Upstream + 'static> Gateway<U> {
                 Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %repository, digest = %digest, error = %err,
                         "blob size unverified; the declared size counts (--fail-open)");
-                    let declared =
-                        std::iter::once((image.config().digest(), image.config().size()))
-                            .chain(image.layers().iter().map(|l| (l.digest(), l.size())))
-                            .find(|(d, _)| *d == digest)
-                            .map_or(0, |(_, size)| size);
-                    BlobState::Present(declared)
+                    let config = image.config();
+                    let declared = std::iter::once((config.digest(), config.size()))
+                        .chain(image.layers().iter().map(|l| (l.digest(), l.size())))
+                        .map(|(digest, size)| (digest.as_str(), size));
+                    BlobState::Present(admission::unverified_blob_size(declared, digest.as_str()))
                 }
                 Err(err) => {
-                    let what = format!(
-                        "the size of blob {digest} could not be read from the upstream registry"
-                    );
-                    return Err(upstream_failure(&err, &what)
-                        .with_detail(json!({ "digest": digest.as_str() })));
+                    let fact = Fact::BlobSize {
+                        digest: digest.clone(),
+                    };
+                    return Err(Refusal::fact(fact, err));
                 }
             };
             states.insert(digest, state);
         }
         image
             .measure(|digest| states.get(digest).copied().unwrap_or(BlobState::Absent))
-            .map_err(|err| {
-                let (reason, detail) = match &err {
-                    MeasureError::SizeMismatch {
-                        field,
-                        digest,
-                        declared,
-                        actual,
-                    } => (
-                        Reason::BlobSizeMismatch,
-                        json!({"blob": field, "digest": digest.as_str(), "declared": declared, "actual": actual}),
-                    ),
-                    MeasureError::BlobUnknown { field, digest } => (
-                        Reason::BlobUnknown,
-                        json!({"blob": field, "digest": digest.as_str()}),
-                    ),
-                    _ => (Reason::ManifestInvalid, json!({"digest": err.digest().as_str()})),
-                };
-                let message = match &err {
-                    MeasureError::SizeMismatch { actual, .. } => {
-                        format!("{err} ({})", ByteSize::new(*actual))
-                    }
-                    _ => err.to_string(),
-                };
-                tracing::warn!(repository = %repository, event = "decision", verdict = "denied", reason = reason.label(), "{message}");
-                Refusal::new(reason, message).with_detail(detail)
-            })
+            .map_err(Refusal::ManifestMismatch)
     }
 
     async fn lookup<'a>(
@@ -270,7 +226,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         &'a oci_manifest::Digest,
         Result<Option<u64>, upstream_client::UpstreamError>,
     ) {
-        (digest, self.blob_size(repository, digest, auth).await)
+        (digest, self.facts.blob_size(repository, digest, auth).await)
     }
 
     /// Takes the repository's lease and reads its tags, when the push creates tags and a tag
@@ -282,13 +238,12 @@ impl<U: Upstream + 'static> Gateway<U> {
     async fn read_tags(
         &self,
         applied: &AppliedLimits,
-        reference: &Reference,
         requested: &[String],
         hold: bool,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<TagRead>, Refusal> {
         let requested = requested.to_vec();
-        let mut count = !requested.is_empty() && applied.limits.tag_count_limit != Limit::Unlimited;
+        let mut count = admission::counts_tags(applied, &requested);
         let window = self.options.recent_tag_window;
         // Shared store: listed before the lease. A tag the listing does not show was reserved,
         // under the lease, before its manifest was forwarded, so the reservations read under the
@@ -296,9 +251,9 @@ impl<U: Upstream + 'static> Gateway<U> {
         // creates no tag then takes no lease.
         let mut listed_first = None;
         if count && self.coordination.is_shared() {
-            match self.listing(applied, reference, auth).await? {
+            match self.listing(applied, auth).await? {
                 None => count = false,
-                Some(listed) if requested.iter().all(|tag| listed.contains(tag)) => count = false,
+                Some(listed) if !admission::creates_tags(&requested, &listed) => count = false,
                 Some(listed) => listed_first = Some(listed),
             }
         }
@@ -307,7 +262,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
         let mut lease = match self.coordination.lease(&applied.repository, window).await {
             Ok(lease) => lease,
-            Err(err) => return self.coordination_failure(applied, reference, &err),
+            Err(err) => return self.coordination_failure(applied, err),
         };
         if !count {
             return Ok(Some(TagRead {
@@ -320,11 +275,11 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
         let reserved = match lease.reserved(window).await {
             Ok(reserved) => reserved,
-            Err(err) => return self.coordination_failure(applied, reference, &err),
+            Err(err) => return self.coordination_failure(applied, err),
         };
         let listed = match listed_first {
             Some(listed) => Some(listed),
-            None => self.listing(applied, reference, auth).await?,
+            None => self.listing(applied, auth).await?,
         };
         Ok(Some(match listed {
             Some(listed) => TagRead {
@@ -350,12 +305,12 @@ impl<U: Upstream + 'static> Gateway<U> {
     async fn listing(
         &self,
         applied: &AppliedLimits,
-        reference: &Reference,
         auth: Option<&http::HeaderValue>,
     ) -> Result<Option<Vec<String>>, Refusal> {
-        match self.list_tags(&applied.repository, auth).await {
+        match self.facts.list_tags(&applied.repository, auth).await {
             Ok(mut listed) => {
                 let exempt = self
+                    .facts
                     .exempt_tags(applied, &listed, Content::Stored, auth)
                     .await?;
                 listed.retain(|tag| !exempt.contains(tag));
@@ -365,13 +320,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
                 Ok(None)
             }
-            Err(err) => {
-                tracing::warn!(event = "decision", repository = %applied.repository, reference = %reference, error = %err, verdict = "denied", "tag count unreadable; push refused");
-                Err(upstream_failure(
-                    &err,
-                    "the tag count could not be read from the upstream registry",
-                ))
-            }
+            Err(err) => Err(Refusal::fact(Fact::TagCount, err)),
         }
     }
 
@@ -385,30 +334,28 @@ impl<U: Upstream + 'static> Gateway<U> {
         auth: Option<&http::HeaderValue>,
     ) -> Result<(), Refusal> {
         for tag in tags {
-            let current = match self.manifest_digest(&applied.repository, tag, auth).await {
+            let current = match self
+                .facts
+                .manifest_digest(&applied.repository, tag, auth)
+                .await
+            {
                 Ok(current) => current,
                 Err(err) if self.options.fails_open(&err) => {
                     tracing::warn!(repository = %applied.repository, tag, error = %err, "immutable tag unchecked; allowed by --fail-open");
                     continue;
                 }
                 Err(err) => {
-                    tracing::warn!(event = "decision", repository = %applied.repository, reference = tag, error = %err, verdict = "denied", "immutable tag unreadable; push refused");
-                    let what = format!(
-                        "the digest of immutable tag {tag} could not be read from the upstream registry"
-                    );
-                    return Err(upstream_failure(&err, &what));
+                    let fact = Fact::ImmutableTagDigest {
+                        tag: (*tag).to_owned(),
+                    };
+                    return Err(Refusal::fact(fact, err));
                 }
             };
             let Some(current) = current else { continue };
             let pushed = digest_of(current.algorithm(), bytes);
-            if let Err(refused) = applied.check_tag_move(tag, Some(current.as_str()), &pushed) {
-                let reason = Reason::ImmutableTag;
-                tracing::warn!(event = "decision", repository = %applied.repository, reference = *tag,
-                    check = "immutable_tag", rule = %refused.source, verdict = "denied",
-                    reason = reason.label(), "{refused}");
-                let detail = serde_json::to_value(refused.detail()).unwrap_or_default();
-                return Err(Refusal::new(reason, refused.to_string()).with_detail(detail));
-            }
+            applied
+                .check_tag_move(tag, Some(current.as_str()), &pushed)
+                .map_err(Refusal::ImmutableTag)?;
             tracing::info!(event = "decision", repository = %applied.repository, reference = *tag,
                 check = "immutable_tag", verdict = "allowed", "immutable tag {tag} re-pushed with its digest {current}");
         }
@@ -419,15 +366,13 @@ impl<U: Upstream + 'static> Gateway<U> {
     fn coordination_failure(
         &self,
         applied: &AppliedLimits,
-        reference: &Reference,
-        err: &CoordinationError,
+        err: CoordinationError,
     ) -> Result<Option<TagRead>, Refusal> {
         if self.options.fail_open {
             tracing::warn!(repository = %applied.repository, error = %err, "tag count not coordinated; allowed by --fail-open");
             return Ok(None);
         }
-        tracing::warn!(event = "decision", repository = %applied.repository, reference = %reference, error = %err, verdict = "denied", "push refused");
-        Err(Refusal::new(Reason::FactsUnavailable, err.to_string()))
+        Err(Refusal::Uncoordinated(err))
     }
 
     /// The tag count decision: the upstream's tags plus those reserved recently that the
@@ -455,10 +400,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             }));
         }
         let decision = applied.check_tags(tally.existing, tally.created.len() as u64);
-        self.log_decision(&decision, reference);
-        if decision.refuses() {
-            return Err(denied_refusal(&decision));
-        }
+        self.decisions.decide(&decision, reference)?;
         warnings.extend(decision.warning());
         Ok(Some(TagReservation {
             lease,
@@ -502,7 +444,7 @@ mod tests {
     use tokio::sync::Semaphore;
     use upstream_client::{Auth, UpstreamError};
 
-    use crate::gateway::{Options, TagSource};
+    use crate::facts::TagSource;
 
     /// An upstream whose tag listing never shows new tags, as a lagging replica or cache would;
     /// every blob is 10 bytes, and the only manifest it holds by digest is [`SUBJECT`], an
@@ -558,47 +500,60 @@ mod tests {
         }
     }
 
-    fn gateway(window: Duration) -> Gateway<LaggingUpstream> {
+    /// What a push handler is built from: no HTTP client, no target, no upload sessions.
+    struct World {
+        facts: Facts<LaggingUpstream>,
+        coordination: Coordination,
+        decisions: DecisionLog,
+        options: Options,
+        buffers: Arc<Semaphore>,
+        policy: Policy,
+    }
+
+    impl World {
+        fn push(&self) -> ManifestPush<'_, LaggingUpstream> {
+            ManifestPush {
+                facts: &self.facts,
+                coordination: &self.coordination,
+                decisions: &self.decisions,
+                options: &self.options,
+                buffers: &self.buffers,
+            }
+        }
+    }
+
+    fn gateway(window: Duration) -> World {
         gateway_with(
             "rules:\n- path: ^p/\n  limit: {max_image_size: 1MB, tag_count_limit: 3}\n",
             window,
         )
     }
 
-    fn gateway_with(config: &str, window: Duration) -> Gateway<LaggingUpstream> {
-        let policy = Policy::from_yaml(config).expect("valid policy");
-        let (_, policy) = tokio::sync::watch::channel(Arc::new(policy));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Gateway {
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build(connector),
-            target: crate::forward::Target::new(&"http://127.0.0.1:9".parse().expect("url"))
-                .expect("target"),
-            registry: LaggingUpstream::default(),
-            tag_source: TagSource::Upstream,
-            policy,
-            coordination: crate::coordination::Coordination::Local(
-                crate::tags::TagLedger::default(),
+    fn gateway_with(config: &str, window: Duration) -> World {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let options = Options {
+            fail_open: false,
+            upstream_timeout: Duration::from_secs(1),
+            head_concurrency: 4,
+            recent_tag_window: window,
+            body_read_timeout: Duration::from_secs(1),
+        };
+        World {
+            facts: Facts::new(
+                LaggingUpstream::default(),
+                TagSource::Upstream,
+                (
+                    crate::blob_sizes::BlobSizes::new(16),
+                    crate::subjects::Subjects::new(16),
+                ),
+                Arc::clone(&metrics),
+                options.clone(),
             ),
-            blob_sizes: crate::blob_sizes::BlobSizes::new(16),
-            subjects: crate::subjects::Subjects::new(16),
-            uploads: crate::upload_sessions::UploadSessions::new(16),
-            manifest_buffers: Arc::new(Semaphore::new(1 << 20)),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
-            options: Options {
-                fail_open: false,
-                upstream_timeout: Duration::from_secs(1),
-                head_concurrency: 4,
-                recent_tag_window: window,
-                body_read_timeout: Duration::from_secs(1),
-            },
-            webhook: None,
+            coordination: Coordination::Local(crate::tags::TagLedger::default()),
+            decisions: DecisionLog::new(metrics, None),
+            options,
+            buffers: Arc::new(Semaphore::new(1 << 20)),
+            policy: Policy::from_yaml(config).expect("valid policy"),
         }
     }
 
@@ -607,10 +562,7 @@ mod tests {
     /// A cosign signature: one simple-signing layer of 10 bytes.
     const SIGNATURE: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":10,"digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":10,"digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333"}]}"#;
 
-    async fn push(
-        gateway: &Gateway<LaggingUpstream>,
-        tag: &str,
-    ) -> Result<Option<TagReservation>, Refusal> {
+    async fn push(gateway: &World, tag: &str) -> Result<Option<TagReservation>, Refusal> {
         push_manifest(
             gateway,
             tag,
@@ -621,7 +573,7 @@ mod tests {
     }
 
     async fn push_manifest(
-        gateway: &Gateway<LaggingUpstream>,
+        gateway: &World,
         tag: &str,
         content_type: &str,
         body: &'static [u8],
@@ -633,8 +585,16 @@ mod tests {
             .into_parts();
         let repository: RepositoryName = "p/app".parse().expect("name");
         let reference = Reference::parse(tag).expect("reference");
+        let applied = gateway.policy.limits_for(&repository);
         gateway
-            .check_manifest(&parts, &repository, &reference, &Bytes::from_static(body))
+            .push()
+            .check(
+                &parts,
+                Some(content_type),
+                &applied,
+                &reference,
+                &Bytes::from_static(body),
+            )
             .await
             .map(|(reservation, _)| reservation)
     }
@@ -659,14 +619,14 @@ mod tests {
         assert_eq!(refusal.status(), http::StatusCode::FORBIDDEN);
         assert!(
             refusal
-                .message
+                .message()
                 .contains("the repository holds 3 tags and this push adds 1"),
             "{}",
-            refusal.message
+            refusal.message()
         );
         // Re-pushing a recent tag creates nothing.
         assert!(push(&gateway, "a").await.expect("allowed").is_none());
-        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 5);
+        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 5);
     }
 
     /// A signature tag neither uses up the limit nor needs the tag listing, when it is one: its
@@ -683,11 +643,14 @@ mod tests {
                 .await
                 .expect("reserved");
         }
-        let listings = gateway.registry.listings.load(Ordering::SeqCst);
+        let listings = gateway.facts.registry().listings.load(Ordering::SeqCst);
         let signature = SUBJECT.replace(':', "-") + ".sig";
         let pushed = push_manifest(&gateway, &signature, OCI, SIGNATURE).await;
         assert!(pushed.expect("allowed").is_none());
-        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), listings);
+        assert_eq!(
+            gateway.facts.registry().listings.load(Ordering::SeqCst),
+            listings
+        );
         // The same name on what is no signature, or a signature of a digest the repository does
         // not hold, counts like any tag: the limit of 3 is reached.
         push(&gateway, &signature).await.expect_err("limit reached");
@@ -720,7 +683,7 @@ mod tests {
         assert!(waiting.is_err(), "another push waits");
         drop(held);
         assert!(push(&gateway, "latest").await.expect("allowed").is_none());
-        assert_eq!(gateway.registry.listings.load(Ordering::SeqCst), 0);
+        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

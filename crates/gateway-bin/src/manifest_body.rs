@@ -9,11 +9,10 @@ use http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use oci_manifest::MAX_MANIFEST_BYTES;
-use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::answer::{Reason, Refusal};
 use crate::body::drain;
+use crate::refusal::Refusal;
 
 /// A `Warning` header of the OCI distribution spec 1.1: code 299, no agent, the text quoted.
 pub(crate) fn warning_header(text: &str) -> http::HeaderValue {
@@ -32,18 +31,6 @@ pub(crate) fn warning_header(text: &str) -> http::HeaderValue {
     quoted.push('"');
     http::HeaderValue::from_bytes(quoted.as_bytes())
         .unwrap_or_else(|_| http::HeaderValue::from_static("299 - \"limit warning\""))
-}
-
-fn too_large(size: Option<u64>) -> Refusal {
-    let measured = size.map_or_else(
-        || format!("more than {MAX_MANIFEST_BYTES}"),
-        |s| s.to_string(),
-    );
-    Refusal::new(
-        Reason::ManifestTooLarge,
-        format!("manifest body of {measured} bytes exceeds the limit of {MAX_MANIFEST_BYTES} bytes (4 MiB)"),
-    )
-    .with_detail(json!({ "limit": MAX_MANIFEST_BYTES }))
 }
 
 /// Bytes of the manifest buffer budget held by one body while it is in memory.
@@ -72,12 +59,7 @@ impl BufferPermit {
         let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
         let more = Arc::clone(&self.budget)
             .try_acquire_many_owned(permits)
-            .map_err(|_| {
-                Refusal::new(
-                    Reason::Busy,
-                    "the gateway is receiving too many manifests at once; retry shortly",
-                )
-            })?;
+            .map_err(|_| Refusal::Busy)?;
         match &mut self.held {
             Some(held) => held.merge(more),
             None => self.held = Some(more),
@@ -102,7 +84,7 @@ pub(crate) async fn read_body(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES as u64) {
         drain(body);
-        return Err(too_large(Some(len)));
+        return Err(Refusal::ManifestTooLarge { size: Some(len) });
     }
     let mut permit = BufferPermit::new(Arc::clone(budget));
     if let Some(len) = declared {
@@ -114,15 +96,12 @@ pub(crate) async fn read_body(
     let mut bytes = BytesMut::with_capacity(declared.map_or(8 * 1024, |len| len as usize));
     let read = async {
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|err| {
-                Refusal::new(
-                    Reason::ManifestInvalid,
-                    format!("the manifest body could not be read: {err}"),
-                )
+            let frame = frame.map_err(|err| Refusal::ManifestUnreadable {
+                cause: err.to_string(),
             })?;
             if let Some(data) = frame.data_ref() {
                 if bytes.len() + data.len() > MAX_MANIFEST_BYTES {
-                    return Err(too_large(None));
+                    return Err(Refusal::ManifestTooLarge { size: None });
                 }
                 let beyond = (bytes.len() + data.len()).saturating_sub(permit.bytes);
                 permit.grow(beyond)?;
@@ -137,12 +116,6 @@ pub(crate) async fn read_body(
             drain(body);
             Err(refusal)
         }
-        Err(_) => Err(Refusal::new(
-            Reason::BodyTimeout,
-            format!(
-                "the manifest body did not arrive within {}",
-                humantime::format_duration(timeout)
-            ),
-        )),
+        Err(_) => Err(Refusal::BodyTimeout { after: timeout }),
     }
 }

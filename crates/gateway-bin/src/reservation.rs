@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use http::Response;
 
-use crate::answer::{Reason, Refusal};
 use crate::coordination::{CoordinationError, Lease, RepositoryLease};
+use crate::refusal::Refusal;
 
 /// The repository's lease, held from the tag count until the upstream answered, with the tags
 /// the push creates.
@@ -38,7 +38,7 @@ impl Delivery {
             Ok(response) if response.status().is_success() => Delivery::Created,
             Ok(response) if response.status().is_client_error() => Delivery::NotCreated,
             Ok(_) => Delivery::Unknown,
-            Err(refusal) if refusal.reason == Reason::UpstreamConnect => Delivery::NotCreated,
+            Err(Refusal::UpstreamConnect { .. }) => Delivery::NotCreated,
             Err(_) => Delivery::Unknown,
         }
     }

@@ -2,7 +2,6 @@
 //! counted from the bytes the registry says each session holds; cross-repository mounts of
 //! blobs over the limit refused.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
@@ -15,12 +14,16 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, BlobSizeKnown, ByteSize, Decision, RepositoryName};
 use registry_api::{ApiRequest, Mount, Route, upload};
-use serde_json::json;
 use upstream_client::Upstream;
 
-use crate::answer::{Reason, Refusal};
 use crate::body::{BoxError, ProxyBody, drain};
-use crate::gateway::{Gateway, denied_refusal, upstream_failure};
+use crate::decision_log::DecisionLog;
+use crate::facts::Facts;
+use crate::forwarder::Onward;
+use crate::options::Options;
+use crate::refusal::refused;
+use crate::refusal::{Fact, Refusal};
+use crate::upload_sessions::UploadSessions;
 
 /// What a guarded body leaves behind when it trips: the decision, and the rest of the
 /// client's body, which is never forwarded.
@@ -139,72 +142,54 @@ fn answered_range(headers: &HeaderMap) -> Option<u64> {
     upload::held_bytes(value)
 }
 
-/// Whether a request carries a form body, whose parameters (`mount`, `from`, `_state`,
-/// `digest`) Go's `Request.FormValue` reads for the registry as if they were in the query.
-fn is_form(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONTENT_TYPE).iter().any(|value| {
-        let essence = value
-            .to_str()
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        essence == "application/x-www-form-urlencoded" || essence == "multipart/form-data"
-    })
+/// The handler of a blob upload (`POST` to start a session, `PATCH`/`PUT` of a chunk): it reads
+/// blob sizes from the registry for mounts, logs the decisions, and keeps the bytes each session
+/// holds.
+#[derive(Debug)]
+pub struct BlobUpload<'a, U> {
+    /// Blob sizes for mounts.
+    pub facts: &'a Facts<U>,
+    /// Where the decisions go.
+    pub decisions: &'a DecisionLog,
+    /// Bytes held by upload sessions.
+    pub sessions: &'a UploadSessions,
+    /// Behaviour options.
+    pub options: &'a Options,
+    /// Whether the request has a form body ([`registry_api::RequestHead::form`]), whose parameters (`mount`,
+    /// `from`, `_state`, `digest`) Go's `Request.FormValue` reads for the registry as if they
+    /// were in the query.
+    pub form: bool,
+    /// The repository's limits and the size an upload may reach, when uploads are guarded
+    /// ([`limits_core::admission::upload_guard`]).
+    pub guard: Option<(AppliedLimits, u64)>,
 }
 
-fn form_refusal() -> Refusal {
-    Refusal::new(
-        Reason::FormBody,
-        "blob upload requests with a form body (application/x-www-form-urlencoded, \
-         multipart/form-data) are not accepted: the registry would read their parameters from \
-         the body; send them in the query",
-    )
-}
-
-impl<U: Upstream + 'static> Gateway<U> {
-    /// The repository's image size limit in bytes, with the limits that set it; `None` when
-    /// unlimited, or enforced in `warn` or `audit` mode.
-    fn upload_limit(&self, repository: &RepositoryName) -> Option<(AppliedLimits, u64)> {
-        let applied = self.policy.borrow().limits_for(repository);
-        // In warn and audit modes the image goes through whatever its size: its layers too.
-        // The manifest push logs and counts the decision.
-        if applied.protections.enforcement.value != limits_core::Enforcement::Deny {
-            return None;
-        }
-        let max = applied.limits.max_image_size.max()?.bytes();
-        Some((applied, max))
-    }
-
+impl<U: Upstream> BlobUpload<'_, U> {
     /// `POST /v2/<name>/blobs/uploads/`: a mount of a blob larger than the repository's image
     /// size limit is refused (its size comes from the upstream, with the client's credentials);
     /// the session the registry opens is remembered with the bytes it holds.
-    pub(crate) async fn upload_start(
-        self: &Arc<Self>,
+    pub async fn start(
+        self,
         request: Request<Incoming>,
         repository: RepositoryName,
         mount: Option<Mount>,
-        forward_path: Option<String>,
-        remote: SocketAddr,
-    ) -> Response<ProxyBody> {
-        if is_form(request.headers()) {
-            return self.refuse_request(request, form_refusal());
+        onward: Onward,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        if self.form {
+            return Err(refused(request, Refusal::FormBody));
         }
-        // The limits are read once: the mount check and the body guard use the same ones.
-        let limits = self.upload_limit(&repository);
-        if let (Some(mount), Some((applied, limit))) = (&mount, &limits) {
+        if let (Some(mount), Some((applied, limit))) = (&mount, &self.guard) {
             let limit = *limit;
             let auth = request.headers().get(header::AUTHORIZATION).cloned();
             match self
+                .facts
                 .blob_size(&mount.from, &mount.digest, auth.as_ref())
                 .await
             {
                 Ok(Some(size)) if size > limit => {
                     let decision = applied.check_blob(ByteSize::new(size), BlobSizeKnown::Stored);
-                    self.log_decision(&decision, mount.digest.as_str());
-                    return self.refuse_request(request, denied_refusal(&decision));
+                    self.decisions.log(&decision, mount.digest.as_str());
+                    return Err(refused(request, Refusal::denied(&decision)));
                 }
                 // Within the limit, or absent from `from`: the registry then opens a plain
                 // upload, whose bytes are counted as they arrive.
@@ -214,55 +199,49 @@ impl<U: Upstream + 'static> Gateway<U> {
                         "mounted blob size unverified; allowed by --fail-open");
                 }
                 Err(err) => {
-                    let what = format!(
-                        "the size of blob {} in {} could not be read from the upstream registry",
-                        mount.digest, mount.from
-                    );
-                    return self.refuse_request(
-                        request,
-                        upstream_failure(&err, &what)
-                            .with_detail(json!({ "digest": mount.digest.as_str() })),
-                    );
+                    let fact = Fact::MountedBlobSize {
+                        digest: mount.digest.clone(),
+                        from: mount.from.clone(),
+                    };
+                    return Err(refused(request, Refusal::fact(fact, err)));
                 }
             }
         }
         // distribution 2.8 ignores an upload start's body, but registries that take a
         // monolithic upload in the POST (distribution 3, zot) store it: count it as a chunk
         // from 0.
-        let response = match limits {
+        let response = match &self.guard {
             None => {
                 let timeout = Some(self.options.upstream_timeout);
-                self.forward_request(request, forward_path.as_deref(), remote, timeout)
-                    .await
+                onward.request(request, timeout).await?
             }
-            Some(limit) => {
+            Some(_) => {
                 let (parts, body) = request.into_parts();
-                match self
-                    .guarded_forward(parts, body, limit, 0, &forward_path, remote)
-                    .await
-                {
-                    Ok(response) => response,
-                    Err(refused) => return refused,
-                }
+                self.guarded_forward(parts, body, 0, &onward).await?
             }
         };
         if response.status() == StatusCode::ACCEPTED {
             self.remember_new_session(&repository, &response).await;
         }
-        response
+        Ok(response)
     }
 
     /// Forwards an upload body that already holds `held` bytes upstream: refused at once when
-    /// its announced size is over `limit`, stopped before a byte over it is forwarded.
+    /// its announced size is over the guard's limit, stopped before a byte over it is
+    /// forwarded. Unguarded uploads are forwarded as they are.
     async fn guarded_forward(
         &self,
         parts: Parts,
         body: Incoming,
-        (applied, limit): (AppliedLimits, u64),
         held: u64,
-        forward_path: &Option<String>,
-        remote: SocketAddr,
-    ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+        onward: &Onward,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        let Some((applied, limit)) = &self.guard else {
+            return onward
+                .send(parts, body.map_err(BoxError::from).boxed(), None)
+                .await;
+        };
+        let limit = *limit;
         let content_length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -277,27 +256,19 @@ impl<U: Upstream + 'static> Gateway<U> {
             .filter(|known| *known > limit)
         {
             let decision = applied.check_blob(ByteSize::new(known), BlobSizeKnown::Announced);
-            self.log_decision(&decision, parts.uri.path());
+            self.decisions.log(&decision, parts.uri.path());
             drain(body);
-            return Err(self.refusal(denied_refusal(&decision)));
+            return Err(Refusal::denied(&decision));
         }
         let trip = Arc::new(Trip::default());
-        let guarded = GuardedBody::new(body, applied, limit, held, Arc::clone(&trip));
-        let response = self
-            .forward(
-                parts,
-                guarded.boxed(),
-                forward_path.as_deref(),
-                remote,
-                None,
-            )
-            .await;
+        let guarded = GuardedBody::new(body, applied.clone(), limit, held, Arc::clone(&trip));
+        let response = onward.send(parts, guarded.boxed(), None).await;
         if let Some(decision) = trip.decision() {
-            self.log_decision(decision, "upload");
+            self.decisions.log(decision, "upload");
             trip.drain_rest();
-            return Err(self.refusal(denied_refusal(decision)));
+            return Err(Refusal::denied(decision));
         }
-        Ok(response)
+        response
     }
 
     /// Remembers the session an upload start opened, keyed by the decoded id of its
@@ -327,79 +298,74 @@ impl<U: Upstream + 'static> Gateway<U> {
             return;
         }
         if let Some(held) = answered_range(response.headers()) {
-            *self.uploads.lock(&name, &id).await = Some(held);
+            *self.sessions.lock(&name, &id).await = Some(held);
         }
     }
 
     /// `PATCH`/`PUT` of an upload session: counted from the bytes the registry holds for it
     /// (asked of the registry when the gateway does not know), refused at once when its
     /// announced size is over the limit, stopped as soon as the bytes streamed pass it.
-    pub(crate) async fn upload_chunk(
-        self: &Arc<Self>,
+    pub async fn chunk(
+        self,
         request: Request<Incoming>,
         repository: RepositoryName,
         id: String,
-        forward_path: Option<String>,
-        remote: SocketAddr,
-    ) -> Response<ProxyBody> {
-        if is_form(request.headers()) {
-            return self.refuse_request(request, form_refusal());
+        onward: Onward,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        if self.form {
+            return Err(refused(request, Refusal::FormBody));
         }
-        let Some(limit) = self.upload_limit(&repository) else {
-            let response = self
-                .forward_request(request, forward_path.as_deref(), remote, None)
-                .await;
+        if self.guard.is_none() {
+            let response = onward.request(request, None).await?;
             if response.status() == StatusCode::CREATED {
-                self.uploads.remove(&repository, &id);
+                self.sessions.remove(&repository, &id);
             }
-            return response;
-        };
-        let mut session = self.uploads.lock(&repository, &id).await;
+            return Ok(response);
+        }
+        let mut session = self.sessions.lock(&repository, &id).await;
         let (parts, body) = request.into_parts();
         let held = match *session {
             Some(held) => held,
-            None => match self.ask_held(&parts, forward_path.as_deref(), remote).await {
-                Ok(held) => held,
-                Err(answer) => {
+            None => match self.ask_held(&parts, &onward).await {
+                Ok(Ok(held)) => held,
+                Ok(Err(answer)) => {
                     drain(body);
-                    return answer;
+                    return Ok(answer);
+                }
+                Err(refusal) => {
+                    drain(body);
+                    return Err(refusal);
                 }
             },
         };
         // Until the registry answers, the session's size is unknown: if this request is cut
         // short, or refused part way, the next one asks the registry.
         *session = None;
-        let response = match self
-            .guarded_forward(parts, body, limit, held, &forward_path, remote)
-            .await
-        {
-            Ok(response) => response,
-            Err(refused) => return refused,
-        };
+        let response = self.guarded_forward(parts, body, held, &onward).await?;
         if response.status() == StatusCode::CREATED {
             drop(session);
-            self.uploads.remove(&repository, &id);
+            self.sessions.remove(&repository, &id);
         } else if response.status().is_success() {
             *session = answered_range(response.headers());
         }
-        response
+        Ok(response)
     }
 
     /// The bytes an upload session holds, asked of the registry: `GET` on the session with the
     /// client's credentials and query (distribution 2.8 needs its `_state`), read from the
-    /// answer's `Range`. A refusal of that request is the answer to the chunk too.
+    /// answer's `Range`. The registry's refusal of that request (`Ok(Err(_))`) is the answer
+    /// to the chunk too.
     async fn ask_held(
         &self,
         parts: &Parts,
-        path: Option<&str>,
-        remote: SocketAddr,
-    ) -> Result<u64, Response<ProxyBody>> {
-        let mut status = Request::get(parts.uri.clone()).body(()).map_err(|e| {
-            self.refusal(Refusal::new(
-                Reason::NameInvalid,
-                format!("invalid request target: {e}"),
-            ))
-        })?;
+        onward: &Onward,
+    ) -> Result<Result<u64, Response<ProxyBody>>, Refusal> {
+        let mut status =
+            Request::get(parts.uri.clone())
+                .body(())
+                .map_err(|e| Refusal::TargetInvalid {
+                    cause: e.to_string(),
+                })?;
         for name in [header::AUTHORIZATION, header::HOST] {
             if let Some(value) = parts.headers.get(&name) {
                 status.headers_mut().insert(name, value.clone());
@@ -409,46 +375,28 @@ impl<U: Upstream + 'static> Gateway<U> {
         let empty = Empty::<Bytes>::new()
             .map_err(|never| match never {})
             .boxed();
-        let answer = self
-            .send(
-                status_parts,
-                empty,
-                path,
-                remote,
-                Some(self.options.upstream_timeout),
-            )
-            .await
-            .map_err(|refusal| self.refusal(refusal))?;
+        let answer = onward
+            .send(status_parts, empty, Some(self.options.upstream_timeout))
+            .await?;
         if !answer.status().is_success() {
-            return Err(answer);
+            return Ok(Err(answer));
         }
         match answered_range(answer.headers()) {
-            Some(held) => Ok(held),
+            Some(held) => Ok(Ok(held)),
             None if self.options.fail_open => {
                 tracing::warn!(
                     path = parts.uri.path(),
                     "upload progress unread; counted from 0 (--fail-open)"
                 );
-                Ok(0)
+                Ok(Ok(0))
             }
-            None => Err(self.refusal(upstream_failure_text(
-                "the upstream registry's upload status has no Range header",
-            ))),
+            None => Err(Refusal::UploadProgressUnread),
         }
     }
 }
 
-fn upstream_failure_text(message: &str) -> Refusal {
-    Refusal::new(
-        Reason::FactsUnavailable,
-        format!("the upload's progress could not be read from the upstream registry: {message}"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn forms() {
@@ -460,9 +408,14 @@ mod tests {
             ("", false),
         ];
         for (value, want) in cases {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
-            assert_eq!(is_form(&headers), want, "{value}");
+            let head = registry_api::RequestHead::parse(
+                "POST",
+                "/v2/a/blobs/uploads/",
+                None,
+                [("Content-Type", value)],
+            )
+            .expect("an upload start");
+            assert_eq!(head.form, want, "{value}");
         }
     }
 }

@@ -84,6 +84,7 @@
 //! a repository's tag count or a layer's real size come in as arguments; decisions go out as
 //! values. Reading files, watching them and asking the registry are the caller's job.
 
+pub mod admission;
 mod config;
 mod decision;
 mod deletion;

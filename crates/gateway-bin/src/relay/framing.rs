@@ -9,8 +9,8 @@ use http::{Method, StatusCode};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::answer::{Reason, Refusal};
 use crate::forward::connection_tokens;
+use crate::refusal::Refusal;
 use crate::request_head::MAX_HEADERS;
 
 use super::unreachable;
@@ -52,17 +52,11 @@ pub(super) enum ResponseError {
 impl ResponseError {
     pub(super) fn refusal(self) -> Refusal {
         match self {
-            ResponseError::Closed => Refusal::new(
-                Reason::UpstreamUnreachable,
-                "the upstream registry is unavailable: it closed the connection without an answer",
-            ),
+            ResponseError::Closed => Refusal::UpstreamClosed,
             ResponseError::Io(err) => unreachable(&err),
             ResponseError::Invalid(why) => {
                 tracing::warn!(error = %why, "proxy: invalid answer from the upstream");
-                Refusal::new(
-                    Reason::UpstreamUnreachable,
-                    format!("the upstream registry gave an invalid answer: {why}"),
-                )
+                Refusal::UpstreamInvalidAnswer { why }
             }
         }
     }

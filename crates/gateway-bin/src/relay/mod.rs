@@ -33,16 +33,17 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, StatusCode};
+use http::{Method, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::answer::{Reason, Refusal};
+use crate::body::ProxyBody;
 use crate::connections::Connection;
 use crate::forward::Target;
 use crate::io::{Prefixed, Watched};
 use crate::metrics::Metrics;
+use crate::refusal::{self, Refusal, Seen};
 use crate::request_head::{Head, ReadRequest, read_head, refuse_too_large};
 
 use self::copy::{copy_chunked, copy_exact, copy_to_end};
@@ -165,23 +166,30 @@ impl ReadPath {
     async fn relay(
         &self,
         conn: &mut Watched,
-        request: ReadRequest,
+        mut request: ReadRequest,
         remote: SocketAddr,
         scratch: &mut BytesMut,
     ) -> bool {
         let _in_flight = self.metrics.in_flight();
         let method = request.method.clone();
         let close = request.close;
-        match self.exchange(conn, request, remote, scratch).await {
+        match self.exchange(conn, &mut request, remote, scratch).await {
             Ok((status, keep)) => {
                 self.metrics.request(&method, status);
                 keep && !close
             }
             Err(RelayError::Answer(refusal)) => {
-                let status = refusal.status();
-                self.metrics.refusal(refusal.reason.label());
-                self.metrics.request(&method, status);
-                let written = write_refusal(conn, refusal, method == Method::HEAD, close).await;
+                let body = refusal::envelope(&refusal);
+                let seen = Seen {
+                    method: &method,
+                    path: request.uri.path(),
+                    repository: None,
+                    reference: None,
+                };
+                let response = refusal::answer(refusal, &seen, &self.metrics);
+                self.metrics.request(&method, response.status());
+                let written =
+                    write_refusal(conn, &response, &body, method == Method::HEAD, close).await;
                 written.is_ok() && !close
             }
             Err(RelayError::Broken(err)) => {
@@ -196,7 +204,7 @@ impl ReadPath {
     async fn exchange(
         &self,
         conn: &mut Watched,
-        request: ReadRequest,
+        request: &mut ReadRequest,
         remote: SocketAddr,
         scratch: &mut BytesMut,
     ) -> Result<(StatusCode, bool), RelayError> {
@@ -208,13 +216,9 @@ impl ReadPath {
             tokio::time::timeout(self.upstream_timeout, self.send(&head, &method, scratch))
                 .await
                 .map_err(|_| {
-                    RelayError::Answer(Refusal::new(
-                        Reason::UpstreamTimeout,
-                        format!(
-                            "the upstream registry did not answer within {}",
-                            humantime::format_duration(self.upstream_timeout)
-                        ),
-                    ))
+                    RelayError::Answer(Refusal::UpstreamTimeout {
+                        after: self.upstream_timeout,
+                    })
                 })??;
         self.metrics.upstream("proxy", started.elapsed());
         let status = response.status;
@@ -317,13 +321,9 @@ impl ReadPath {
         )
         .await
         .map_err(|_| {
-            RelayError::Answer(Refusal::new(
-                Reason::UpstreamUnreachable,
-                format!(
-                    "the upstream registry is unavailable: connecting to {} timed out",
-                    self.address
-                ),
-            ))
+            RelayError::Answer(Refusal::UpstreamConnectTimeout {
+                address: self.address.clone(),
+            })
         })?
         .map_err(|e| RelayError::Answer(unreachable(&e)))?;
         let _ = stream.set_nodelay(true);
@@ -332,8 +332,8 @@ impl ReadPath {
 
     /// The request head sent upstream: the client's method and target, its headers prepared
     /// exactly as the hyper path prepares them.
-    fn upstream_head(&self, request: ReadRequest, remote: SocketAddr) -> Vec<u8> {
-        let mut headers = request.headers;
+    fn upstream_head(&self, request: &mut ReadRequest, remote: SocketAddr) -> Vec<u8> {
+        let mut headers = std::mem::take(&mut request.headers);
         self.target
             .request_headers(&mut headers, &request.uri, remote);
         if !headers.contains_key(header::HOST) {
@@ -401,10 +401,9 @@ impl From<io::Error> for RelayError {
 
 pub(super) fn unreachable(err: &io::Error) -> Refusal {
     tracing::warn!(error = %err, "proxy: upstream request failed");
-    Refusal::new(
-        Reason::UpstreamUnreachable,
-        format!("the upstream registry is unavailable: {err}"),
-    )
+    Refusal::UpstreamUnreachable {
+        cause: err.to_string(),
+    }
 }
 
 fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
@@ -422,12 +421,11 @@ async fn write_all(conn: &mut Watched, bytes: &[u8]) -> io::Result<()> {
 
 async fn write_refusal(
     conn: &mut Watched,
-    refusal: Refusal,
+    response: &Response<ProxyBody>,
+    body: &[u8],
     head_only: bool,
     close: bool,
 ) -> io::Result<()> {
-    let body = refusal.body();
-    let response = refusal.into_response();
     let status = response.status();
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -441,7 +439,7 @@ async fn write_refusal(
     }
     out.extend_from_slice(b"\r\n");
     if !head_only {
-        out.extend_from_slice(&body);
+        out.extend_from_slice(body);
     }
     conn.write_all(&out).await
 }
