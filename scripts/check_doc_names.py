@@ -10,7 +10,9 @@ keys; when the code moves, the document must move with it. This check reads ever
 * a flag (`--name`): a field `name` (dashes as underscores) or the literal `--name` exists in
   the sources;
 * a Rust path or name (`Gateway::new`, `relay::splice`, `requested_tags`, `tags(repo, auth)`):
-  every segment is a word of the sources (`.rs` files of crates/, benches/ and fuzz/);
+  every segment is defined in the sources (`.rs` files of crates/, benches/ and fuzz/) as an
+  item (`fn`, `struct`, `enum`, `trait`, `type`, `const`, `static`, `mod`), a field, an enum
+  variant, a file or a folder;
 * anything else (HTTP methods and statuses, YAML values, messages, shell commands, names of
   other projects): not checked. Names of other projects that look like Rust names are listed
   in EXTERNAL below.
@@ -31,7 +33,8 @@ EXTERNAL = {
     "RegexSet", "Display", "hyper", "httparse", "rustls", "reqwest", "std", "io", "Error",
     "skopeo", "podman", "buildah", "docker", "umoci", "kubectl", "kustomize", "redis",
     "nginx", "gorilla", "mux", "testkit", "SET", "NX", "PX", "EVAL", "EVALSHA", "INCR",
-    "Lua", "SIGHUP", "SIGTERM", "SIGKILL", "unlimited", "true", "false",
+    "Lua", "SIGHUP", "SIGTERM", "SIGKILL", "unlimited", "true", "false", "http", "Uri",
+    "redis", "ConnectionManager",
 }
 
 SPAN = re.compile(r"`([^`\n]+)`")
@@ -42,14 +45,26 @@ RUST_NAME = re.compile(
 PATH = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
+DEFINITION = re.compile(
+    r"\b(?:fn|struct|enum|trait|type|const|static|mod|union)\s+(?:r#)?([A-Za-z_][A-Za-z0-9_]*)"
+    r"|^\s*(?:pub(?:\([a-z]+\))?\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*:[^:]"  # a field
+    r"|^\s*([A-Z][A-Za-z0-9_]*)\s*(?:[({,]|$)",  # an enum variant
+    re.MULTILINE,
+)
+
+
 def source_words():
+    """The names the sources define: items, fields, variants, files and folders."""
     words = set()
     for folder in ("crates", "benches", "fuzz"):
         for path in (ROOT / folder).rglob("*.rs"):
             if "target" in path.parts:
                 continue
-            words.update(WORD.findall(path.read_text(errors="replace")))
+            for match in DEFINITION.finditer(path.read_text(errors="replace")):
+                words.update(name for name in match.groups() if name)
             words.add(path.stem)
+        for manifest in (ROOT / folder).rglob("Cargo.toml"):
+            words.add(manifest.parent.name.replace("-", "_"))  # a crate's name in Rust paths
         for path in (ROOT / folder).rglob("*"):
             if path.is_dir() and "target" not in path.parts:
                 words.add(path.name)
@@ -101,13 +116,24 @@ def check(document, words, sources):
             if span.isupper() or span.isdigit():
                 continue  # GET, HEAD, DENIED
             segments = span.split("(", 1)[0].split("::")
-            for segment in segments:
-                if segment in EXTERNAL or segment in words:
-                    continue
-                # A part of a longer name (a metric suffix such as `_reconnects_total`).
-                if len(segments) > 1 or not segment.startswith("_") or segment not in sources:
+            if len(segments) == 1:
+                # One word: a name the sources define, or any word they hold (a header, a
+                # configuration value, a metric built from parts).
+                name = segments[0]
+                metric = name.removeprefix("registry_gateway_")
+                for suffix in ("_total", "_seconds", "_bytes"):
+                    metric = metric.removesuffix(suffix)
+                if not (
+                    name in words
+                    or name in EXTERNAL
+                    or re.search(r"\b" + re.escape(name) + r"\b", sources)
+                    or (name.startswith(("registry_gateway_", "_")) and metric.strip("_") in sources)
+                ):
                     missing.append((number, span))
-                    break
+                continue
+            # A path: each segment is defined.
+            if any(seg not in words and seg not in EXTERNAL for seg in segments):
+                missing.append((number, span))
     return missing
 
 

@@ -18,8 +18,8 @@ use crate::gateway::{Gateway, GatewayParts};
 use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::{
-    admin, blob_sizes, config_source, connections, coordination, credentials, forward, forwarder,
-    inspect, migrate, relay, report, server, subjects, tags, tls, upload_sessions, webhook,
+    admin, blob_sizes, config_source, connections, coordination, credentials, inspect, migrate,
+    relay, report, server, subjects, tls, upload_sessions, upstream, webhook,
 };
 
 /// Runs the subcommand `cli` names; the process's exit code.
@@ -153,7 +153,7 @@ fn coordination_url(url: &str, password_file: Option<&Path>) -> anyhow::Result<S
     Ok(parsed.to_string())
 }
 
-fn http_client(args: &ServeArgs) -> anyhow::Result<forwarder::HttpClient> {
+fn http_client(args: &ServeArgs) -> anyhow::Result<upstream::forward::HttpClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -201,7 +201,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let tls_files = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
-    let mut target = forward::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
+    let mut target = upstream::target::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
     if tls_files.is_some() {
         target = target.for_tls_listener();
     }
@@ -244,7 +244,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let coordination = match &args.coordination {
-        None => coordination::Coordination::Local(tags::TagLedger::default()),
+        None => coordination::Coordination::Local(coordination::local::TagLedger::default()),
         Some(url) => {
             let url = coordination_url(url, args.coordination_password_file.as_deref())?;
             if *args.lease_ttl < std::time::Duration::from_millis(300) {

@@ -23,10 +23,10 @@ use upstream_client::Upstream;
 use crate::body::{BoxError, ProxyBody};
 use crate::coordination::{Coordination, Coordinator, Lease};
 use crate::facts::Facts;
-use crate::forwarder::Onward;
 use crate::options::Options;
 use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
+use crate::upstream::forward::Onward;
 
 /// The `check` field of the decisions logged here.
 const CHECK: &str = "immutable_tag_delete";
@@ -352,7 +352,7 @@ mod tests {
                 std::sync::Arc::new(crate::metrics::Metrics::new()),
                 options.clone(),
             ),
-            coordination: Coordination::Local(crate::tags::TagLedger::default()),
+            coordination: Coordination::Local(crate::coordination::local::TagLedger::default()),
             options,
             policy: Policy::from_yaml(config).expect("valid policy"),
         }

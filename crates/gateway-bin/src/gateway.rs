@@ -19,8 +19,6 @@ use crate::coordination::Coordination;
 use crate::decision_log::DecisionLog;
 use crate::delete::ManifestDelete;
 use crate::facts::{Facts, TagSource};
-use crate::forward::Target;
-use crate::forwarder::{Forwarder, HttpClient, Onward};
 use crate::manifest::ManifestPush;
 use crate::metrics::Metrics;
 use crate::options::Options;
@@ -28,6 +26,8 @@ use crate::refusal::{self, Refusal, Seen, refused};
 use crate::subjects::Subjects;
 use crate::upload::BlobUpload;
 use crate::upload_sessions::UploadSessions;
+use crate::upstream::forward::{Forwarder, HttpClient, Onward};
+use crate::upstream::target::Target;
 use crate::webhook::Webhook;
 
 /// What a [`Gateway`] is built from.

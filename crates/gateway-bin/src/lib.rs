@@ -18,8 +18,8 @@
 //! 5. Every refusal is a `refusal::Refusal`, answered in one place (`refusal::answer`): logged,
 //!    counted (`metrics`) and rendered in the registry's error envelope; limit decisions are
 //!    logged, counted and sent to the `webhook` by `decision_log`.
-//! 6. `forwarder` sends what was checked to the registry and the answer back (headers prepared
-//!    by `forward`); `admin` serves `/metrics`, `/healthz`, `/readyz`.
+//! 6. `upstream::forward` sends what was checked to the registry and the answer back (headers
+//!    rewritten by `upstream::target`); `admin` serves `/metrics`, `/healthz`, `/readyz`.
 
 mod admin;
 mod app;
@@ -33,8 +33,6 @@ mod credentials;
 mod decision_log;
 mod delete;
 mod facts;
-mod forward;
-mod forwarder;
 mod gateway;
 mod hangup;
 mod inspect;
@@ -53,11 +51,11 @@ mod reservation;
 mod server;
 mod signatures;
 mod subjects;
-mod tags;
 mod tls;
 mod tracked;
 mod upload;
 mod upload_sessions;
+mod upstream;
 mod webhook;
 
 pub use app::{init_logging, run};

@@ -20,12 +20,12 @@ use crate::body::full;
 use crate::coordination::{Coordination, CoordinationError, Coordinator, RepositoryLease};
 use crate::decision_log::DecisionLog;
 use crate::facts::Facts;
-use crate::forwarder::Onward;
 use crate::manifest_body::{read_body, warning_header};
 use crate::options::Options;
 use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
 use crate::reservation::{Delivery, TagRead, TagReservation};
+use crate::upstream::forward::Onward;
 
 /// The handler of a manifest push: the facts it asks of the registry, the coordination of the
 /// repository's tags, where its decisions go, and the budget of buffered manifest bodies.
@@ -549,7 +549,7 @@ mod tests {
                 Arc::clone(&metrics),
                 options.clone(),
             ),
-            coordination: Coordination::Local(crate::tags::TagLedger::default()),
+            coordination: Coordination::Local(crate::coordination::local::TagLedger::default()),
             decisions: DecisionLog::new(metrics, None),
             options,
             buffers: Arc::new(Semaphore::new(1 << 20)),

@@ -18,8 +18,8 @@ use registry_api::{ApiRequest, Route};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::forward::connection_tokens;
 use crate::io::Watched;
+use crate::upstream::target::connection_tokens;
 
 /// Most headers in a head parsed here.
 pub const MAX_HEADERS: usize = 96;

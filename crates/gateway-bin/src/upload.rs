@@ -19,11 +19,11 @@ use upstream_client::Upstream;
 use crate::body::{BoxError, ProxyBody, drain};
 use crate::decision_log::DecisionLog;
 use crate::facts::Facts;
-use crate::forwarder::Onward;
 use crate::options::Options;
 use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
 use crate::upload_sessions::UploadSessions;
+use crate::upstream::forward::Onward;
 
 /// What a guarded body leaves behind when it trips: the decision, and the rest of the
 /// client's body, which is never forwarded.

@@ -7,6 +7,7 @@
 //! ([`RedisCoordination`], `--coordination redis://...`, exact across replicas). The Redis
 //! semantics, and the argument for why they hold, are in `docs/architecture.md`.
 
+pub mod local;
 mod redis;
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use limits_core::RepositoryName;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::tags::{RecentTags, TagLedger};
+use crate::coordination::local::{RecentTags, TagLedger};
 
 pub use self::redis::{HEALTH_INTERVAL, RedisCoordination, RedisLease, RedisSettings, redacted};
 

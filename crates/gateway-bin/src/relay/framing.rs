@@ -9,9 +9,9 @@ use http::{Method, StatusCode};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::forward::connection_tokens;
 use crate::refusal::Refusal;
 use crate::request_head::MAX_HEADERS;
+use crate::upstream::target::connection_tokens;
 
 use super::unreachable;
 

@@ -40,11 +40,11 @@ use tokio::sync::watch;
 
 use crate::body::ProxyBody;
 use crate::connections::Connection;
-use crate::forward::Target;
 use crate::io::{Prefixed, Watched};
 use crate::metrics::Metrics;
 use crate::refusal::{self, Refusal, Seen};
 use crate::request_head::{Head, ReadRequest, read_head, refuse_too_large};
+use crate::upstream::target::Target;
 
 use self::copy::{copy_chunked, copy_exact, copy_to_end};
 use self::framing::{Framing, ResponseError, UpstreamHead, read_response_head};

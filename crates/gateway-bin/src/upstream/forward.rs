@@ -12,9 +12,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::forward::{Target, UPSTREAM_VERSION};
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
+use crate::upstream::target::{Target, UPSTREAM_VERSION};
 
 /// The pooled client that carries proxied requests to the upstream.
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
