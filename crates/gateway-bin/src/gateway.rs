@@ -170,6 +170,7 @@ impl<U: Upstream + 'static> Gateway<U> {
         head: RequestHead,
         remote: SocketAddr,
     ) -> Result<Response<ProxyBody>, Refusal> {
+        let requested = head.requested_tags();
         let RequestHead {
             request: api,
             content_type,
@@ -208,7 +209,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                     options: &self.options,
                     buffers: &self.manifest_buffers,
                 };
-                push.handle(request, applied, reference, content_type, onward)
+                push.handle(request, applied, reference, requested, content_type, onward)
                     .await
             }
             Route::UploadStart { name, mount } => {

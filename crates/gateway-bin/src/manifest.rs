@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 use limits_core::{AppliedLimits, ByteSize, Content, RepositoryName, TagTally, admission};
-use oci_manifest::{BlobState, DigestAlgorithm, Manifest};
+use oci_manifest::{BlobState, Manifest};
 use registry_api::{ContentType, Reference};
 use tokio::sync::Semaphore;
 use upstream_client::Upstream;
@@ -51,6 +51,7 @@ impl<U: Upstream> ManifestPush<'_, U> {
         request: Request<Incoming>,
         applied: AppliedLimits,
         reference: Reference,
+        requested: Vec<String>,
         content_type: ContentType,
         onward: Onward,
     ) -> Result<Response<ProxyBody>, Refusal> {
@@ -66,7 +67,13 @@ impl<U: Upstream> ManifestPush<'_, U> {
         )
         .await?;
         let (reservation, warnings) = self
-            .check(&parts, content_type.value(), &applied, &reference, &bytes)
+            .check(
+                &parts,
+                content_type.value(),
+                &applied,
+                (&reference, requested),
+                &bytes,
+            )
             .await?;
         // From here the push is admitted: reserving its tags, the forward and settling the
         // reservation run in a task of their own, so that a client hanging up cannot release
@@ -111,15 +118,16 @@ impl<U: Upstream> ManifestPush<'_, U> {
         }
     }
 
-    /// Every check of a manifest push. `Ok((Some(_), _))` holds the repository's tag lock until
-    /// the upstream has answered; the texts are the warnings for the client (a limit broken
-    /// in `warn` mode, or a value past `warn_at`).
+    /// Every check of a manifest push to `reference` creating the tags `requested` (read as
+    /// the registry reads them: `RequestHead::requested_tags`). `Ok((Some(_), _))` holds the
+    /// repository's tag lock until the upstream has answered; the texts are the warnings for
+    /// the client (a limit broken in `warn` mode, or a value past `warn_at`).
     pub async fn check(
         &self,
         parts: &Parts,
         content_type: Option<&str>,
         applied: &AppliedLimits,
-        reference: &Reference,
+        (reference, mut requested): (&Reference, Vec<String>),
         bytes: &Bytes,
     ) -> Result<(Option<TagReservation>, Vec<String>), Refusal> {
         let mut warnings = Vec::new();
@@ -129,7 +137,6 @@ impl<U: Upstream> ManifestPush<'_, U> {
         let auth = parts.headers.get(header::AUTHORIZATION);
         // Signature tags that are what their name says neither count nor freeze; every other
         // tag does (`exempt_signature_tags`).
-        let mut requested = requested_tags(reference, parts.uri.query());
         let pushed = manifest.cosign_artifact().map(|kind| kind.tag_suffix());
         let exempt = self
             .facts
@@ -352,9 +359,9 @@ impl<U: Upstream> ManifestPush<'_, U> {
                 }
             };
             let Some(current) = current else { continue };
-            let pushed = digest_of(current.algorithm(), bytes);
+            let pushed = oci_manifest::Digest::of_bytes_named(current.algorithm(), bytes);
             applied
-                .check_tag_move(tag, Some(current.as_str()), &pushed)
+                .check_tag_move(tag, Some(current.as_str()), pushed.as_str())
                 .map_err(Refusal::ImmutableTag)?;
             tracing::info!(event = "decision", repository = %applied.repository, reference = *tag,
                 check = "immutable_tag", verdict = "allowed", "immutable tag {tag} re-pushed with its digest {current}");
@@ -408,28 +415,6 @@ impl<U: Upstream> ManifestPush<'_, U> {
             window: self.options.recent_tag_window,
         }))
     }
-}
-
-/// The digest the registry gives `bytes`: `<algorithm>:<hex>` of the very bytes pushed, with
-/// the algorithm of the digest it is compared to (sha256 unless that says sha384 or sha512).
-pub fn digest_of(algorithm: &str, bytes: &[u8]) -> String {
-    let algorithm = DigestAlgorithm::from_name(algorithm).unwrap_or(DigestAlgorithm::Sha256);
-    oci_manifest::Digest::of_bytes(algorithm, bytes).to_string()
-}
-
-/// The tags a push creates: the reference when the registry reads it as a tag, and every
-/// `?tag=` parameter (OCI distribution 1.1), without duplicates.
-pub fn requested_tags(reference: &Reference, query: Option<&str>) -> Vec<String> {
-    let mut tags = Vec::new();
-    if let Some(tag) = reference.tag() {
-        tags.push(tag.to_owned());
-    }
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if key == "tag" && !value.is_empty() && !tags.iter().any(|t| *t == value) {
-            tags.push(value.into_owned());
-        }
-    }
-    tags
 }
 
 #[cfg(test)]
@@ -592,7 +577,10 @@ mod tests {
                 &parts,
                 Some(content_type),
                 &applied,
-                &reference,
+                (
+                    &reference,
+                    reference.tag().into_iter().map(str::to_owned).collect(),
+                ),
                 &Bytes::from_static(body),
             )
             .await
@@ -697,56 +685,6 @@ mod tests {
                 .reserve()
                 .await
                 .expect("reserved");
-        }
-    }
-
-    #[test]
-    fn digests_of_pushed_bytes() {
-        let cases: &[(&str, &[u8], &str)] = &[
-            (
-                "sha256",
-                b"",
-                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            ),
-            (
-                "sha256",
-                b"abc",
-                "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-            ),
-            (
-                "sha512",
-                b"",
-                "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
-            ),
-            (
-                "md5",
-                b"",
-                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            ),
-        ];
-        for (algorithm, bytes, expected) in cases {
-            assert_eq!(digest_of(algorithm, bytes), *expected, "{algorithm}");
-        }
-    }
-
-    #[test]
-    fn tags_of_a_push() {
-        let digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-        let cases: &[(&str, Option<&str>, &[&str])] = &[
-            ("latest", None, &["latest"]),
-            (digest, None, &[]),
-            (digest, Some("tag=a&tag=b"), &["a", "b"]),
-            ("v1", Some("tag=v1&tag=v2&x=1"), &["v1", "v2"]),
-            (digest, Some("tag=&tag=a%2Bb"), &["a+b"]),
-            // Digest-shaped but not a digest: the registry stores a tag.
-            ("sha256:abc", None, &["sha256:abc"]),
-        ];
-        for (reference, query, expected) in cases {
-            assert_eq!(
-                requested_tags(&Reference::parse(reference).expect("reference"), *query),
-                *expected,
-                "{reference} {query:?}"
-            );
         }
     }
 }

@@ -132,6 +132,20 @@ impl Digest {
         Self(text)
     }
 
+    /// The digest of `bytes` to compare with a digest whose algorithm is `name`: with that
+    /// algorithm when the registry supports it, sha256 (its default) otherwise.
+    ///
+    /// ```
+    /// use oci_manifest::Digest;
+    ///
+    /// assert_eq!(Digest::of_bytes_named("sha512", b"").hex().len(), 128);
+    /// assert_eq!(Digest::of_bytes_named("md5", b"abc"), Digest::sha256(b"abc"));
+    /// ```
+    pub fn of_bytes_named(name: &str, bytes: &[u8]) -> Self {
+        let algorithm = DigestAlgorithm::from_name(name).unwrap_or(DigestAlgorithm::Sha256);
+        Self::of_bytes(algorithm, bytes)
+    }
+
     /// The sha256 digest of `bytes`, the algorithm registries use unless told otherwise.
     pub fn sha256(bytes: &[u8]) -> Self {
         Self::of_bytes(DigestAlgorithm::Sha256, bytes)
@@ -200,6 +214,40 @@ impl FromStr for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pushed manifest's digest, with the algorithm of the digest it is compared to.
+    #[test]
+    fn digests_of_pushed_bytes() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            (
+                "sha256",
+                b"",
+                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                "sha256",
+                b"abc",
+                "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            (
+                "sha512",
+                b"",
+                "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
+            ),
+            (
+                "md5",
+                b"",
+                "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+        ];
+        for (algorithm, bytes, expected) in cases {
+            assert_eq!(
+                Digest::of_bytes_named(algorithm, bytes).as_str(),
+                *expected,
+                "{algorithm}"
+            );
+        }
+    }
 
     #[test]
     fn table() {
