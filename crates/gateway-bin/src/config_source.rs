@@ -88,6 +88,31 @@ fn compile(path: &Path, content: &Content) -> Result<Policy, LoadError> {
     })
 }
 
+/// The keys of `policy` that this version reads and validates but does not enforce yet:
+/// `image_count_limit` (global or in a rule) and `namespace_quotas`. Said at every load, so
+/// that nobody takes them for limits in force.
+pub fn not_enforced(policy: &Policy) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let counts_images = std::iter::once(policy.global())
+        .chain(policy.rules().iter().map(|rule| &rule.limits))
+        .any(|limits| limits.image_count_limit != limits_core::Limit::Unlimited);
+    if counts_images {
+        keys.push("image_count_limit");
+    }
+    if !policy.namespace_quotas().is_empty() {
+        keys.push("namespace_quotas");
+    }
+    keys
+}
+
+/// Logs the keys [`not_enforced`] finds, as a warning.
+fn warn_not_enforced(policy: &Policy) {
+    let keys = not_enforced(policy);
+    if !keys.is_empty() {
+        tracing::warn!(keys = %keys.join(", "), "read and validated but not enforced by this version of the gateway yet");
+    }
+}
+
 /// Loads and compiles the configuration at `path` (file or directory).
 pub fn load(path: &Path) -> Result<Policy, LoadError> {
     compile(path, &read(path)?)
@@ -110,6 +135,7 @@ impl ConfigSource {
     ) -> Result<(Self, watch::Receiver<Arc<Policy>>), LoadError> {
         let content = read(path)?;
         let policy = compile(path, &content)?;
+        warn_not_enforced(&policy);
         metrics.config_loaded(&policy, true);
         let (sender, receiver) = watch::channel(Arc::new(policy));
         Ok((
@@ -147,6 +173,7 @@ impl ConfigSource {
                     rules = policy.rules().len(),
                     "config reloaded"
                 );
+                warn_not_enforced(&policy);
                 self.metrics.config_loaded(&policy, true);
                 self.sender.send_replace(Arc::new(policy));
             }

@@ -15,11 +15,26 @@ fn size_text(limit: Limit<ByteSize>) -> String {
 }
 
 fn limits_text(limits: &Limits) -> String {
-    format!(
+    let mut text = format!(
         "max_image_size {}, tag_count_limit {}",
         size_text(limits.max_image_size),
         limits.tag_count_limit
-    )
+    );
+    if let Limit::Max(images) = limits.image_count_limit {
+        text.push_str(&format!(", image_count_limit {images}"));
+    }
+    text
+}
+
+/// The note for keys read but not enforced yet ([`config_source::not_enforced`]).
+fn print_not_enforced(policy: &limits_core::Policy) {
+    let keys = config_source::not_enforced(policy);
+    if !keys.is_empty() {
+        println!(
+            "note: {} read and validated but not enforced by this version of the gateway yet",
+            keys.join(", ")
+        );
+    }
 }
 
 /// `check-config PATH`: validates the configuration and prints its limits and rules.
@@ -47,6 +62,15 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    if !policy.namespace_quotas().is_empty() {
+        println!(
+            "namespace quotas (first match wins; the namespace is a repository's first component):"
+        );
+        for (index, quota) in policy.namespace_quotas().iter().enumerate() {
+            println!("  {}. {}  {}", index + 1, quota.namespace, quota.hard);
+        }
+    }
+    print_not_enforced(&policy);
     Ok(())
 }
 
@@ -86,6 +110,22 @@ pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
         size_text(applied.limits.max_image_size)
     );
     println!("tag_count_limit: {}", applied.limits.tag_count_limit);
+    println!("image_count_limit: {}", applied.limits.image_count_limit);
+    match (
+        limits_core::namespace_of(repository.as_str()),
+        policy.quota_for(&repository),
+    ) {
+        (None, _) => {
+            println!("namespace quota: none ({repository} has no namespace: no `/` in its name)")
+        }
+        (Some(namespace), None) => {
+            println!("namespace quota: none (no entry of namespace_quotas matches {namespace})")
+        }
+        (Some(_), Some(quota)) => println!(
+            "namespace quota: {} for namespace {} ({}; enforcement {})",
+            quota.hard, quota.namespace, quota.source, quota.enforcement
+        ),
+    }
     let protections = &applied.protections;
     let from = |source: &limits_core::LimitSource| match source {
         limits_core::LimitSource::Global => "global".to_owned(),
@@ -125,5 +165,6 @@ pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
         protections.warn_at.value,
         from(&protections.warn_at.source)
     );
+    print_not_enforced(&policy);
     Ok(())
 }

@@ -74,6 +74,62 @@ fn check_config_and_explain_show_protections() {
     );
 }
 
+/// `image_count_limit` and `namespace_quotas` are shown, with the namespace a repository
+/// falls in, and said to be not enforced yet, by `check-config`, `explain` and `serve`'s log.
+#[test]
+fn check_config_and_explain_show_image_counts_and_namespace_quotas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("limits.yaml");
+    std::fs::write(
+        &path,
+        "max_image_size: 1GB\ntag_count_limit: \"10\"\nrules:\n  - path: ^team-a/\n    limit: {max_image_size: 1GB, tag_count_limit: 10, image_count_limit: 5}\nnamespace_quotas: |\n  - namespace: ^team-a$\n    hard: {repositories: \"20\", storage: 50GB}\n",
+    )
+    .expect("write config");
+    let path = path.to_string_lossy().into_owned();
+    let note = "note: image_count_limit, namespace_quotas read and validated but not enforced by this version of the gateway yet";
+    let (ok, out, err) = run(&["check-config", &path]);
+    assert!(ok, "{err}");
+    for line in [
+        "  1. ^team-a/  max_image_size 1 GiB (1073741824 bytes), tag_count_limit 10, image_count_limit 5",
+        "  1. ^team-a$  repositories 20, storage 50 GiB",
+        note,
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let (ok, out, err) = run(&["explain", "--config", &path, "team-a/tools/app"]);
+    assert!(ok, "{err}");
+    for line in [
+        "image_count_limit: 5",
+        "namespace quota: repositories 20, storage 50 GiB for namespace team-a (namespace quota 1: ^team-a$; enforcement deny)",
+        note,
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let (ok, out, _) = run(&["explain", "--config", &path, "app"]);
+    assert!(ok);
+    assert!(out.contains("image_count_limit: unlimited"), "{out}");
+    assert!(
+        out.contains("namespace quota: none (app has no namespace: no `/` in its name)"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["explain", "--config", &path, "team-b/app"]);
+    assert!(ok);
+    assert!(
+        out.contains("namespace quota: none (no entry of namespace_quotas matches team-b)"),
+        "{out}"
+    );
+    // Without either key, no note.
+    std::fs::write(
+        dir.path().join("plain.yaml"),
+        "max_image_size: 1GB\ntag_count_limit: \"1\"\n",
+    )
+    .expect("write config");
+    let plain = dir.path().join("plain.yaml").to_string_lossy().into_owned();
+    let (ok, out, _) = run(&["check-config", &plain]);
+    assert!(ok);
+    assert!(!out.contains("not enforced"), "{out}");
+}
+
 #[test]
 fn check_config_and_explain_show_the_delete_opt_out() {
     let dir = tempfile::tempdir().expect("tempdir");
