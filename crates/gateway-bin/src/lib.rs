@@ -15,7 +15,8 @@
 //! 5. Refusals are answered in the registry's error envelope (`answer`); decisions are logged,
 //!    counted (`metrics`) and sent to the `webhook`.
 //! 6. `forward` sends what was checked to the registry and the answer back; `admin` serves
-//!    `/metrics`, `/healthz`, `/readyz`.
+//!    `/metrics`, `/healthz`, `/readyz`, and receives the registry's notifications for the
+//!    `inventory` of each namespace (not consulted by push decisions yet).
 
 mod admin;
 mod answer;
@@ -32,6 +33,7 @@ mod forward;
 mod gateway;
 mod hangup;
 mod inspect;
+mod inventory;
 mod io;
 mod manifest;
 mod manifest_body;
