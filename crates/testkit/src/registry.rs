@@ -117,6 +117,26 @@ impl RegistryBuilder {
         self
     }
 
+    /// A `notifications.endpoints` entry named `name` posting every event but pulls to `url`
+    /// with `headers` (e.g. `("Authorization", "Bearer <token>")`), retried quickly: a 1 s
+    /// `timeout`, a `threshold` of 3 failures and a 1 s `backoff`.
+    pub fn notifications_endpoint(self, name: &str, url: &str, headers: &[(&str, &str)]) -> Self {
+        let headers: String = headers
+            .iter()
+            .map(|(key, value)| format!("\n        {key}: [{}]", yaml_string(value)))
+            .collect();
+        let headers = if headers.is_empty() {
+            String::new()
+        } else {
+            format!("\n      headers:{headers}")
+        };
+        self.extra_config(&format!(
+            "notifications:\n  endpoints:\n    - name: {}\n      url: {}{headers}\n      timeout: 1s\n      threshold: 3\n      backoff: 1s\n      ignore:\n        actions: [pull]\n",
+            yaml_string(name),
+            yaml_string(url)
+        ))
+    }
+
     /// distribution's own read-only mode (`storage: maintenance: readonly: enabled: true`):
     /// reads work, every write is answered `405 Method Not Allowed`.
     pub fn read_only(self) -> Self {
