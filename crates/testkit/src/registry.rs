@@ -121,20 +121,15 @@ impl RegistryBuilder {
     /// with `headers` (e.g. `("Authorization", "Bearer <token>")`), retried quickly: a 1 s
     /// `timeout`, a `threshold` of 3 failures and a 1 s `backoff`.
     pub fn notifications_endpoint(self, name: &str, url: &str, headers: &[(&str, &str)]) -> Self {
-        let headers: String = headers
+        let headers: serde_json::Map<String, serde_json::Value> = headers
             .iter()
-            .map(|(key, value)| format!("\n        {key}: [{}]", yaml_string(value)))
+            .map(|(k, v)| ((*k).to_owned(), serde_json::json!([v])))
             .collect();
-        let headers = if headers.is_empty() {
-            String::new()
-        } else {
-            format!("\n      headers:{headers}")
-        };
-        self.extra_config(&format!(
-            "notifications:\n  endpoints:\n    - name: {}\n      url: {}{headers}\n      timeout: 1s\n      threshold: 3\n      backoff: 1s\n      ignore:\n        actions: [pull]\n",
-            yaml_string(name),
-            yaml_string(url)
-        ))
+        let endpoint = serde_json::json!({"name": name, "url": url, "headers": headers, "timeout": "1s",
+            "threshold": 3, "backoff": "1s", "ignore": {"actions": ["pull"]}});
+        self.extra_config(
+            &serde_json::json!({"notifications": {"endpoints": [endpoint]}}).to_string(),
+        )
     }
 
     /// distribution's own read-only mode (`storage: maintenance: readonly: enabled: true`):

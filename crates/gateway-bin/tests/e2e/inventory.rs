@@ -77,6 +77,9 @@ async fn delete_at_registry(registry: &Registry, repository: &str, digest: &str)
     assert_eq!(answer.status(), StatusCode::ACCEPTED);
 }
 
+/// A refused notification: authorization, content type, body, status, part of the message.
+type Refused<'a> = (Option<&'a str>, &'a str, Vec<u8>, StatusCode, &'a str);
+
 async fn post(
     gateway: &Gateway,
     authorization: Option<&str>,
@@ -181,7 +184,7 @@ async fn a_tag_deleted_at_the_registry_leaves_the_inventory_with_its_notificatio
     );
     let json = "application/vnd.docker.distribution.events.v1+json";
     #[rustfmt::skip]
-    let refused: &[(Option<&str>, &str, Vec<u8>, StatusCode, &str)] = &[
+    let refused: &[Refused] = &[
         (None, json, forged.clone().into_bytes(), StatusCode::UNAUTHORIZED, "bearer token"),
         (Some("Bearer wrong"), json, forged.clone().into_bytes(), StatusCode::UNAUTHORIZED, "bearer token"),
         (Some(&format!("Basic {TOKEN}")), json, forged.clone().into_bytes(), StatusCode::UNAUTHORIZED, "bearer token"),
@@ -268,4 +271,42 @@ async fn without_notifications_the_refresh_corrects_the_inventory() {
         "{logs}"
     );
     assert!(logs.contains("tag_removed"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_registry_sending_the_wrong_token_changes_nothing() {
+    let admin_port = testkit::free_port();
+    let registry = Registry::builder(testkit::RegistryAuth::Anonymous)
+        .notifications_endpoint(
+            "registry-gateway",
+            &format!("http://127.0.0.1:{admin_port}/v1/registry-notifications"),
+            &[("Authorization", "Bearer not-the-token")],
+        )
+        .start();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).expect("token file");
+    let gateway = Gateway::builder(registry.base_url())
+        .admin_port(admin_port)
+        .arg("--notifications-token-file")
+        .arg(token_file.display().to_string())
+        .start();
+    let image = TestImage::new(&[8 * KB], 261);
+    gateway
+        .push(&image, "team-w/app", "v1", &[])
+        .await
+        .assert_success();
+    assert_eq!(usage(&gateway, "team-w"), (1, 1, 1, stored(&image)));
+    delete_at_registry(&registry, "team-w/app", &image.manifest().digest).await;
+    eventually("a refused notification", || {
+        gateway.metric("registry_gateway_inventory_notifications_total{result=\"unauthorized\"}")
+            >= 1.0
+    })
+    .await;
+    // Until the reconciliation (default 10m), the inventory keeps what it was told last.
+    assert_eq!(usage(&gateway, "team-w"), (1, 1, 1, stored(&image)));
+    assert_eq!(
+        gateway.metric("registry_gateway_inventory_notifications_total{result=\"accepted\"}"),
+        0.0
+    );
 }
