@@ -46,18 +46,32 @@ pub(super) async fn namespace<U: Catalog>(
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    let mut state = NamespaceState::default();
+    // Each manifest not known yet, fetched once (from the first repository listing it).
+    let mut wanted: BTreeMap<Digest, String> = BTreeMap::new();
+    for (repository, tags) in &listed {
+        for digest in tags.values().filter(|d| !known.contains_key(*d)) {
+            wanted
+                .entry(digest.clone())
+                .or_insert_with(|| repository.clone());
+        }
+    }
+    let fetched: Vec<Vec<(Digest, ManifestFacts)>> = futures_util::stream::iter(wanted)
+        .map(|(digest, repository)| async move {
+            let mut local = HashMap::new();
+            facts_of(reader, permits, &repository, &digest, &mut local).await
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     let mut known = known;
+    known.extend(fetched.into_iter().flatten());
+    let mut state = NamespaceState::default();
     for (repository, tags) in listed {
-        let digests: Vec<Digest> = tags.values().cloned().collect();
-        for digest in digests {
-            for (digest, facts) in
-                facts_of(reader, permits, &repository, &digest, &mut known).await?
-            {
-                state.learn(digest, facts);
-            }
-            if let Some(facts) = known.get(&digest) {
-                learn_tree(&mut state, &known, &digest, facts.clone(), 0);
+        for digest in tags.values() {
+            if let Some(facts) = known.get(digest) {
+                learn_tree(&mut state, &known, digest, facts.clone(), 0);
             }
         }
         state.set_tags(&repository, tags);

@@ -248,11 +248,29 @@ async fn without_notifications_the_refresh_corrects_the_inventory() {
         .push(&second, "team-r/app", "latest", &[])
         .await
         .assert_success();
+    // Neighbours in both orders distribution may list the catalog in are left out.
+    for other in [
+        "team-r-x/app",
+        "team-r.x/app",
+        "team/app",
+        "alpha/app",
+        "zeta/app",
+    ] {
+        gateway
+            .push(&first, other, "v1", &[])
+            .await
+            .assert_success();
+    }
     assert_eq!(
         usage(&gateway, "team-r"),
         (1, 2, 3, stored(&first) + stored(&second))
     );
 
+    let logs = registry.logs();
+    assert!(
+        logs.contains("/v2/_catalog?n=") && logs.contains("&last=team-r "),
+        "the catalog is read from the namespace's prefix:\n{logs}"
+    );
     delete_at_registry(&registry, "team-r/app", &second.manifest().digest).await;
     // Nothing tells the gateway until the reconciliation reads the namespace again.
     assert_eq!(usage(&gateway, "team-r").2, 3);
