@@ -372,8 +372,21 @@ impl<U: Catalog> Inventory<U> {
                 .collect()
         };
         let mut fresh = self.read_namespace(namespace, entry).await?;
+        let mut known = entry.lock().state.manifests().clone();
         for (repository, digest) in untagged {
             if read::exists(self.reader.as_ref(), &self.permits, &repository, &digest).await? {
+                // Facts a notification could not read when it arrived.
+                let fetched = read::facts_of(
+                    self.reader.as_ref(),
+                    &self.permits,
+                    &repository,
+                    &digest,
+                    &mut known,
+                )
+                .await?;
+                for (digest, facts) in fetched {
+                    fresh.learn(digest, facts);
+                }
                 fresh.apply(&Change::Pushed {
                     repository,
                     digest,
