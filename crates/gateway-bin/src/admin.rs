@@ -1,4 +1,6 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/readyz/coordination`.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/readyz/coordination`; the
+//! registry's notifications (`POST /v1/registry-notifications`) and the inventory's view
+//! (`GET /v1/inventory/<namespace>`), both in the `inventory` module.
 //!
 //! Readiness means "can serve": the configuration is loaded (always true once this listener is
 //! up) and the upstream answers. The coordination store is not part of it: with Redis down,
@@ -18,6 +20,7 @@ use tokio::sync::Mutex;
 use upstream_client::ReqwestUpstream;
 
 use crate::coordination::RedisCoordination;
+use crate::inventory::{Inventory, notifications};
 use crate::metrics::Metrics;
 
 /// How long one probe of the upstream or of the coordination store is reused.
@@ -32,6 +35,10 @@ pub struct Admin {
     pub upstream: Arc<ReqwestUpstream>,
     /// The coordination store, asked by `/readyz/coordination` in Redis mode.
     pub coordination: Option<RedisCoordination>,
+    /// The registry inventory, fed by `POST /v1/registry-notifications`.
+    pub inventory: Arc<Inventory>,
+    /// How notifications are authenticated and bounded.
+    pub notifications: notifications::Settings,
     upstream_probe: Probe,
     coordination_probe: Probe,
 }
@@ -63,11 +70,15 @@ impl Admin {
         metrics: Arc<Metrics>,
         upstream: Arc<ReqwestUpstream>,
         coordination: Option<RedisCoordination>,
+        inventory: Arc<Inventory>,
+        notifications: notifications::Settings,
     ) -> Self {
         Self {
             metrics,
             upstream,
             coordination,
+            inventory,
+            notifications,
             upstream_probe: Probe::default(),
             coordination_probe: Probe::default(),
         }
@@ -108,14 +119,41 @@ impl Admin {
         }
     }
 
+    /// The gateway's metrics followed by the inventory's, with one closing `# EOF`.
+    fn encode_metrics(&self) -> String {
+        self.inventory.update_gauges();
+        let mut text = self.metrics.encode();
+        if let Some(stripped) = text.strip_suffix("# EOF\n") {
+            text.truncate(stripped.len());
+        }
+        self.inventory.metrics().encode_into(&mut text);
+        text.push_str("# EOF\n");
+        text
+    }
+
     /// Answers one admin request.
     pub async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let (status, content_type, body) = match request.uri().path() {
+        let path = request.uri().path().to_owned();
+        let (status, content_type, body) = match path.as_str() {
             "/metrics" => (
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                self.metrics.encode(),
+                self.encode_metrics(),
             ),
+            notifications::PATH => {
+                let (status, body) =
+                    notifications::receive(&self.inventory, &self.notifications, request).await;
+                (status, "text/plain", body)
+            }
+            view if view.starts_with(crate::inventory::view::PREFIX) => {
+                let (status, body) = crate::inventory::view::answer(&self.inventory, view).await;
+                let content_type = if status == StatusCode::OK {
+                    "application/json"
+                } else {
+                    "text/plain"
+                };
+                (status, content_type, body)
+            }
             "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
             // The configuration was loaded before this listener started, and a failed reload
             // keeps the last good one: only the upstream decides readiness.

@@ -18,8 +18,8 @@ use crate::gateway::{Gateway, GatewayParts};
 use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::{
-    admin, blob_sizes, config_source, connections, coordination, credentials, inspect, migrate,
-    relay, report, server, subjects, tls, upload_sessions, upstream, webhook,
+    admin, blob_sizes, config_source, connections, coordination, credentials, inspect, inventory,
+    migrate, relay, report, server, subjects, tls, upload_sessions, upstream, webhook,
 };
 
 /// Runs the subcommand `cli` names; the process's exit code.
@@ -200,6 +200,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ))
         }
     };
+    // The inventory reads the registry as tag counts do: through Harbor's external URL with the
+    // robot account in Harbor mode, else the upstream itself.
+    let inventory_reader = match &tag_source {
+        TagSource::External(external) => Arc::clone(external),
+        TagSource::Upstream => Arc::clone(&registry),
+    };
+    let inventory = Arc::new(inventory::Inventory::new(
+        inventory_reader,
+        usize::from(args.inventory.inventory_concurrency),
+        Arc::new(inventory::InventoryMetrics::new()),
+    ));
+    let notification_settings = inventory::notifications::Settings::load(
+        args.inventory.notifications_token_file.as_deref(),
+        args.inventory.notifications_max_body.bytes(),
+    )?;
+    tracing::info!(refresh = %args.inventory.inventory_refresh, token = notification_settings.token.is_some(), "registry inventory: notifications at {} on the admin listener", inventory::notifications::PATH);
+    let inventory_task =
+        tokio::spawn(Arc::clone(&inventory).refresh_every(*args.inventory.inventory_refresh));
     let tls_files = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let mut target = upstream::target::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
     if tls_files.is_some() {
@@ -360,6 +378,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&metrics),
         registry,
         shared_store,
+        inventory,
+        notification_settings,
     ));
     let admin_task = tokio::spawn(server::serve(
         admin_listener,
@@ -407,6 +427,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         webhook.flush().await;
     }
     admin_task.abort();
+    inventory_task.abort();
     watch_task.abort();
     if let Some(task) = tls_task {
         task.abort();

@@ -477,6 +477,10 @@ pub struct ServeArgs {
         default_value_t = 64
     )]
     pub admin_max_connections: usize,
+
+    /// The registry inventory and its notification endpoint.
+    #[command(flatten)]
+    pub inventory: crate::inventory::InventoryArgs,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //!
 //! 1. `server` accepts a connection (bounded by `connections`), plain or `tls`; plain reads go
 //!    through the `relay` (HTTP/1, bodies spliced), everything else through hyper.
-//! 2. `gateway::Gateway::handle` reads the request once (`registry_api::ApiRequest`) and hands
+//! 2. `gateway::Gateway::handle` reads the request head once (`registry_api::RequestHead`) and hands
 //!    each checked route to a handler that receives only what it uses: the registry's facts
 //!    (`facts`: blob sizes, tags, digests, signature subjects), the repository's limits, the
 //!    coordination, the decision log (`decision_log`) and the `options`.
@@ -19,7 +19,9 @@
 //!    counted (`metrics`) and rendered in the registry's error envelope; limit decisions are
 //!    logged, counted and sent to the `webhook` by `decision_log`.
 //! 6. `upstream::forward` sends what was checked to the registry and the answer back (headers
-//!    rewritten by `upstream::target`); `admin` serves `/metrics`, `/healthz`, `/readyz`.
+//!    rewritten by `upstream::target`); `admin` serves `/metrics`, `/healthz`, `/readyz`, and
+//!    receives the registry's notifications for the `inventory` of each namespace (not
+//!    consulted by push decisions yet).
 
 mod admin;
 mod app;
@@ -36,6 +38,7 @@ mod facts;
 mod gateway;
 mod hangup;
 mod inspect;
+mod inventory;
 mod io;
 mod manifest;
 mod manifest_body;

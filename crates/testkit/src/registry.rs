@@ -117,6 +117,21 @@ impl RegistryBuilder {
         self
     }
 
+    /// A `notifications.endpoints` entry named `name` posting every event but pulls to `url`
+    /// with `headers` (e.g. `("Authorization", "Bearer <token>")`), retried quickly: a 1 s
+    /// `timeout`, a `threshold` of 3 failures and a 1 s `backoff`.
+    pub fn notifications_endpoint(self, name: &str, url: &str, headers: &[(&str, &str)]) -> Self {
+        let headers: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::json!([v])))
+            .collect();
+        let endpoint = serde_json::json!({"name": name, "url": url, "headers": headers, "timeout": "1s",
+            "threshold": 3, "backoff": "1s", "ignore": {"actions": ["pull"]}});
+        self.extra_config(
+            &serde_json::json!({"notifications": {"endpoints": [endpoint]}}).to_string(),
+        )
+    }
+
     /// distribution's own read-only mode (`storage: maintenance: readonly: enabled: true`):
     /// reads work, every write is answered `405 Method Not Allowed`.
     pub fn read_only(self) -> Self {

@@ -277,6 +277,20 @@ impl Inventory for ReqwestUpstream {
     async fn catalog(&self, auth: Auth<'_>) -> Result<Vec<String>, UpstreamError> {
         listing::list(&self.session, Listing::Catalog, self.pages, auth).await
     }
+
+    async fn catalog_namespace(
+        &self,
+        namespace: &str,
+        auth: Auth<'_>,
+    ) -> Result<Vec<String>, UpstreamError> {
+        listing::list(
+            &self.session,
+            Listing::CatalogNamespace(namespace),
+            self.pages,
+            auth,
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,25 @@ pub trait Inventory: Upstream {
         &self,
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send;
+
+    /// The repositories under `<namespace>/` the catalog lists. The default reads the whole
+    /// catalog and keeps them; [`ReqwestUpstream`](crate::ReqwestUpstream) starts at
+    /// `?last=<namespace>` and stops at the first page past the namespace.
+    fn catalog_namespace(
+        &self,
+        namespace: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
+        let prefix = format!("{namespace}/");
+        let all = self.catalog(auth);
+        async move {
+            Ok(all
+                .await?
+                .into_iter()
+                .filter(|name| name.starts_with(&prefix))
+                .collect())
+        }
+    }
 }
 
 impl<T: Inventory> Inventory for Arc<T> {
@@ -27,6 +46,14 @@ impl<T: Inventory> Inventory for Arc<T> {
     ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
         T::catalog(self, auth)
     }
+
+    fn catalog_namespace(
+        &self,
+        namespace: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
+        T::catalog_namespace(self, namespace, auth)
+    }
 }
 
 impl<T: Inventory> Inventory for &T {
@@ -35,6 +62,14 @@ impl<T: Inventory> Inventory for &T {
         auth: Auth<'_>,
     ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
         T::catalog(self, auth)
+    }
+
+    fn catalog_namespace(
+        &self,
+        namespace: &str,
+        auth: Auth<'_>,
+    ) -> impl Future<Output = Result<Vec<String>, UpstreamError>> + Send {
+        T::catalog_namespace(self, namespace, auth)
     }
 }
 

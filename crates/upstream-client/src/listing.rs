@@ -34,6 +34,8 @@ pub(crate) enum Listing<'a> {
     Tags(&'a RepositoryName),
     /// `GET /v2/_catalog`
     Catalog,
+    /// `GET /v2/_catalog?last=<namespace>`: the repositories under `<namespace>/`.
+    CatalogNamespace(&'a str),
 }
 
 /// How many entries to ask for per page, and how many pages to follow at most.
@@ -49,14 +51,14 @@ impl Listing<'_> {
     fn path(self) -> String {
         match self {
             Listing::Tags(repo) => format!("v2/{repo}/tags/list"),
-            Listing::Catalog => "v2/_catalog".to_owned(),
+            Listing::Catalog | Listing::CatalogNamespace(_) => "v2/_catalog".to_owned(),
         }
     }
 
     fn scope(self) -> String {
         match self {
             Listing::Tags(repo) => format!("repository:{repo}:pull"),
-            Listing::Catalog => "registry:catalog:*".to_owned(),
+            Listing::Catalog | Listing::CatalogNamespace(_) => "registry:catalog:*".to_owned(),
         }
     }
 
@@ -69,14 +71,25 @@ impl Listing<'_> {
                     excerpt: excerpt(body),
                     source: Box::new(e),
                 }),
-            Listing::Catalog => serde_json::from_slice::<CatalogPage>(body)
-                .map(|page| page.repositories.unwrap_or_default())
-                .map_err(|e| ResponseProblem::Catalog {
-                    excerpt: excerpt(body),
-                    source: Box::new(e),
-                }),
+            Listing::Catalog | Listing::CatalogNamespace(_) => {
+                serde_json::from_slice::<CatalogPage>(body)
+                    .map(|page| page.repositories.unwrap_or_default())
+                    .map_err(|e| ResponseProblem::Catalog {
+                        excerpt: excerpt(body),
+                        source: Box::new(e),
+                    })
+            }
         }
     }
+}
+
+/// Whether a catalog entry sorts after every repository of `namespace` both in plain string
+/// order and in distribution's path order (component by component): its first component sorts
+/// after the namespace, and the whole name after `<namespace>/`. Once a page holds such an entry,
+/// the pages after it cannot hold the namespace's repositories.
+pub(crate) fn past_namespace(namespace: &str, entry: &str) -> bool {
+    let first = entry.split('/').next().unwrap_or(entry);
+    first > namespace && entry > format!("{namespace}/").as_str()
 }
 
 /// Resolves a page's `Link` next target against the page's URL, refusing other origins than
@@ -110,6 +123,10 @@ pub(crate) async fn list(
     let mut url = requester.url(&listing.path())?;
     url.query_pairs_mut()
         .append_pair("n", &pages.size.to_string());
+    if let Listing::CatalogNamespace(namespace) = listing {
+        // Both orders distribution may list in put `<namespace>` before `<namespace>/...`.
+        url.query_pairs_mut().append_pair("last", namespace);
+    }
     let first = shown(&url);
     let scope = listing.scope();
     let mut entries = Vec::new();
@@ -150,7 +167,24 @@ pub(crate) async fn list(
                     url: shown_url.clone(),
                     problem,
                 })?;
-        entries.extend(page_entries);
+        let next = match listing {
+            Listing::CatalogNamespace(namespace) => {
+                let past = page_entries
+                    .iter()
+                    .any(|entry| past_namespace(namespace, entry));
+                let prefix = format!("{namespace}/");
+                entries.extend(
+                    page_entries
+                        .into_iter()
+                        .filter(|entry| entry.starts_with(&prefix)),
+                );
+                if past { None } else { next }
+            }
+            _ => {
+                entries.extend(page_entries);
+                next
+            }
+        };
         match next {
             Some(next) => url = next,
             None => {
@@ -158,7 +192,7 @@ pub(crate) async fn list(
                     Listing::Tags(repo) => {
                         tracing::debug!(repository = %repo, tags = entries.len(), pages = page, "listed upstream tags");
                     }
-                    Listing::Catalog => {
+                    Listing::Catalog | Listing::CatalogNamespace(_) => {
                         tracing::debug!(
                             repositories = entries.len(),
                             pages = page,
@@ -174,4 +208,32 @@ pub(crate) async fn list(
         limit: pages.max,
         url: first,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_a_namespace() {
+        #[rustfmt::skip]
+        let cases = [
+            ("team-a", "team-a/app", false),
+            ("team-a", "team-a/tools/app", false),
+            // Before `team-a/` in string order, after it in path order: not past in both.
+            ("team-a", "team-a-x/app", false),
+            ("team-a", "team-a.x/app", false),
+            ("team-a", "team-b/app", true),
+            ("team-a", "zeta", true),
+            ("team-a", "team", false),
+            ("team-a", "alpha/app", false),
+        ];
+        for (namespace, entry, want) in cases {
+            assert_eq!(
+                past_namespace(namespace, entry),
+                want,
+                "{namespace} {entry}"
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod deletes;
 mod deployment;
 mod docker;
 mod integrity;
+mod inventory;
 mod listener;
 mod migration;
 mod operations;

@@ -30,6 +30,7 @@ pub struct GatewayBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     listen_ip: String,
+    admin_port: Option<u16>,
 }
 
 impl GatewayBuilder {
@@ -58,6 +59,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// The admin listener's port (default: a free one), for a registry configured before the
+    /// gateway starts to notify it.
+    pub fn admin_port(mut self, port: u16) -> Self {
+        self.admin_port = Some(port);
+        self
+    }
+
     /// An environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.to_owned(), value.to_owned()));
@@ -76,7 +84,7 @@ impl GatewayBuilder {
             }
         };
         let port = testkit::free_port();
-        let admin_port = testkit::free_port();
+        let admin_port = self.admin_port.unwrap_or_else(testkit::free_port);
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
         let mut args = self.args;
         if !args.iter().any(|a| a == "--reload-interval") {
@@ -133,6 +141,7 @@ impl Gateway {
             args: Vec::new(),
             envs: Vec::new(),
             listen_ip: "127.0.0.1".to_owned(),
+            admin_port: None,
         }
     }
 

@@ -1,0 +1,41 @@
+//! The `serve` flags of the inventory and of the notification endpoint.
+
+/// Flags of the registry inventory (`serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InventoryArgs {
+    /// How often each namespace the inventory knows is read again from the registry and the
+    /// inventory corrected (each correction logged and counted).
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_INVENTORY_REFRESH",
+        default_value = "10m"
+    )]
+    pub inventory_refresh: humantime::Duration,
+
+    /// Requests to the registry at once while the inventory reads a namespace.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_INVENTORY_CONCURRENCY",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub inventory_concurrency: u16,
+
+    /// A file (a mounted Secret) holding the bearer token the registry must send with its
+    /// notifications (`Authorization: Bearer <token>`); without it, notifications are accepted
+    /// from anyone who reaches the admin listener.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_NOTIFICATIONS_TOKEN_FILE",
+        value_name = "PATH"
+    )]
+    pub notifications_token_file: Option<std::path::PathBuf>,
+
+    /// Largest notification body accepted; a larger one is answered 413.
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_NOTIFICATIONS_MAX_BODY",
+        default_value = "1MiB"
+    )]
+    pub notifications_max_body: limits_core::ByteSize,
+}
