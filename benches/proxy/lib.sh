@@ -61,8 +61,14 @@ start_gateway() { # log port admin-port [serve-argument...]
         --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" "$@"
 }
 
-# The release binary of the gateway, built first when $2 is 1.
+# The release binary of the gateway, built first when $2 is 1; $GATEWAY_BIN, when set, names
+# another binary (say one built at an earlier commit) and nothing is built.
 gateway_binary() { # root build
+    if [ -n "${GATEWAY_BIN:-}" ]; then
+        [ -x "$GATEWAY_BIN" ] || die "GATEWAY_BIN=$GATEWAY_BIN is not an executable"
+        echo "$GATEWAY_BIN"
+        return
+    fi
     if [ "$2" = 1 ]; then
         log "building the gateway (cargo build --release -p gateway-bin)"
         (cd "$1" && cargo build --release -p gateway-bin --quiet)
