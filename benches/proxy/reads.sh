@@ -37,6 +37,9 @@ usage: benches/proxy/reads.sh [--quick] [--write-docs] [options]
   --small-only       run only scenario 4 (1 KiB blob GET, 8 connections)
   --no-build         use target/release/registry-gateway as built
   --keep             keep the temporary directory
+
+GATEWAY_BIN=<path> in the environment runs that binary (say one built at an earlier commit)
+instead of building target/release/registry-gateway.
 EOF
 }
 
