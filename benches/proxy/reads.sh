@@ -12,7 +12,11 @@
 #      the relay's CPU seconds per GB), checked byte for byte by digest;
 #   2. GET of a manifest (wrk) and HEAD of a blob (ab -i -k) at 16 connections (requests/s
 #      and relay CPU per request);
-#   3. the gateway's peak resident memory during the blob transfers.
+#   3. the gateway's peak resident memory during the blob transfers;
+#   4. small requests as the issue that set the target measured them: GET of a 1 KiB blob with
+#      keep-alive at 8 connections (wrk -t1 -c8 per path), the relay's CPU per request from
+#      /proc (the threads of the gateway process and of nginx's workers, from their schedstat),
+#      the four paths side by side at the same time in every round.
 # Prints a table of medians of per-round ratios; --write-docs also writes it into
 # docs/performance.md between the read-bench markers. Needs cargo, docker-registry, nginx,
 # wrk, ab, curl and coreutils (scripts/install-deps.sh installs the Debian packages). Asserts
@@ -30,18 +34,22 @@ usage: benches/proxy/reads.sh [--quick] [--write-docs] [options]
   --rounds N         rounds of every scenario (default 5; quick 1)
   --duration SECS    length of one wrk/ab run (default 8; quick 2)
   --connections N    connections of those runs (default 16)
+  --small-only       run only scenario 4 (1 KiB blob GET, 8 connections)
   --no-build         use target/release/registry-gateway as built
   --keep             keep the temporary directory
+
+GATEWAY_BIN=<path> in the environment runs that binary (say one built at an earlier commit)
+instead of building target/release/registry-gateway.
 EOF
 }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-command_line="benches/proxy/reads.sh${*:+ $*}"
+command_line="${GATEWAY_BIN:+GATEWAY_BIN=$GATEWAY_BIN }benches/proxy/reads.sh${*:+ $*}"
 # shellcheck source=benches/proxy/lib.sh
 . "$here/lib.sh"
 
-quick=0 write_docs=0 build=1 keep=0 size='' rounds='' duration='' connections=16
+quick=0 write_docs=0 build=1 keep=0 small_only=0 size='' rounds='' duration='' connections=16
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -50,6 +58,7 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift ;;
         --duration) duration=$2; shift ;;
         --connections) connections=$2; shift ;;
+        --small-only) small_only=1 ;;
         --no-build) build=0 ;;
         --keep) keep=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -63,6 +72,7 @@ else
     : "${size:=512M}" "${rounds:=5}" "${duration:=8}"
 fi
 size_bytes=$(numfmt --from=iec "$size")
+[ "$small_only" = 0 ] || [ "$write_docs" = 0 ] || die "--write-docs writes the whole table: not with --small-only"
 
 require_tools cargo docker-registry nginx wrk ab curl sha256sum numfmt
 
@@ -126,6 +136,15 @@ relay_pids() { # path
 
 # ---------------------------------------------------------------------------------------------
 # Scenario 1: blob upload and download.
+
+# Samples of a run of small requests: requests/s, and the relay's CPU µs per request.
+small_samples() { # what path rps requests relay-ticks
+    sample "$1.rps.$2" "$3"
+    sample "$1.cpu.$2" "$(awk -v c="$5" -v hz="$clk_tck" -v n="$4" 'BEGIN { printf "%.1f", c / hz / n * 1e6 }')"
+    log "  $1 $2: $3 req/s"
+}
+
+if [ "$small_only" = 0 ]; then
 
 log "generating a $size random blob"
 blob="$work/blob"
@@ -204,11 +223,6 @@ cat >"$work/GET.lua" <<EOF
 wrk.method = "GET"
 wrk.headers["Accept"] = "$manifest_type"
 EOF
-small_samples() { # what path rps requests relay-ticks
-    sample "$1.rps.$2" "$3"
-    sample "$1.cpu.$2" "$(awk -v c="$5" -v hz="$clk_tck" -v n="$4" 'BEGIN { printf "%.1f", c / hz / n * 1e6 }')"
-    log "  $1 $2: $3 req/s"
-}
 run_wrk() { # path
     local out rps n c0 c1 relay=()
     mapfile -t relay < <(relay_pids "$1")
@@ -243,9 +257,57 @@ for round in $(seq 1 "$rounds"); do
     for path in $(order "$round"); do run_wrk "$path"; done
     for path in $(order "$round"); do run_ab "$path"; done
 done
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Scenario 4: GET of a 1 KiB blob, keep-alive, 8 connections (wrk -t2 -c8).
+
+small_connections=8
+printf 'small blob %.0s' $(seq 1 100) | head -c 1024 >"$work/small.bin"
+small_digest="sha256:$(sha256sum "$work/small.bin" | cut -d' ' -f1)"
+request 202 -X POST "$direct/v2/bench/tiny/blobs/uploads/" >/dev/null
+request 201 -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$work/small.bin" \
+    "$(with_query "$(location "$direct")" "digest=$small_digest")" >/dev/null
+small_url() { echo "${base[$1]}/v2/bench/tiny/blobs/$small_digest"; }
+for path in "${paths[@]}"; do
+    got=$(curl -fsS "$(small_url "$path")" | sha256sum | cut -d' ' -f1)
+    [ "sha256:$got" = "$small_digest" ] || die "GET 1 KiB blob through $path returned other bytes"
+done
+# The four paths run at the same time, one wrk each: on a shared machine whose load changes
+# from one second to the next, CPU per request is only comparable when measured over the
+# same seconds (one after the other, the per-round ratios of gateway / nginx spread 0.90-1.22).
+run_small_together() {
+    local path out rps n relay=() wrk_pids=()
+    declare -A c0
+    for path in "${paths[@]}"; do
+        mapfile -t relay < <(relay_pids "$path")
+        c0[$path]=$(cpu_ns "${relay[@]}")
+    done
+    for path in "${paths[@]}"; do
+        wrk -t1 -c"$small_connections" -d"${duration}s" "$(small_url "$path")" >"$work/small.$path" 2>&1 &
+        wrk_pids+=($!)
+    done
+    wait "${wrk_pids[@]}" || die "wrk failed: $(cat "$work"/small.*)"
+    for path in "${paths[@]}"; do
+        mapfile -t relay < <(relay_pids "$path")
+        out=$(cat "$work/small.$path")
+        ! grep -Eq 'Non-2xx or 3xx responses:|Socket errors:' <<<"$out" || die "wrk GET 1 KiB through $path: $out"
+        rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+        n=$(awk '/ requests in / { print $1 }' <<<"$out")
+        [ -n "$rps" ] && [ "${n:-0}" -gt 0 ] || die "cannot read wrk output: $out"
+        sample "small.rps.$path" "$rps"
+        sample "small.cpu.$path" "$(awk -v c=$(($(cpu_ns "${relay[@]}") - c0[$path])) -v n="$n" 'BEGIN { printf "%.1f", c / 1e3 / n }')"
+        log "  small $path: $rps req/s"
+    done
+}
+log "scenario 4: $rounds rounds of ${duration} s, the four paths at once, $small_connections connections each: GET 1 KiB blob (wrk)"
+for round in $(seq 1 "$rounds"); do run_small_together; done
+
 for pid in "$gateway_pid" "$hyper_pid"; do kill -0 "$pid" 2>/dev/null || die "a gateway exited (see $work)"; done
-relayed=$(curl -fsS "http://127.0.0.1:$admin_port/metrics" | awk '/^registry_gateway_read_relay_body_bytes_total\{how="splice"\}/ { print $2 }')
-[ "${relayed:-0}" != 0 ] || die "the gateway spliced nothing: is the read relay on?"
+if [ "$small_only" = 0 ]; then
+    relayed=$(curl -fsS "http://127.0.0.1:$admin_port/metrics" | awk '/^registry_gateway_read_relay_body_bytes_total\{how="splice"\}/ { print $2 }')
+    [ "${relayed:-0}" != 0 ] || die "the gateway spliced nothing: is the read relay on?"
+fi
 elapsed=$(($(date +%s) - started_at))
 
 # ---------------------------------------------------------------------------------------------
@@ -277,17 +339,24 @@ if [ -n "$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null
     echo
     echo "| scenario | unit | direct | nginx | gateway | gateway, --no-read-relay | gateway / direct | nginx / direct | gateway / --no-read-relay |"
     echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    row "blob $size download, GET" "MB/s" download_null
-    cpu_row "blob $size download" "relay CPU s per GB" download_null.cpu
-    row "blob $size upload, POST + PUT" "MB/s" upload
-    cpu_row "blob $size upload" "relay CPU s per GB" upload.cpu
-    row "GET manifest, wrk -t2 -c$connections" "requests/s" get.rps
-    cpu_row "GET manifest" "relay CPU µs per request" get.cpu
-    row "HEAD blob, ab -k -c$connections" "requests/s" head.rps
-    cpu_row "HEAD blob" "relay CPU µs per request" head.cpu
-    echo "| peak RSS during the blob transfers | MiB | - | - | $(awk -v k="$gateway_hwm" 'BEGIN { printf "%.1f", k / 1024 }') | $(awk -v k="$hyper_hwm" 'BEGIN { printf "%.1f", k / 1024 }') | - | - | - |"
+    if [ "$small_only" = 0 ]; then
+        row "blob $size download, GET" "MB/s" download_null
+        cpu_row "blob $size download" "relay CPU s per GB" download_null.cpu
+        row "blob $size upload, POST + PUT" "MB/s" upload
+        cpu_row "blob $size upload" "relay CPU s per GB" upload.cpu
+        row "GET manifest, wrk -t2 -c$connections" "requests/s" get.rps
+        cpu_row "GET manifest" "relay CPU µs per request" get.cpu
+        row "HEAD blob, ab -k -c$connections" "requests/s" head.rps
+        cpu_row "HEAD blob" "relay CPU µs per request" head.cpu
+    fi
+    row "GET 1 KiB blob, wrk -t1 -c$small_connections, paths at once" "requests/s" small.rps
+    cpu_row "GET 1 KiB blob" "relay CPU µs per request" small.cpu
+    if [ "$small_only" = 0 ]; then
+        echo "| peak RSS during the blob transfers | MiB | - | - | $(awk -v k="$gateway_hwm" 'BEGIN { printf "%.1f", k / 1024 }') | $(awk -v k="$hyper_hwm" 'BEGIN { printf "%.1f", k / 1024 }') | - | - | - |"
+    fi
     echo
-    echo "* Ratios are medians of per-round ratios (same round, so shared noise cancels) with their range; $rounds rounds, path order rotating. Relay CPU is the user + system time of the gateway process or the nginx workers."
+    echo "* GET 1 KiB blob, relay CPU per request, gateway / nginx: $(paired "$s/small.cpu.gateway" "$s/small.cpu.nginx") (median of per-round ratios, range; target of issue 22: at most 1.00)."
+    echo "* Ratios are medians of per-round ratios (same round, so shared noise cancels) with their range; $rounds rounds, path order rotating. Relay CPU is the user + system time of the gateway process or the nginx workers (for the 1 KiB GET, their threads' on-CPU time from schedstat, to the nanosecond)."
 } >"$work/table.md"
 cat "$work/table.md"
 

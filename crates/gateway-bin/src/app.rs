@@ -300,7 +300,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Arc::clone(&metrics),
         )),
         None if args.no_read_relay => server::Entry::Plain,
-        None => relay::ReadPath::new(
+        None => relay::ReadRelay::new(
             target.clone(),
             *args.connect_timeout,
             *args.upstream_timeout,

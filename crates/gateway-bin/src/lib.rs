@@ -49,7 +49,6 @@ mod reference;
 mod refusal;
 mod relay;
 mod report;
-mod request_head;
 mod reservation;
 mod server;
 mod signatures;

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use crate::connections::Connections;
 use crate::io::Watched;
-use crate::relay::{Outcome, ReadPath};
+use crate::relay::{Outcome, ReadRelay};
 use crate::tls::Handshake;
 use crate::tracked::Tracked;
 
@@ -62,8 +62,8 @@ pub enum Entry {
     /// hyper: HTTP/1.1, and HTTP/2 with prior knowledge (h2c).
     Plain,
     /// The read relay, which relays plain reads itself and hands every other connection to
-    /// hyper (see [`ReadPath`]).
-    ReadRelay(Arc<ReadPath>),
+    /// hyper (see [`ReadRelay`]).
+    ReadRelay(Arc<ReadRelay>),
     /// A TLS handshake, then hyper: HTTP/2 or HTTP/1.1 as the client chose by ALPN. The read
     /// relay splices plain TCP, so it has no part here.
     Tls(Handshake),
@@ -139,8 +139,8 @@ where
             let serving = async {
                 match entry {
                     Entry::Plain => serve_hyper(&builder, io, service, &mut stopped).await,
-                    Entry::ReadRelay(fast) => {
-                        match fast.serve(io, remote, &connection, &mut stopped).await {
+                    Entry::ReadRelay(relay) => {
+                        match relay.serve(io, remote, &connection, &mut stopped).await {
                             Outcome::Closed => {}
                             Outcome::Handoff(io) => {
                                 serve_hyper(&builder, io, service, &mut stopped).await;

@@ -2,6 +2,7 @@
 //! body that follows (RFC 9112 section 6.3).
 
 use std::io;
+use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -10,10 +11,11 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::refusal::Refusal;
-use crate::request_head::MAX_HEADERS;
+use crate::relay::request::{MAX_HEADERS, visible};
 use crate::upstream::target::connection_tokens;
 
 use super::unreachable;
+use super::write::plain_answer;
 
 /// Largest response head read here; a larger one is a bad upstream answer.
 const MAX_HEAD: usize = 64 * 1024;
@@ -34,7 +36,9 @@ pub(super) enum Framing {
 /// The upstream's answer head, ready for the client.
 pub(super) struct UpstreamHead {
     pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
+    /// The fields, when the header code must see them; `None` when they were written as
+    /// they are into the `lines` given to [`read_response_head`].
+    pub(super) headers: Option<HeaderMap>,
     pub(super) framing: Framing,
     /// The upstream did not ask to close the connection.
     pub(super) reusable: bool,
@@ -68,13 +72,18 @@ pub(super) async fn read_response_head(
     upstream: &mut TcpStream,
     method: &Method,
     buf: &mut BytesMut,
+    lines: &mut Vec<u8>,
 ) -> Result<UpstreamHead, ResponseError> {
     loop {
         let parsed = {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut response = httparse::Response::new(&mut headers);
-            match response.parse(buf) {
-                Ok(httparse::Status::Complete(len)) => Some(parse_response(&response, method, len)),
+            // Left uninitialised: the parser writes the fields it finds.
+            let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut []);
+            let config = httparse::ParserConfig::default();
+            match config.parse_response_with_uninit_headers(&mut response, buf, &mut headers) {
+                Ok(httparse::Status::Complete(len)) => {
+                    Some(parse_response(&response, method, len, lines))
+                }
                 Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => None,
                 Ok(httparse::Status::Partial) => {
                     return Err(ResponseError::Invalid("answer head too large".into()));
@@ -123,6 +132,7 @@ fn parse_response(
     response: &httparse::Response<'_, '_>,
     method: &Method,
     len: usize,
+    lines: &mut Vec<u8>,
 ) -> Result<ParsedHead, String> {
     let code = response.code.ok_or("no status")?;
     let status = StatusCode::from_u16(code).map_err(|e| e.to_string())?;
@@ -131,6 +141,27 @@ fn parse_response(
             return Err("unexpected 101 Switching Protocols".into());
         }
         return Ok((len, None));
+    }
+    if plain_answer(response.headers, lines) {
+        // No `Connection` and no `Transfer-Encoding` among them.
+        let framing = if bodiless(status, method) {
+            Framing::Empty
+        } else {
+            let lengths = response
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
+            content_length(lengths.map(|h| h.value))?.map_or(Framing::UntilClose, Framing::Length)
+        };
+        return Ok((
+            len,
+            Some(UpstreamHead {
+                status,
+                headers: None,
+                framing,
+                reusable: response.version == Some(1),
+            }),
+        ));
     }
     let mut headers = HeaderMap::with_capacity(response.headers.len());
     for h in response.headers.iter() {
@@ -145,7 +176,7 @@ fn parse_response(
         len,
         Some(UpstreamHead {
             status,
-            headers,
+            headers: Some(headers),
             framing,
             reusable,
         }),
@@ -154,10 +185,7 @@ fn parse_response(
 
 /// The framing of an answer's body (RFC 9112 section 6.3).
 fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<Framing, String> {
-    if *method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if bodiless(status, method) {
         return Ok(Framing::Empty);
     }
     if headers.contains_key(header::TRANSFER_ENCODING) {
@@ -173,13 +201,27 @@ fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<F
             _ => Framing::UntilClose,
         });
     }
+    let lengths = headers.get_all(header::CONTENT_LENGTH);
+    Ok(
+        match content_length(lengths.iter().map(HeaderValue::as_bytes))? {
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        },
+    )
+}
+
+/// An answer without a body whatever its fields say.
+fn bodiless(status: StatusCode, method: &Method) -> bool {
+    *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+/// The length the `Content-Length` fields agree on, if any.
+fn content_length<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<u64>, String> {
     let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value
-            .to_str()
-            .map_err(|_| "invalid Content-Length")?
-            .split(',')
-        {
+    for value in values {
+        for part in visible(value).ok_or("invalid Content-Length")?.split(',') {
             let part = part.trim();
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("invalid Content-Length \"{part}\""));
@@ -193,10 +235,7 @@ fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<F
             length = Some(n);
         }
     }
-    Ok(match length {
-        Some(n) => Framing::Length(n),
-        None => Framing::UntilClose,
-    })
+    Ok(length)
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 //!
 //! Pulls are most of a registry's traffic and the gateway checks nothing on them, so they
 //! should cost as little as a relay can. Every connection starts here: the request head is
-//! read within the head bound and parsed with `httparse` ([`crate::request_head`]), routed with
+//! read within the head bound and parsed with `httparse` ([`crate::relay::request`]), routed with
 //! the same [`registry_api::ApiRequest::parse`] as every other request, and only a plain read
 //! (HTTP/1.1 or 1.0, origin-form target, no body, no `Expect` or `Upgrade`,
 //! [`registry_api::Route::Read`]) is relayed here, with the headers prepared by the same
 //! [`Target`] code as the hyper path. A head that does not end within the bound is answered
 //! `431`, as hyper would answer it. Anything else (a write, a refusal, h2c, a head `httparse`
 //! rejects) hands the connection, with the bytes already read, to hyper for the rest of its
-//! life; hyper then reads it exactly as it would have from the start. The fast path therefore
+//! life; hyper then reads it exactly as it would have from the start. The relay therefore
 //! never decides anything about a write.
 //!
 //! Upstream connections are kept in a small pool of idle sockets. A response body of known
@@ -24,32 +24,37 @@ mod chunked;
 mod copy;
 mod framing;
 mod pool;
+mod request;
 mod splice;
+mod write;
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::ProxyBody;
 use crate::connections::Connection;
 use crate::io::{Prefixed, Watched};
 use crate::metrics::Metrics;
 use crate::refusal::{self, Refusal, Seen};
-use crate::request_head::{Head, ReadRequest, read_head, refuse_too_large};
+use crate::relay::request::{Head, MAX_HEADERS, ReadRequest, read_head, refuse_too_large};
 use crate::upstream::target::Target;
 
 use self::copy::{copy_chunked, copy_exact, copy_to_end};
 use self::framing::{Framing, ResponseError, UpstreamHead, read_response_head};
 use self::pool::Pool;
 use self::splice::splice_body;
+use self::write::{Additions, response_head, upstream_head, write_headers};
 
 /// Bodies at least this long are spliced; shorter ones are copied (creating a pipe costs
 /// more than copying a few kilobytes).
@@ -67,8 +72,10 @@ pub enum Outcome {
 
 /// The pass-through read path of the proxy listener.
 #[derive(Debug)]
-pub struct ReadPath {
+pub struct ReadRelay {
     target: Target,
+    /// What the header code adds to every request head.
+    additions: Additions,
     /// `host:port` of the upstream, for connecting.
     address: String,
     connect_timeout: Duration,
@@ -81,6 +88,17 @@ pub struct ReadPath {
     metrics: Arc<Metrics>,
 }
 
+/// What a client connection keeps from one relayed request to the next, so that a request
+/// allocates nothing: the answer's bytes in hand, the request head sent upstream, the
+/// answer's fields, and the head (with a short body) written to the client.
+#[derive(Default)]
+struct Buffers {
+    scratch: BytesMut,
+    upstream_head: Vec<u8>,
+    lines: Vec<u8>,
+    out: Vec<u8>,
+}
+
 /// Why a relayed request failed.
 pub(super) enum RelayError {
     /// Nothing was sent to the client yet: it gets this answer.
@@ -89,7 +107,7 @@ pub(super) enum RelayError {
     Broken(io::Error),
 }
 
-impl ReadPath {
+impl ReadRelay {
     /// The read path towards `target`, or `None` when the upstream is reached over TLS (the
     /// bytes cannot be spliced; hyper serves every request then).
     pub fn new(
@@ -102,6 +120,7 @@ impl ReadPath {
     ) -> Option<Self> {
         let address = target.plain_http_address()?;
         Some(Self {
+            additions: Additions::of(&target),
             target,
             address,
             connect_timeout,
@@ -123,7 +142,11 @@ impl ReadPath {
         stop: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let mut buf = BytesMut::new();
-        let mut scratch = BytesMut::new();
+        let mut buffers = Buffers::default();
+        // One timer each for the head and the upstream's answer, reset for every request.
+        let head_timer = tokio::time::sleep(self.header_read_timeout);
+        let upstream_timer = tokio::time::sleep(self.upstream_timeout);
+        tokio::pin!(head_timer, upstream_timer);
         loop {
             if *stop.borrow() && buf.is_empty() {
                 return Outcome::Closed;
@@ -132,7 +155,7 @@ impl ReadPath {
                 &mut conn,
                 &mut buf,
                 stop,
-                self.header_read_timeout,
+                (head_timer.as_mut(), self.header_read_timeout),
                 self.max_header_bytes,
             )
             .await;
@@ -150,12 +173,37 @@ impl ReadPath {
             let Some(_busy) = connection.begin() else {
                 return Outcome::Closed;
             };
+            {
+                // The head was parsed whole once already; its fields are read again in place.
+                let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut parsed = httparse::Request::new(&mut []);
+                let complete = matches!(
+                    parsed.parse_with_uninit_headers(&buf[..head_len], &mut fields),
+                    Ok(httparse::Status::Complete(_))
+                );
+                let fields: &[httparse::Header<'_>] = if complete { parsed.headers } else { &[] };
+                upstream_head(
+                    &mut buffers.upstream_head,
+                    (&self.target, &self.additions),
+                    (&request.method, &request.uri),
+                    fields,
+                    remote,
+                );
+            }
             buf.advance(head_len);
             if buf.is_empty() {
                 // An idle connection holds no head buffer.
                 buf = BytesMut::new();
             }
-            let keep = self.relay(&mut conn, request, remote, &mut scratch).await;
+            let keep = self
+                .relay(
+                    &mut conn,
+                    request,
+                    remote,
+                    &mut buffers,
+                    upstream_timer.as_mut(),
+                )
+                .await;
             if !keep {
                 return Outcome::Closed;
             }
@@ -166,14 +214,15 @@ impl ReadPath {
     async fn relay(
         &self,
         conn: &mut Watched,
-        mut request: ReadRequest,
+        request: ReadRequest,
         remote: SocketAddr,
-        scratch: &mut BytesMut,
+        buffers: &mut Buffers,
+        timer: Pin<&mut Sleep>,
     ) -> bool {
         let _in_flight = self.metrics.in_flight();
         let method = request.method.clone();
         let close = request.close;
-        match self.exchange(conn, &mut request, remote, scratch).await {
+        match self.exchange(conn, &request, buffers, timer).await {
             Ok((status, keep)) => {
                 self.metrics.request(&method, status);
                 keep && !close
@@ -204,30 +253,36 @@ impl ReadPath {
     async fn exchange(
         &self,
         conn: &mut Watched,
-        request: &mut ReadRequest,
-        remote: SocketAddr,
-        scratch: &mut BytesMut,
+        request: &ReadRequest,
+        buffers: &mut Buffers,
+        mut timer: Pin<&mut Sleep>,
     ) -> Result<(StatusCode, bool), RelayError> {
-        let (close, http10) = (request.close, request.http10);
-        let method = request.method.clone();
-        let head = self.upstream_head(request, remote);
+        let (close, http10, method) = (request.close, request.http10, request.method.clone());
+        let Buffers {
+            scratch,
+            upstream_head: head,
+            lines,
+            out,
+        } = buffers;
         let started = Instant::now();
-        let (mut upstream, response) =
-            tokio::time::timeout(self.upstream_timeout, self.send(&head, &method, scratch))
-                .await
-                .map_err(|_| {
-                    RelayError::Answer(Refusal::UpstreamTimeout {
-                        after: self.upstream_timeout,
-                    })
-                })??;
+        timer.as_mut().reset(started + self.upstream_timeout);
+        let sent = tokio::select! {
+            biased;
+            sent = self.send(head, &method, scratch, lines) => sent,
+            () = timer => Err(RelayError::Answer(Refusal::UpstreamTimeout {
+                after: self.upstream_timeout,
+            })),
+        };
+        let (mut upstream, response) = sent?;
         self.metrics.upstream("proxy", started.elapsed());
         let status = response.status;
         // An HTTP/1.0 client cannot read chunks: the body is sent decoded, delimited by the
         // end of the connection.
         let dechunk = http10 && response.framing == Framing::Chunked;
-        let mut out = self.response_head(
-            status,
-            response.headers,
+        response_head(
+            out,
+            &self.target,
+            (status, response.headers, lines),
             response.framing,
             close || dechunk,
             http10,
@@ -235,13 +290,13 @@ impl ReadPath {
         let in_hand = scratch.len() as u64;
         let reusable = match response.framing {
             Framing::Empty => {
-                write_all(conn, &out).await?;
+                write_all(conn, out).await?;
                 in_hand == 0
             }
             Framing::Length(length) => {
                 let first = in_hand.min(length) as usize;
                 out.extend_from_slice(&scratch[..first]);
-                write_all(conn, &out).await?;
+                write_all(conn, out).await?;
                 self.metrics.relayed("copy", first as u64);
                 let remaining = length - first as u64;
                 if remaining >= SPLICE_MIN {
@@ -254,7 +309,7 @@ impl ReadPath {
                 in_hand <= length
             }
             Framing::Chunked => {
-                write_all(conn, &out).await?;
+                write_all(conn, out).await?;
                 let (bytes, clean) = copy_chunked(&mut upstream, conn, scratch, dechunk).await?;
                 self.metrics.relayed("copy", bytes);
                 if dechunk {
@@ -267,7 +322,7 @@ impl ReadPath {
                 clean
             }
             Framing::UntilClose => {
-                write_all(conn, &out).await?;
+                write_all(conn, out).await?;
                 if !scratch.is_empty() {
                     write_all(conn, scratch).await?;
                 }
@@ -289,11 +344,12 @@ impl ReadPath {
         head: &[u8],
         method: &Method,
         scratch: &mut BytesMut,
+        lines: &mut Vec<u8>,
     ) -> Result<(TcpStream, UpstreamHead), RelayError> {
         if let Some(mut pooled) = self.pool.check_out() {
             scratch.clear();
             if pooled.write_all(head).await.is_ok() {
-                match read_response_head(&mut pooled, method, scratch).await {
+                match read_response_head(&mut pooled, method, scratch, lines).await {
                     Ok(response) => return Ok((pooled, response)),
                     // The registry closed the idle connection before reading the request:
                     // nothing was answered, and a read can be sent again.
@@ -308,7 +364,7 @@ impl ReadPath {
             .write_all(head)
             .await
             .map_err(|e| RelayError::Answer(unreachable(&e)))?;
-        match read_response_head(&mut fresh, method, scratch).await {
+        match read_response_head(&mut fresh, method, scratch, lines).await {
             Ok(response) => Ok((fresh, response)),
             Err(err) => Err(RelayError::Answer(err.refusal())),
         }
@@ -329,68 +385,6 @@ impl ReadPath {
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
-
-    /// The request head sent upstream: the client's method and target, its headers prepared
-    /// exactly as the hyper path prepares them.
-    fn upstream_head(&self, request: &mut ReadRequest, remote: SocketAddr) -> Vec<u8> {
-        let mut headers = std::mem::take(&mut request.headers);
-        self.target
-            .request_headers(&mut headers, &request.uri, remote);
-        if !headers.contains_key(header::HOST) {
-            // What hyper's client adds when the request has no Host.
-            if let Ok(host) = HeaderValue::from_str(self.target.authority()) {
-                headers.insert(header::HOST, host);
-            }
-        }
-        let mut head = Vec::with_capacity(512);
-        head.extend_from_slice(request.method.as_str().as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(
-            request
-                .uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str())
-                .as_bytes(),
-        );
-        head.extend_from_slice(b" HTTP/1.1\r\n");
-        write_headers(&mut head, &headers);
-        head.extend_from_slice(b"\r\n");
-        head
-    }
-
-    fn response_head(
-        &self,
-        status: StatusCode,
-        mut headers: HeaderMap,
-        framing: Framing,
-        close: bool,
-        http10: bool,
-    ) -> Vec<u8> {
-        self.target.response_headers(&mut headers);
-        let mut head = Vec::with_capacity(512);
-        head.extend_from_slice(b"HTTP/1.1 ");
-        head.extend_from_slice(status.as_str().as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-        head.extend_from_slice(b"\r\n");
-        if framing == Framing::Chunked {
-            headers.remove(header::CONTENT_LENGTH);
-            if !http10 {
-                headers.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-        }
-        if close || framing == Framing::UntilClose {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        } else if http10 {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-        }
-        write_headers(&mut head, &headers);
-        head.extend_from_slice(b"\r\n");
-        head
-    }
 }
 
 impl From<io::Error> for RelayError {
@@ -403,15 +397,6 @@ pub(super) fn unreachable(err: &io::Error) -> Refusal {
     tracing::warn!(error = %err, "proxy: upstream request failed");
     Refusal::UpstreamUnreachable {
         cause: err.to_string(),
-    }
-}
-
-fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -36,10 +36,12 @@ impl Pool {
     }
 
     pub(super) fn check_in(&self, stream: TcpStream) {
+        // One reading of the clock for the whole list.
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|(_, since)| since.elapsed() < IDLE_KEEP);
+        idle.retain(|(_, since)| now.saturating_duration_since(*since) < IDLE_KEEP);
         if idle.len() < MAX_IDLE {
-            idle.push((stream, Instant::now()));
+            idle.push((stream, now));
         }
     }
 }

@@ -7,19 +7,25 @@
 //! hyper answers one on the connections it reads. It is parsed again only when the new bytes
 //! may end it (hyper's own shortcut), so a head sent a byte at a time costs no more than one
 //! sent at once.
+//!
+//! Nothing is allocated per header: the fields are checked in place with the same rules as
+//! `http`'s `HeaderName` and `HeaderValue` ([`field_name_ok`], [`field_value_ok`]), and the
+//! relay renders the head it sends upstream from the same bytes. The deadline of a head is a
+//! timer the connection keeps and resets, not one registered anew for every request.
 
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 use registry_api::{ApiRequest, Route};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Sleep;
 
 use crate::io::Watched;
-use crate::upstream::target::connection_tokens;
 
 /// Most headers in a head parsed here.
 pub const MAX_HEADERS: usize = 96;
@@ -47,10 +53,9 @@ pub enum Head {
 pub struct ReadRequest {
     /// `GET` or `HEAD`.
     pub method: Method,
-    /// The origin-form target, as the client wrote it.
+    /// The origin-form target, as the client wrote it. (The headers are read again from
+    /// the head's bytes when the request is sent on: they are not copied.)
     pub uri: Uri,
-    /// The client's headers, in order.
-    pub headers: HeaderMap,
     /// The connection closes after this answer: the client asked (HTTP/1.1 `Connection:
     /// close`), or did not ask to keep it (HTTP/1.0 without `Connection: keep-alive`).
     pub close: bool,
@@ -59,16 +64,17 @@ pub struct ReadRequest {
 }
 
 /// Reads until `buf` holds a complete request head of at most `bound` bytes, parsed once,
-/// and tells what to do with it. `buf` may hold bytes already (pipelined after the last
-/// request) and never grows past `bound`.
+/// and tells what to do with it, within `timeout` (kept by `deadline`, the connection's head
+/// timer, reset here). `buf` may hold bytes already (pipelined after the last request) and
+/// never grows past `bound`.
 pub async fn read_head(
     conn: &mut Watched,
     buf: &mut BytesMut,
     stop: &mut watch::Receiver<bool>,
-    timeout: Duration,
+    (mut deadline, timeout): (Pin<&mut Sleep>, Duration),
     bound: usize,
 ) -> Head {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let mut armed = false;
     // Bytes of `buf` already looked at, none of which ended the head.
     let mut seen = 0;
     loop {
@@ -78,13 +84,23 @@ pub async fn read_head(
             }
             seen = buf.len();
         }
+        if !armed {
+            // Reset only when the head is not in hand yet: moving a registered timer later
+            // is one atomic operation, no lock.
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + timeout);
+            armed = true;
+        }
         let read = tokio::select! {
-            read = tokio::time::timeout_at(deadline, read_more(conn, buf, bound)) => read,
+            biased;
+            read = read_more(conn, buf, bound) => read,
+            () = deadline.as_mut() => return Head::Closed,
             _ = stop.changed(), if buf.is_empty() => return Head::Closed,
         };
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Head::Closed,
-            Ok(Ok(_)) => {}
+            Ok(0) | Err(_) => return Head::Closed,
+            Ok(_) => {}
         }
     }
 }
@@ -99,9 +115,10 @@ fn examine(buf: &[u8], seen: usize, bound: usize) -> Option<Head> {
     if seen > 0 && !full && !may_end(buf, seen) {
         return None;
     }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    match request.parse(buf) {
+    // Left uninitialised: the parser writes the fields it finds.
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => {
             Some(read_request(&request).map_or(Head::Handoff, |read| Head::Relay(read, len)))
         }
@@ -163,36 +180,59 @@ pub fn read_request(request: &httparse::Request<'_, '_>) -> Option<ReadRequest> 
     if !matches!(api.route, Route::Read) || api.forward_path.is_some() {
         return None;
     }
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
+    let (mut close, mut keep_alive, mut lengths) = (false, false, 0);
     for h in request.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
-        if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
+        let (name, value) = (h.name, h.value);
+        if !field_name_ok(name.as_bytes()) || !field_value_ok(value) {
             return None;
         }
-        if name == header::CONTENT_LENGTH && value.as_bytes() != b"0" {
+        let is = |other: &str| name.eq_ignore_ascii_case(other);
+        if is("transfer-encoding") || is("expect") || is("upgrade") {
             return None;
         }
-        if name == header::CONNECTION && value.to_str().is_err() {
-            return None;
+        if is("content-length") {
+            lengths += 1;
+            if value != b"0" || lengths > 1 {
+                return None;
+            }
         }
-        headers.append(name, value);
-    }
-    if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
-        return None;
-    }
-    let (mut close, mut keep_alive) = (false, false);
-    for token in connection_tokens(&headers) {
-        close |= token.eq_ignore_ascii_case("close");
-        keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        if is("connection") {
+            for token in visible(value)?.split(',').map(str::trim) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        }
     }
     Some(ReadRequest {
         method,
         uri,
-        headers,
         close: close || (http10 && !keep_alive),
         http10,
     })
+}
+
+/// Whether `name` is a valid field name, as `http::HeaderName::from_bytes` decides it (a
+/// non-empty token of at most 65,535 bytes).
+pub fn field_name_ok(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() < 1 << 16
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` is a valid field value, as `http::HeaderValue::from_bytes` decides it.
+pub fn field_value_ok(value: &[u8]) -> bool {
+    value.iter().all(|&b| b >= 32 && b != 127 || b == b'\t')
+}
+
+/// `value` as text when it is visible ASCII, as `http::HeaderValue::to_str` decides it.
+pub fn visible(value: &[u8]) -> Option<&str> {
+    if value.iter().all(|&b| (32..127).contains(&b) || b == b'\t') {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
