@@ -174,10 +174,16 @@ impl<U: Upstream + 'static> Gateway<U> {
         let RequestHead {
             request: api,
             content_type,
+            content_length,
+            content_range,
             form,
             connection_names,
             ..
         } = head;
+        // hyper refuses a request whose lengths disagree before it gets here; a range that
+        // does not read as one counts as not announced.
+        let content_length = content_length.ok().flatten();
+        let announced = (content_length, content_range.ok().flatten());
         if api.method.is_write() {
             // A proxy removes the headers `Connection` names, so the registry would not see
             // what was checked.
@@ -209,15 +215,16 @@ impl<U: Upstream + 'static> Gateway<U> {
                     options: &self.options,
                     buffers: &self.manifest_buffers,
                 };
-                push.handle(request, applied, reference, requested, content_type, onward)
+                let body = (content_type, content_length);
+                push.handle(request, applied, (reference, requested), body, onward)
                     .await
             }
             Route::UploadStart { name, mount } => {
-                let upload = self.upload(&name, form);
+                let upload = self.upload(&name, form, announced);
                 upload.start(request, name, mount, onward).await
             }
             Route::UploadChunk { name, id } => {
-                let upload = self.upload(&name, form);
+                let upload = self.upload(&name, form, announced);
                 upload.chunk(request, name, id, onward).await
             }
             Route::ManifestDelete { name, reference } => {
@@ -241,9 +248,15 @@ impl<U: Upstream + 'static> Gateway<U> {
         }
     }
 
-    /// The handler of a blob upload to `repository` (`form`: the request has a form body), with
-    /// the repository's limits read once: the mount check and the body guard use the same ones.
-    fn upload(&self, repository: &limits_core::RepositoryName, form: bool) -> BlobUpload<'_, U> {
+    /// The handler of a blob upload to `repository` (`form`: the request has a form body;
+    /// `announced`: its declared length and range), with the repository's limits read once:
+    /// the mount check and the body guard use the same ones.
+    fn upload(
+        &self,
+        repository: &limits_core::RepositoryName,
+        form: bool,
+        announced: (Option<u64>, Option<(u64, u64)>),
+    ) -> BlobUpload<'_, U> {
         let applied = self.policy.borrow().limits_for(repository);
         BlobUpload {
             facts: &self.facts,
@@ -251,6 +264,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             sessions: &self.uploads,
             options: &self.options,
             form,
+            announced,
             guard: limits_core::admission::upload_guard(&applied).map(|limit| (applied, limit)),
         }
     }

@@ -50,9 +50,8 @@ impl<U: Upstream> ManifestPush<'_, U> {
         &self,
         request: Request<Incoming>,
         applied: AppliedLimits,
-        reference: Reference,
-        requested: Vec<String>,
-        content_type: ContentType,
+        (reference, requested): (Reference, Vec<String>),
+        (content_type, content_length): (ContentType, Option<u64>),
         onward: Onward,
     ) -> Result<Response<ProxyBody>, Refusal> {
         if content_type == ContentType::Ambiguous {
@@ -60,7 +59,7 @@ impl<U: Upstream> ManifestPush<'_, U> {
         }
         let (parts, body) = request.into_parts();
         let (bytes, permit) = read_body(
-            &parts.headers,
+            content_length,
             body,
             self.buffers,
             self.options.body_read_timeout,

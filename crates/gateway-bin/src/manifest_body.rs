@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use oci_manifest::MAX_MANIFEST_BYTES;
@@ -69,19 +68,16 @@ impl BufferPermit {
     }
 }
 
-/// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`] within the body read timeout,
+/// Reads a manifest body (of `declared` length, when its head declares one) of at most
+/// [`MAX_MANIFEST_BYTES`] within the body read timeout,
 /// holding its bytes against the buffer budget. A larger body is refused before any of it
 /// reaches the upstream.
 pub(crate) async fn read_body(
-    headers: &HeaderMap,
+    declared: Option<u64>,
     mut body: Incoming,
     budget: &Arc<Semaphore>,
     timeout: Duration,
 ) -> Result<(Bytes, BufferPermit), Refusal> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = declared.filter(|len| *len > MAX_MANIFEST_BYTES as u64) {
         drain(body);
         return Err(Refusal::ManifestTooLarge { size: Some(len) });

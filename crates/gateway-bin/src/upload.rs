@@ -159,6 +159,11 @@ pub struct BlobUpload<'a, U> {
     /// `from`, `_state`, `digest`) Go's `Request.FormValue` reads for the registry as if they
     /// were in the query.
     pub form: bool,
+    /// The body's declared length and the chunk's announced range, from the request head read
+    /// once ([`registry_api::RequestHead::content_length`], `content_range`; a value the head
+    /// could not read as one number or range counts as not announced: the body is guarded as
+    /// it streams all the same).
+    pub announced: (Option<u64>, Option<(u64, u64)>),
     /// The repository's limits and the size an upload may reach, when uploads are guarded
     /// ([`limits_core::admission::upload_guard`]).
     pub guard: Option<(AppliedLimits, u64)>,
@@ -242,16 +247,7 @@ impl<U: Upstream> BlobUpload<'_, U> {
                 .await;
         };
         let limit = *limit;
-        let content_length = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let content_range = parts
-            .headers
-            .get(header::CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(upload::content_range);
+        let (content_length, content_range) = self.announced;
         if let Some(known) = upload::announced_size(held, content_length, content_range)
             .filter(|known| *known > limit)
         {
