@@ -16,10 +16,17 @@
 //! the coordination store is not built yet). It is not consulted by push decisions yet.
 
 mod args;
+mod change;
+mod counts;
 mod error;
+mod facts;
 mod metrics;
 pub mod notifications;
+#[cfg(test)]
+mod oracle;
 mod read;
+#[cfg(test)]
+mod scale;
 mod state;
 pub mod view;
 
@@ -34,9 +41,11 @@ use tokio::sync::{OnceCell, Semaphore};
 use upstream_client::{Inventory as Catalog, ReqwestUpstream};
 
 pub use args::InventoryArgs;
+pub use change::Change;
 pub use error::InventoryError;
+pub use facts::ManifestFacts;
 pub use metrics::InventoryMetrics;
-pub use state::{Change, ManifestFacts, NamespaceState, RepositoryCounts};
+pub use state::{NamespaceState, RepositoryCounts};
 
 /// One namespace: its state, and the changes made while it is being read from the registry.
 #[derive(Debug, Default)]
@@ -317,8 +326,8 @@ impl<U: Catalog> Inventory<U> {
         digest: &Digest,
         facts: &mut Vec<(Digest, ManifestFacts)>,
     ) -> Result<(), InventoryError> {
-        let mut known = entry.lock().state.manifests().clone();
-        known.extend(facts.iter().cloned());
+        let mut known: HashMap<Digest, ManifestFacts> = facts.iter().cloned().collect();
+        entry.lock().state.known_tree(digest, &mut known);
         let fetched = read::facts_of(
             self.reader.as_ref(),
             &self.permits,
@@ -368,7 +377,7 @@ impl<U: Catalog> Inventory<U> {
             slot.state
                 .repositories()
                 .iter()
-                .flat_map(|(name, repo)| repo.untagged.iter().map(|d| (name.clone(), d.clone())))
+                .flat_map(|(name, repo)| repo.untagged().iter().map(|d| (name.clone(), d.clone())))
                 .collect()
         };
         let mut fresh = self.read_namespace(namespace, entry).await?;

@@ -11,7 +11,8 @@ use tokio::sync::Semaphore;
 use upstream_client::{Auth, Inventory as Catalog};
 
 use super::error::InventoryError;
-use super::state::{MAX_INDEX_DEPTH, ManifestFacts, NamespaceState};
+use super::facts::{MAX_INDEX_DEPTH, ManifestFacts};
+use super::state::NamespaceState;
 
 /// A repository name the registry listed that is not a valid one: a registry error.
 fn name(repository: &str) -> Result<RepositoryName, InventoryError> {

@@ -1,175 +1,31 @@
 //! One namespace's inventory as plain data: its repositories' tags, the digests pushed to them
 //! without a tag, and what each manifest stores. The counts limits-core's quota arithmetic takes
 //! ([`NamespaceUsage`], [`PushDelta`]) are worked out here; no I/O.
+//!
+//! The counts are kept up to date by each change ([`counts`](super::counts)), so that
+//! [`NamespaceState::usage`] reads them and [`NamespaceState::delta`] looks only at the pushed
+//! manifest, its children and the tags asked for: their cost does not grow with the namespace.
+//! A blob's size is taken as a function of its digest (content addressing).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use limits_core::{NamespaceUsage, PushDelta};
-use oci_manifest::{Digest, Manifest};
-use registry_api::EventKind;
+use oci_manifest::Digest;
 
-/// How deep indexes may nest when their blobs are gathered (an index of indexes is 2).
-pub const MAX_INDEX_DEPTH: usize = 4;
+use super::change::{Change, Correction};
+use super::counts::{self, Edit, Manifests, Totals};
+use super::facts::{MAX_INDEX_DEPTH, ManifestFacts};
 
-/// What one manifest stores, read once from its content (content-addressed: never stale).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ManifestFacts {
-    /// An image's config and layers with their sizes, foreign layers left out; empty for an
-    /// index, whose blobs are its children's.
-    pub blobs: BTreeMap<Digest, u64>,
-    /// An index's children.
-    pub children: Vec<Digest>,
-    /// Whether it is attached to another manifest (it has a `subject`).
-    pub attached: bool,
-}
-
-impl ManifestFacts {
-    /// The facts of a parsed manifest.
-    pub fn of(manifest: &Manifest) -> Self {
-        match manifest {
-            Manifest::Image(image) => {
-                let mut blobs = BTreeMap::new();
-                blobs.insert(image.config().digest().clone(), image.config().size());
-                for layer in image.layers().iter().filter(|l| !l.is_foreign()) {
-                    blobs.insert(layer.digest().clone(), layer.size());
-                }
-                ManifestFacts {
-                    blobs,
-                    children: Vec::new(),
-                    attached: image.subject().is_some(),
-                }
-            }
-            Manifest::Index(index) => ManifestFacts {
-                blobs: BTreeMap::new(),
-                children: index
-                    .manifests()
-                    .iter()
-                    .map(|d| d.digest().clone())
-                    .collect(),
-                attached: index.subject().is_some(),
-            },
-        }
-    }
-}
-
-/// What one repository holds.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RepositoryState {
-    /// Tag -> the digest it points to.
-    pub tags: BTreeMap<String, Digest>,
-    /// Manifests pushed by digest (no tag), kept until the registry answers 404 for them.
-    pub untagged: BTreeSet<Digest>,
-}
-
-impl RepositoryState {
-    /// Every digest the repository holds: tagged or pushed by digest.
-    fn held(&self) -> BTreeSet<&Digest> {
-        self.tags.values().chain(self.untagged.iter()).collect()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.tags.is_empty() && self.untagged.is_empty()
-    }
-}
-
-/// One change to what a namespace holds: an admitted push, or a registry event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// A manifest was stored in `repository`, under `tags` (none: by digest).
-    Pushed {
-        /// The repository, whole name.
-        repository: String,
-        /// The manifest's digest.
-        digest: Digest,
-        /// The tags it was pushed by.
-        tags: Vec<String>,
-    },
-    /// Every tag of `repository` pointing at `digest` was removed, and the digest itself.
-    DigestDeleted {
-        /// The repository.
-        repository: String,
-        /// The digest (a manifest's; a blob's matches nothing).
-        digest: Digest,
-    },
-    /// One tag was removed.
-    TagDeleted {
-        /// The repository.
-        repository: String,
-        /// The tag.
-        tag: String,
-    },
-    /// The whole repository was removed.
-    RepositoryDeleted {
-        /// The repository.
-        repository: String,
-    },
-}
-
-impl Change {
-    /// The change a registry event makes; `None` for an event that changes no manifest or tag
-    /// (a blob stored: blobs count through the manifests that reference them).
-    pub fn from_event(kind: &EventKind) -> Option<Change> {
-        match kind {
-            EventKind::ManifestPushed {
-                repository,
-                digest,
-                tag,
-                ..
-            } => Some(Change::Pushed {
-                repository: repository.to_string(),
-                digest: digest.clone(),
-                tags: tag.iter().cloned().collect(),
-            }),
-            EventKind::DigestDeleted { repository, digest } => Some(Change::DigestDeleted {
-                repository: repository.to_string(),
-                digest: digest.clone(),
-            }),
-            EventKind::TagDeleted { repository, tag } => Some(Change::TagDeleted {
-                repository: repository.to_string(),
-                tag: tag.clone(),
-            }),
-            EventKind::RepositoryDeleted { repository } => Some(Change::RepositoryDeleted {
-                repository: repository.to_string(),
-            }),
-            _ => None,
-        }
-    }
-
-    /// The repository it changes.
-    pub fn repository(&self) -> &str {
-        match self {
-            Change::Pushed { repository, .. }
-            | Change::DigestDeleted { repository, .. }
-            | Change::TagDeleted { repository, .. }
-            | Change::RepositoryDeleted { repository } => repository,
-        }
-    }
-
-    /// The digest whose facts the change needs, if any.
-    pub fn pushed_digest(&self) -> Option<&Digest> {
-        match self {
-            Change::Pushed { digest, .. } => Some(digest),
-            _ => None,
-        }
-    }
-}
-
-/// One difference a reconciliation found between the inventory and the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Correction {
-    /// The repository.
-    pub repository: String,
-    /// What was wrong: `tag_added`, `tag_removed`, `tag_moved` or `untagged_removed`.
-    pub kind: &'static str,
-    /// The tag, or the digest for `untagged_removed`.
-    pub reference: String,
-}
+pub use super::counts::RepositoryState;
 
 /// One namespace's inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NamespaceState {
     repositories: BTreeMap<String, RepositoryState>,
-    manifests: HashMap<Digest, ManifestFacts>,
+    manifests: Manifests,
+    /// Each digest a known index names as a child -> those indexes.
+    parents: HashMap<Digest, Vec<Digest>>,
+    totals: Totals,
 }
 
 /// Per-repository counts.
@@ -197,25 +53,162 @@ impl NamespaceState {
         &self.manifests
     }
 
-    /// Remembers what a manifest stores.
+    /// Adds to `known` the facts of `digest` and of its children (to [`MAX_INDEX_DEPTH`]) that
+    /// `known` lacks and the namespace knows.
+    pub fn known_tree(&self, digest: &Digest, known: &mut HashMap<Digest, ManifestFacts>) {
+        let mut pending = vec![(digest.clone(), 0usize)];
+        while let Some((digest, depth)) = pending.pop() {
+            let facts = match known.get(&digest) {
+                Some(facts) => facts,
+                None => match self.manifests.get(&digest) {
+                    Some(facts) => known.entry(digest).or_insert_with(|| facts.clone()),
+                    None => continue,
+                },
+            };
+            if depth < MAX_INDEX_DEPTH {
+                pending.extend(facts.children.iter().map(|c| (c.clone(), depth + 1)));
+            }
+        }
+    }
+
+    /// Remembers what a manifest stores. The counts of the manifests it changes are redone:
+    /// the held ones whose blobs include its own (itself, the indexes above it), and, when a
+    /// repository holds it, its image count there (each repository is looked at; this happens
+    /// only when a manifest is held before its facts are known).
     pub fn learn(&mut self, digest: Digest, facts: ManifestFacts) {
+        if self.manifests.get(&digest) == Some(&facts) {
+            return;
+        }
+        let roots: Vec<Digest> = self
+            .ancestors(&digest)
+            .into_iter()
+            .filter(|root| self.totals.held(root))
+            .collect();
+        let holding: Vec<String> = if self.totals.held(&digest) {
+            self.repositories
+                .iter()
+                .filter(|(_, repo)| repo.holds(&digest))
+                .map(|(name, _)| name.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let old_children = counts::children(&self.manifests, &digest);
+        let new_children = counts::distinct(&facts.children);
+        let affected: BTreeSet<Digest> = old_children
+            .iter()
+            .chain(&new_children)
+            .chain([&digest])
+            .cloned()
+            .collect();
+        let before: Vec<u64> = holding
+            .iter()
+            .map(|name| {
+                self.repositories.get(name).map_or(0, |repo| {
+                    counts::images_among(repo, &self.manifests, &affected)
+                })
+            })
+            .collect();
+        for root in &roots {
+            self.totals.store(&self.manifests, root, false);
+        }
+        for child in &old_children {
+            if let Some(parents) = self.parents.get_mut(child) {
+                parents.retain(|p| *p != digest);
+                if parents.is_empty() {
+                    self.parents.remove(child);
+                }
+            }
+        }
+        for child in &new_children {
+            self.parents
+                .entry(child.clone())
+                .or_default()
+                .push(digest.clone());
+        }
         self.manifests.insert(digest, facts);
+        for root in &roots {
+            self.totals.store(&self.manifests, root, true);
+        }
+        for (name, before) in holding.iter().zip(before) {
+            if let Some(repo) = self.repositories.get_mut(name) {
+                repo.name_children(&old_children, false);
+                repo.name_children(&new_children, true);
+                let after = counts::images_among(repo, &self.manifests, &affected);
+                repo.recount(before, after);
+                self.totals.images = self.totals.images + after - before;
+            }
+        }
+    }
+
+    /// `digest` and the indexes above it whose blobs include its own (to [`MAX_INDEX_DEPTH`]).
+    fn ancestors(&self, digest: &Digest) -> Vec<Digest> {
+        let mut seen = BTreeSet::from([digest.clone()]);
+        let mut level = vec![digest.clone()];
+        for _ in 0..MAX_INDEX_DEPTH {
+            let mut next = Vec::new();
+            for parent in level.iter().filter_map(|d| self.parents.get(d)).flatten() {
+                if seen.insert(parent.clone()) {
+                    next.push(parent.clone());
+                }
+            }
+            level = next;
+        }
+        seen.into_iter().collect()
+    }
+
+    /// Runs `f` on `repository` (created first when `create`, else `None` when absent), then
+    /// updates the namespace's tag and repository counts and drops the repository if empty.
+    fn edit<R>(
+        &mut self,
+        repository: &str,
+        create: bool,
+        f: impl FnOnce(&mut Edit<'_>) -> R,
+    ) -> Option<R> {
+        let NamespaceState {
+            repositories,
+            manifests,
+            totals,
+            ..
+        } = self;
+        if create && !repositories.contains_key(repository) {
+            repositories.insert(repository.to_owned(), RepositoryState::default());
+        }
+        let repo = repositories.get_mut(repository)?;
+        let before = repo.tags().len() as u64;
+        let out = f(&mut Edit {
+            repo: &mut *repo,
+            manifests,
+            totals: &mut *totals,
+        });
+        let after = repo.tags().len() as u64;
+        totals.tags = totals.tags + after - before;
+        totals.tagged_repositories =
+            totals.tagged_repositories + u64::from(after > 0) - u64::from(before > 0);
+        if repo.is_empty() {
+            repositories.remove(repository);
+        }
+        Some(out)
     }
 
     /// Sets a repository's tags as the registry listed them (a repository without tags is left
     /// out unless digests were pushed to it).
     pub fn set_tags(&mut self, repository: &str, tags: BTreeMap<String, Digest>) {
-        if tags.is_empty() {
-            if let Some(repo) = self.repositories.get_mut(repository) {
-                repo.tags.clear();
+        self.edit(repository, !tags.is_empty(), |edit| {
+            let gone: Vec<String> = edit
+                .repo
+                .tags()
+                .iter()
+                .filter(|(tag, digest)| tags.get(*tag) != Some(*digest))
+                .map(|(tag, _)| tag.clone())
+                .collect();
+            for tag in gone {
+                edit.remove_tag(&tag);
             }
-        } else {
-            self.repositories
-                .entry(repository.to_owned())
-                .or_default()
-                .tags = tags;
-        }
-        self.repositories.retain(|_, repo| !repo.is_empty());
+            for (tag, digest) in &tags {
+                edit.set_tag(tag, digest);
+            }
+        });
     }
 
     /// Applies a change; the number of tags and untagged digests it added or removed.
@@ -225,136 +218,89 @@ impl NamespaceState {
                 repository,
                 digest,
                 tags,
-            } => {
-                let repo = self.repositories.entry(repository.clone()).or_default();
+            } => self.edit(repository, true, |edit| {
                 if tags.is_empty() {
-                    usize::from(repo.untagged.insert(digest.clone()))
+                    usize::from(edit.set_untagged(digest, true))
                 } else {
-                    tags.iter()
-                        .filter(|tag| {
-                            repo.tags.insert((*tag).clone(), digest.clone()).as_ref()
-                                != Some(digest)
-                        })
-                        .count()
+                    tags.iter().filter(|tag| edit.set_tag(tag, digest)).count()
                 }
+            }),
+            Change::DigestDeleted { repository, digest } => self.edit(repository, false, |edit| {
+                let tags = edit.repo.tags_of(digest);
+                let removed = tags.iter().filter(|tag| edit.remove_tag(tag)).count();
+                removed + usize::from(edit.set_untagged(digest, false))
+            }),
+            Change::TagDeleted { repository, tag } => {
+                self.edit(repository, false, |edit| usize::from(edit.remove_tag(tag)))
             }
-            Change::DigestDeleted { repository, digest } => {
-                let Some(repo) = self.repositories.get_mut(repository) else {
-                    return 0;
-                };
-                let before = repo.tags.len() + repo.untagged.len();
-                repo.tags.retain(|_, d| d != digest);
-                repo.untagged.remove(digest);
-                before - repo.tags.len() - repo.untagged.len()
-            }
-            Change::TagDeleted { repository, tag } => self
-                .repositories
-                .get_mut(repository)
-                .map_or(0, |repo| usize::from(repo.tags.remove(tag).is_some())),
-            Change::RepositoryDeleted { repository } => self
-                .repositories
-                .remove(repository)
-                .map_or(0, |repo| repo.tags.len() + repo.untagged.len()),
+            Change::RepositoryDeleted { repository } => self.edit(repository, false, |edit| {
+                let tags: Vec<String> = edit.repo.tags().keys().cloned().collect();
+                let untagged: Vec<Digest> = edit.repo.untagged().iter().cloned().collect();
+                let removed = tags.iter().filter(|tag| edit.remove_tag(tag)).count();
+                removed
+                    + untagged
+                        .iter()
+                        .filter(|digest| edit.set_untagged(digest, false))
+                        .count()
+            }),
         };
-        self.repositories.retain(|_, repo| !repo.is_empty());
-        changed
-    }
-
-    /// The blobs `digest` stores with their sizes, its children's for an index (each once).
-    fn gather(&self, digest: &Digest, depth: usize, out: &mut BTreeMap<Digest, u64>) {
-        let Some(facts) = self.manifests.get(digest) else {
-            return;
-        };
-        out.extend(facts.blobs.iter().map(|(d, size)| (d.clone(), *size)));
-        if depth < MAX_INDEX_DEPTH {
-            for child in &facts.children {
-                self.gather(child, depth + 1, out);
-            }
-        }
-    }
-
-    /// The images among `held`: every held digest but the children of a held index, and but
-    /// the attached artifacts no tag points to.
-    fn images_among(&self, held: &BTreeSet<&Digest>, tagged: &BTreeSet<&Digest>) -> u64 {
-        let children: BTreeSet<&Digest> = held
-            .iter()
-            .filter_map(|d| self.manifests.get(*d))
-            .flat_map(|facts| facts.children.iter())
-            .collect();
-        held.iter()
-            .filter(|d| !children.contains(*d))
-            .filter(|d| tagged.contains(*d) || !self.manifests.get(**d).is_some_and(|f| f.attached))
-            .count() as u64
+        changed.unwrap_or(0)
     }
 
     /// A repository's image and tag counts.
     pub fn repository_counts(&self, repository: &str) -> RepositoryCounts {
-        let Some(repo) = self.repositories.get(repository) else {
-            return RepositoryCounts::default();
-        };
-        let tagged: BTreeSet<&Digest> = repo.tags.values().collect();
-        RepositoryCounts {
-            images: self.images_among(&repo.held(), &tagged),
-            tags: repo.tags.len() as u64,
-        }
-    }
-
-    /// The distinct blobs of every manifest the namespace holds, with their sizes.
-    fn stored_blobs(&self) -> BTreeMap<Digest, u64> {
-        let held: BTreeSet<&Digest> = self.repositories.values().flat_map(|r| r.held()).collect();
-        let mut blobs = BTreeMap::new();
-        for digest in held {
-            self.gather(digest, 0, &mut blobs);
-        }
-        blobs
+        self.repositories
+            .get(repository)
+            .map_or_else(RepositoryCounts::default, |repo| RepositoryCounts {
+                images: repo.images(),
+                tags: repo.tags().len() as u64,
+            })
     }
 
     /// What the namespace holds, as the quotas count it.
     pub fn usage(&self) -> NamespaceUsage {
-        let mut usage = NamespaceUsage {
-            storage_bytes: self
-                .stored_blobs()
-                .values()
-                .fold(0u64, |sum, size| sum.saturating_add(*size)),
-            ..NamespaceUsage::default()
-        };
-        for (name, repo) in &self.repositories {
-            let counts = self.repository_counts(name);
-            usage.repositories += u64::from(!repo.tags.is_empty());
-            usage.images += counts.images;
-            usage.tags += counts.tags;
+        NamespaceUsage {
+            repositories: self.totals.tagged_repositories,
+            images: self.totals.images,
+            tags: self.totals.tags,
+            storage_bytes: self.totals.storage_bytes(),
         }
-        usage
     }
 
     /// What pushing `digest` to `repository` under `tags` (none: by digest) would add. The
     /// facts of `digest` and of its children must be known ([`learn`](Self::learn)) for its
-    /// blobs to count.
+    /// blobs to count. Tags moved away from other digests are not taken off.
     pub fn delta(&self, repository: &str, digest: &Digest, tags: &[String]) -> PushDelta {
         let empty = RepositoryState::default();
         let repo = self.repositories.get(repository).unwrap_or(&empty);
         let new_tags: BTreeSet<&String> = tags
             .iter()
-            .filter(|tag| !repo.tags.contains_key(*tag))
+            .filter(|tag| !repo.tags().contains_key(*tag))
             .collect();
-        let before = self.repository_counts(repository).images;
-        let mut tagged: BTreeSet<&Digest> = repo.tags.values().collect();
-        let mut held = repo.held();
-        held.insert(digest);
-        if !tags.is_empty() {
-            tagged.insert(digest);
-        }
-        let after = self.images_among(&held, &tagged);
-        let stored = self.stored_blobs();
+        let new_image = if repo.holds(digest) {
+            // Tagging a held digest makes it an image when it was only an untagged attached one.
+            !tags.is_empty()
+                && repo.parents(digest) == 0
+                && !counts::is_image(repo, &self.manifests, digest)
+        } else {
+            // It is an image unless a held index names it (or it names itself), and it is one
+            // more only if it names no held image as a child (an index over its own platforms).
+            let children = counts::children(&self.manifests, digest);
+            let attached = self.manifests.get(digest).is_some_and(|f| f.attached);
+            repo.parents(digest) == 0
+                && !children.contains(digest)
+                && (!tags.is_empty() || !attached)
+                && counts::images_among(repo, &self.manifests, &children) == 0
+        };
         let mut pushed = BTreeMap::new();
-        self.gather(digest, 0, &mut pushed);
+        counts::gather(&self.manifests, digest, 0, &mut pushed);
         let new_blob_bytes = pushed
             .iter()
-            .filter(|(blob, _)| !stored.contains_key(*blob))
+            .filter(|(blob, _)| !self.totals.stores(blob))
             .fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
         PushDelta {
-            new_repository: repo.tags.is_empty() && !tags.is_empty(),
-            new_image: after > before,
+            new_repository: repo.tags().is_empty() && !tags.is_empty(),
+            new_image,
             new_tags: new_tags.len() as u64,
             new_blob_bytes,
         }
@@ -366,7 +312,7 @@ impl NamespaceState {
         let mut stack: Vec<Digest> = self
             .repositories
             .values()
-            .flat_map(|r| r.held())
+            .flat_map(|r| r.tags().values().chain(r.untagged()))
             .cloned()
             .collect();
         while let Some(digest) = stack.pop() {
@@ -377,6 +323,12 @@ impl NamespaceState {
             }
         }
         self.manifests.retain(|digest, _| keep.contains(digest));
+        self.parents.clear();
+        for (digest, facts) in &self.manifests {
+            for child in counts::distinct(&facts.children) {
+                self.parents.entry(child).or_default().push(digest.clone());
+            }
+        }
     }
 
     /// The corrections that turn `self` into `fresh`, tag by tag and untagged digest by digest.
@@ -398,17 +350,17 @@ impl NamespaceState {
                     reference: reference.to_owned(),
                 });
             };
-            for (tag, digest) in &old.tags {
-                match new.tags.get(tag) {
+            for (tag, digest) in old.tags() {
+                match new.tags().get(tag) {
                     None => push("tag_removed", tag),
                     Some(d) if d != digest => push("tag_moved", tag),
                     Some(_) => {}
                 }
             }
-            for tag in new.tags.keys().filter(|t| !old.tags.contains_key(*t)) {
+            for tag in new.tags().keys().filter(|t| !old.tags().contains_key(*t)) {
                 push("tag_added", tag);
             }
-            for digest in old.untagged.difference(&new.untagged) {
+            for digest in old.untagged().difference(new.untagged()) {
                 push("untagged_removed", digest.as_str());
             }
         }
@@ -417,17 +369,10 @@ impl NamespaceState {
 
     /// Numbers of repositories, tags and distinct digests held, for the size gauges.
     pub fn size(&self) -> (u64, u64, u64) {
-        let tags = self
-            .repositories
-            .values()
-            .map(|r| r.tags.len())
-            .sum::<usize>();
-        let digests: BTreeSet<&Digest> =
-            self.repositories.values().flat_map(|r| r.held()).collect();
         (
             self.repositories.len() as u64,
-            tags as u64,
-            digests.len() as u64,
+            self.totals.tags,
+            self.totals.digests(),
         )
     }
 }
