@@ -286,11 +286,7 @@ impl Decision {
     /// `allowed`, `near_limit` or `denied` (over the limit, whatever the enforcement: with
     /// `warn` or `audit`, a push `deny` would have refused), for logs and metric labels.
     pub fn verdict(&self) -> &'static str {
-        match self.standing() {
-            Standing::Ok => "allowed",
-            Standing::Near => "near_limit",
-            Standing::Over => "denied",
-        }
+        self.standing().verdict()
     }
 
     /// What the client is told of a push that goes through: over the limit in `warn` mode, or

@@ -26,6 +26,17 @@ impl Standing {
             Standing::Ok => "ok",
         }
     }
+
+    /// The verdict of a decision that stands so: `allowed`, `near_limit` or `denied` (over the
+    /// limit, whatever the enforcement: with `warn` or `audit`, a push `deny` would have
+    /// refused), for logs and metric labels.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Standing::Ok => "allowed",
+            Standing::Near => "near_limit",
+            Standing::Over => "denied",
+        }
+    }
 }
 
 impl fmt::Display for Standing {

@@ -244,11 +244,7 @@ impl QuotaDecision {
     /// `allowed`, `near_limit` or `denied` (over the quota, whatever the enforcement), for logs
     /// and metric labels.
     pub fn verdict(&self) -> &'static str {
-        match self.standing() {
-            Standing::Ok => "allowed",
-            Standing::Near => "near_limit",
-            Standing::Over => "denied",
-        }
+        self.standing().verdict()
     }
 
     /// `namespace_repositories`, `namespace_images`, `namespace_tags` or `namespace_storage`,
