@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
-use limits_core::{Decision, Enforcement, Standing};
+use limits_core::{Decision, Enforcement, QuotaDecision, Standing};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -142,9 +142,51 @@ impl Webhook {
             reference,
             SystemTime::now(),
         );
+        self.queue(event, decision.repository.as_str());
+    }
+
+    /// Queues the event of a namespace quota `decision` on a push to `repository`, if it is one
+    /// to notify (as [`event_type`] says of a limit's); never waits.
+    pub fn quota_decision(&self, decision: &QuotaDecision, repository: &str, reference: &str) {
+        let kind = match (decision.standing(), decision.enforcement) {
+            (Standing::Ok, _) => return,
+            (_, Enforcement::Audit) => "io.registry-gateway.push.audited",
+            (Standing::Over, Enforcement::Deny) => "io.registry-gateway.push.refused",
+            _ => "io.registry-gateway.push.warned",
+        };
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let detail = decision.detail();
+        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let event = json!({
+            "specversion": "1.0",
+            "id": format!("{}-{sequence}", self.id_prefix),
+            "source": self.source,
+            "type": kind,
+            "time": time,
+            "subject": format!("{repository}:{reference}"),
+            "datacontenttype": "application/json",
+            "data": {
+                "repository": repository,
+                "reference": reference,
+                "namespace": detail.namespace,
+                "check": detail.check,
+                "measured": detail.measured,
+                "limit": detail.limit,
+                "quota": detail.quota,
+                "quota_namespace": detail.quota_namespace,
+                "enforcement": decision.enforcement.as_str(),
+                "verdict": decision.verdict(),
+                "action": if decision.refuses() { "refused" } else { "accepted" },
+                "message": decision.warning().unwrap_or_else(|| decision.to_string()),
+            },
+        });
+        self.queue(event, repository);
+    }
+
+    fn queue(&self, event: Value, repository: &str) {
         if self.queue.try_send(event).is_err() {
             self.metrics.webhook_event("dropped");
-            tracing::warn!(repository = %decision.repository, "webhook queue full; event dropped");
+            tracing::warn!(repository, "webhook queue full; event dropped");
         }
     }
 }
