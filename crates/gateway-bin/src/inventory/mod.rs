@@ -62,6 +62,8 @@ struct Slot {
 struct Entry {
     built: OnceCell<()>,
     slot: Mutex<Slot>,
+    /// Held while the namespace is reconciled: one journal at a time.
+    reconciling: tokio::sync::Mutex<()>,
 }
 
 impl Entry {
@@ -72,6 +74,7 @@ impl Entry {
                 state: NamespaceState::default(),
                 journal: Some(Vec::new()),
             }),
+            reconciling: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -274,9 +277,6 @@ impl<U: Catalog> Inventory<U> {
         let entry = self.built(namespace).await?;
         let result = self.reconcile(namespace, &entry).await;
         self.metrics.refreshed(result.is_ok());
-        if result.is_err() {
-            drop(entry.lock().journal.take());
-        }
         result
     }
 
@@ -381,9 +381,6 @@ impl<U: Catalog> Inventory<U> {
                 }
                 Err(err) => {
                     self.metrics.refreshed(false);
-                    let mut slot = entry.lock();
-                    let journal = slot.journal.take();
-                    drop(journal);
                     tracing::warn!(namespace, error = %err, "inventory reconciliation failed; the namespace is kept as it was");
                 }
             }
@@ -391,7 +388,18 @@ impl<U: Catalog> Inventory<U> {
         corrected
     }
 
+    /// Reconciles one namespace; on failure it is kept as it was. The periodic refresh and a
+    /// push's confirmation may both ask: one at a time, each with its own journal.
     async fn reconcile(&self, namespace: &str, entry: &Entry) -> Result<usize, InventoryError> {
+        let _one = entry.reconciling.lock().await;
+        let result = self.reread(namespace, entry).await;
+        if result.is_err() {
+            drop(entry.lock().journal.take());
+        }
+        result
+    }
+
+    async fn reread(&self, namespace: &str, entry: &Entry) -> Result<usize, InventoryError> {
         let untagged: Vec<(String, Digest)> = {
             let mut slot = entry.lock();
             slot.journal = Some(Vec::new());

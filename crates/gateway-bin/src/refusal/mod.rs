@@ -466,6 +466,43 @@ mod tests {
     use super::*;
     use oci_manifest::Digest;
 
+    /// A namespace quota's refusal.
+    fn quota_denied() -> Refusal {
+        let policy = limits_core::Policy::from_yaml(
+            "namespace_quotas:\n- namespace: ^team$\n  hard: {repositories: \"1\"}\n",
+        )
+        .expect("valid");
+        let quota = policy
+            .quota_for(&"team/app".parse().expect("name"))
+            .expect("a quota");
+        let usage = limits_core::NamespaceUsage {
+            repositories: 1,
+            ..Default::default()
+        };
+        let push = limits_core::PushDelta {
+            new_repository: true,
+            ..Default::default()
+        };
+        let decision = quota.check_kind(limits_core::QuotaKind::Repositories, &usage, &push);
+        Refusal::QuotaDenied(Box::new(decision))
+    }
+
+    /// A namespace quota's refusal is a 403 `DENIED` with the decision's message and detail.
+    #[test]
+    fn quota_refusals_are_denied_with_the_message_and_detail() {
+        let refusal = quota_denied();
+        assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refusal.code(), Some("DENIED"));
+        assert_eq!(
+            refusal.message(),
+            "namespace team would hold 2 repositories, over its quota of 1 (namespace quota 1: ^team$): it holds 1 and this push adds 1"
+        );
+        let detail = refusal.detail().expect("a detail");
+        assert_eq!(detail["check"], "namespace_repositories");
+        assert_eq!(detail["measured"], 2);
+        assert_eq!(detail["quota_namespace"], "^team$");
+    }
+
     fn samples() -> Vec<Refusal> {
         let digest: Digest =
             "sha256:0000000000000000000000000000000000000000000000000000000000000000"
@@ -477,6 +514,12 @@ mod tests {
                 source: LimitSource::Global,
             }),
             Refusal::NotRegistryApi { path: "/x".into() },
+            quota_denied(),
+            Refusal::InventoryUnavailable(crate::inventory::InventoryError::Manifest {
+                repository: "team/app".into(),
+                digest: digest.to_string(),
+                source: oci_manifest::parse(None, b"{}").expect_err("no content type"),
+            }),
             Refusal::Request(RequestError::Method("BREW".into())),
             Refusal::TargetInvalid { cause: "x".into() },
             Refusal::FormBody,
