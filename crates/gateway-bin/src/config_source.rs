@@ -88,10 +88,11 @@ fn compile(path: &Path, content: &Content) -> Result<Policy, LoadError> {
     })
 }
 
-/// The keys of `policy` that this version reads and validates but does not enforce yet:
-/// `image_count_limit` (global or in a rule) and `namespace_quotas`. Said at every load, so
-/// that nobody takes them for limits in force.
-pub fn not_enforced(policy: &Policy) -> Vec<&'static str> {
+/// The keys of `policy` that this version enforces in one process only, counted from the
+/// inventory that process keeps: `image_count_limit` (global or in a rule) and
+/// `namespace_quotas`. With `--coordination` (several replicas) the inventory is not shared
+/// yet, so a configuration that sets them is refused ([`shared_refusal`]).
+pub fn per_process(policy: &Policy) -> Vec<&'static str> {
     let mut keys = Vec::new();
     let counts_images = std::iter::once(policy.global())
         .chain(policy.rules().iter().map(|rule| &rule.limits))
@@ -105,12 +106,15 @@ pub fn not_enforced(policy: &Policy) -> Vec<&'static str> {
     keys
 }
 
-/// Logs the keys [`not_enforced`] finds, as a warning.
-fn warn_not_enforced(policy: &Policy) {
-    let keys = not_enforced(policy);
-    if !keys.is_empty() {
-        tracing::warn!(keys = %keys.join(", "), "read and validated but not enforced by this version of the gateway yet");
-    }
+/// Why `policy` cannot be served with a shared coordination store, if it cannot.
+pub fn shared_refusal(policy: &Policy) -> Option<String> {
+    let keys = per_process(policy);
+    (!keys.is_empty()).then(|| {
+        format!(
+            "the configuration sets {}: image_count_limit and namespace_quotas are enforced per process only so far (the inventory they count from is not shared through --coordination); remove them or run without --coordination",
+            keys.join(" and ")
+        )
+    })
 }
 
 /// Loads and compiles the configuration at `path` (file or directory).
@@ -125,6 +129,7 @@ pub struct ConfigSource {
     last_seen: Option<Content>,
     sender: watch::Sender<Arc<Policy>>,
     metrics: Arc<Metrics>,
+    shared: bool,
 }
 
 impl ConfigSource {
@@ -135,7 +140,6 @@ impl ConfigSource {
     ) -> Result<(Self, watch::Receiver<Arc<Policy>>), LoadError> {
         let content = read(path)?;
         let policy = compile(path, &content)?;
-        warn_not_enforced(&policy);
         metrics.config_loaded(&policy, true);
         let (sender, receiver) = watch::channel(Arc::new(policy));
         Ok((
@@ -144,6 +148,7 @@ impl ConfigSource {
                 last_seen: Some(content),
                 sender,
                 metrics,
+                shared: false,
             },
             receiver,
         ))
@@ -166,6 +171,11 @@ impl ConfigSource {
         }
         self.last_seen = Some(content.clone());
         match compile(&self.path, &content) {
+            Ok(policy) if self.shared && shared_refusal(&policy).is_some() => {
+                let why = shared_refusal(&policy).unwrap_or_default();
+                tracing::error!(error = %why, "config reload refused; the last good configuration stays in force");
+                self.metrics.config_reload_failed();
+            }
             Ok(policy) => {
                 tracing::info!(
                     path = %self.path.display(),
@@ -173,7 +183,6 @@ impl ConfigSource {
                     rules = policy.rules().len(),
                     "config reloaded"
                 );
-                warn_not_enforced(&policy);
                 self.metrics.config_loaded(&policy, true);
                 self.sender.send_replace(Arc::new(policy));
             }
@@ -182,6 +191,12 @@ impl ConfigSource {
                 self.metrics.config_reload_failed();
             }
         }
+    }
+
+    /// Serving with a shared coordination store: a reload that sets the keys enforced per
+    /// process only ([`per_process`]) is refused, the last good configuration kept.
+    pub fn shared_coordination(&mut self) {
+        self.shared = true;
     }
 
     /// Polls every `interval` and reloads on `SIGHUP` until the process ends.

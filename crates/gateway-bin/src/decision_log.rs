@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use limits_core::Decision;
+use limits_core::{Decision, QuotaDecision};
 
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
@@ -54,6 +54,35 @@ impl DecisionLog {
                 measured = detail.measured, limit, rule = %decision.source,
                 verdict = decision.verdict(), enforcement, action, "{message}"
             );
+        }
+    }
+
+    /// One structured log line, one metric and the webhook for a namespace quota decision on
+    /// a push to `repository`.
+    pub fn log_quota(&self, decision: &QuotaDecision, repository: &str, reference: &str) {
+        let rule = format!("namespace_quota_{}", decision.source.position);
+        let (check, verdict) = (decision.check_name(), decision.verdict());
+        let enforcement = decision.enforcement.as_str();
+        self.metrics
+            .count_decision(check, verdict, rule, enforcement);
+        if let Some(webhook) = &self.webhook {
+            webhook.quota_decision(decision, repository, reference);
+        }
+        let limit = decision.limit.max();
+        let action = if decision.refuses() {
+            "refused"
+        } else {
+            "accepted"
+        };
+        let message = decision.warning().unwrap_or_else(|| decision.to_string());
+        let (namespace, quota, measured) =
+            (&decision.namespace, &decision.source, decision.total());
+        if verdict == "allowed" {
+            tracing::info!(event = "decision", repository, reference, namespace, check, measured,
+                limit, rule = %quota, verdict, enforcement, action, "{message}");
+        } else {
+            tracing::warn!(event = "decision", repository, reference, namespace, check, measured,
+                limit, rule = %quota, verdict, enforcement, action, "{message}");
         }
     }
 

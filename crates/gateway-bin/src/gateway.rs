@@ -19,9 +19,11 @@ use crate::coordination::Coordination;
 use crate::decision_log::DecisionLog;
 use crate::delete::ManifestDelete;
 use crate::facts::{Facts, TagSource};
+use crate::inventory::Inventory;
 use crate::manifest::ManifestPush;
 use crate::metrics::Metrics;
 use crate::options::Options;
+use crate::quota::{QuotaGate, QuotaStep};
 use crate::refusal::{self, Refusal, Seen, refused};
 use crate::subjects::Subjects;
 use crate::upload::BlobUpload;
@@ -59,6 +61,9 @@ pub struct GatewayParts<U> {
     pub options: Options,
     /// Where decisions are notified, if anywhere.
     pub webhook: Option<Webhook>,
+    /// The inventory image counts and namespace quotas are counted from, when it is in this
+    /// process (no `--coordination`).
+    pub inventory: Option<Arc<Inventory>>,
 }
 
 /// The proxy and everything it keeps between requests.
@@ -73,6 +78,7 @@ pub struct Gateway<U> {
     decisions: DecisionLog,
     metrics: Arc<Metrics>,
     options: Options,
+    quotas: Option<QuotaGate>,
 }
 
 impl<U: Upstream + 'static> Gateway<U> {
@@ -92,6 +98,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             metrics,
             options,
             webhook,
+            inventory,
         } = parts;
         Self {
             forwarder: Arc::new(Forwarder::new(client, target, Arc::clone(&metrics))),
@@ -109,6 +116,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             decisions: DecisionLog::new(Arc::clone(&metrics), webhook),
             metrics,
             options,
+            quotas: inventory.map(QuotaGate::new),
         }
     }
 
@@ -207,13 +215,17 @@ impl<U: Upstream + 'static> Gateway<U> {
                 Err(refused(request, Refusal::NotRegistryApi { path }))
             }
             Route::ManifestPut { name, reference } => {
-                let applied = self.policy.borrow().limits_for(&name);
+                let (applied, quota) = {
+                    let policy = self.policy.borrow();
+                    (policy.limits_for(&name), policy.quota_for(&name))
+                };
                 let push = ManifestPush {
                     facts: &self.facts,
                     coordination: &self.coordination,
                     decisions: &self.decisions,
                     options: &self.options,
                     buffers: &self.manifest_buffers,
+                    quotas: self.quotas.as_ref().map(|gate| QuotaStep { gate, quota }),
                 };
                 let body = (content_type, content_length);
                 push.handle(request, applied, (reference, requested), body, onward)

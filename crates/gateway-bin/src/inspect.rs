@@ -26,12 +26,12 @@ fn limits_text(limits: &Limits) -> String {
     text
 }
 
-/// The note for keys read but not enforced yet ([`config_source::not_enforced`]).
-fn print_not_enforced(policy: &limits_core::Policy) {
-    let keys = config_source::not_enforced(policy);
+/// The note for keys enforced per process only ([`config_source::per_process`]).
+fn print_per_process(policy: &limits_core::Policy) {
+    let keys = config_source::per_process(policy);
     if !keys.is_empty() {
         println!(
-            "note: {} read and validated but not enforced by this version of the gateway yet",
+            "note: {} enforced by a gateway serving without --coordination; with --coordination redis:// serve refuses them (enforced per process only so far)",
             keys.join(", ")
         );
     }
@@ -70,7 +70,7 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
             println!("  {}. {}  {}", index + 1, quota.namespace, quota.hard);
         }
     }
-    print_not_enforced(&policy);
+    print_per_process(&policy);
     Ok(())
 }
 
@@ -165,6 +165,6 @@ pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
         protections.warn_at.value,
         from(&protections.warn_at.source)
     );
-    print_not_enforced(&policy);
+    print_per_process(&policy);
     Ok(())
 }

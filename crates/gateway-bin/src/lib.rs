@@ -12,7 +12,8 @@
 //! 3. A manifest `PUT` (`manifest::ManifestPush`): body read within a budget (`manifest_body`),
 //!    parsed (`oci_manifest`), blob sizes measured at the registry, signature tags resolved
 //!    (`signatures`), tags counted under the repository's lease (`coordination`) and reserved
-//!    before the forward (`reservation`); decisions by `limits_core`.
+//!    before the forward (`reservation`); images and namespace quotas counted from the
+//!    namespace's `inventory` under a namespace lease (`quota`); decisions by `limits_core`.
 //! 4. Blob uploads (`upload::BlobUpload`, `upload_sessions`) are guarded as they stream;
 //!    manifest deletes (`delete::ManifestDelete`) are checked against immutable tags.
 //! 5. Every refusal is a `refusal::Refusal`, answered in one place (`refusal::answer`): logged,
@@ -20,8 +21,7 @@
 //!    logged, counted and sent to the `webhook` by `decision_log`.
 //! 6. `upstream::forward` sends what was checked to the registry and the answer back (headers
 //!    rewritten by `upstream::target`); `admin` serves `/metrics`, `/healthz`, `/readyz`, and
-//!    receives the registry's notifications for the `inventory` of each namespace (not
-//!    consulted by push decisions yet).
+//!    receives the registry's notifications for the `inventory` of each namespace.
 
 mod admin;
 mod app;
@@ -45,6 +45,7 @@ mod manifest_body;
 mod metrics;
 mod migrate;
 mod options;
+mod quota;
 mod reference;
 mod refusal;
 mod relay;

@@ -1,5 +1,6 @@
-//! The checks of a manifest push: body size, schema, verified blob sizes, image size and tag
-//! count; then the forward, in a task of its own that no client hang-up can cut short.
+//! The checks of a manifest push: body size, schema, verified blob sizes, image size, tag
+//! count, image count and namespace quotas (`quota`); then the forward, in a task of its own
+//! that no client hang-up can cut short.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::decision_log::DecisionLog;
 use crate::facts::Facts;
 use crate::manifest_body::{read_body, warning_header};
 use crate::options::Options;
+use crate::quota::{AdmittedPush, PushFacts, QuotaStep};
 use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
 use crate::reservation::{Delivery, TagRead, TagReservation};
@@ -41,6 +43,8 @@ pub struct ManifestPush<'a, U> {
     pub options: &'a Options,
     /// Bytes of manifest bodies that may be buffered at once, as permits.
     pub buffers: &'a Arc<Semaphore>,
+    /// The image count and namespace quota step, when the inventory is in this process.
+    pub quotas: Option<QuotaStep<'a>>,
 }
 
 impl<U: Upstream> ManifestPush<'_, U> {
@@ -65,7 +69,7 @@ impl<U: Upstream> ManifestPush<'_, U> {
             self.options.body_read_timeout,
         )
         .await?;
-        let (reservation, warnings) = self
+        let (reservation, admitted, warnings) = self
             .check(
                 &parts,
                 content_type.value(),
@@ -96,6 +100,10 @@ impl<U: Upstream> ManifestPush<'_, U> {
             if let Some(held) = &mut reservation {
                 held.settle(Delivery::of(&result));
             }
+            // Recorded before the namespace's lease is released.
+            if let Some(admitted) = admitted {
+                admitted.settle(Delivery::of(&result));
+            }
             result
         });
         match task.await {
@@ -118,9 +126,10 @@ impl<U: Upstream> ManifestPush<'_, U> {
     }
 
     /// Every check of a manifest push to `reference` creating the tags `requested` (read as
-    /// the registry reads them: `RequestHead::requested_tags`). `Ok((Some(_), _))` holds the
-    /// repository's tag lock until the upstream has answered; the texts are the warnings for
-    /// the client (a limit broken in `warn` mode, or a value past `warn_at`).
+    /// the registry reads them: `RequestHead::requested_tags`). `Ok((Some(_), _, _))` holds the
+    /// repository's tag lock until the upstream has answered, `Ok((_, Some(_), _))` the
+    /// namespace's lease until the push is recorded; the texts are the warnings for the client
+    /// (a limit broken in `warn` mode, or a value past `warn_at`).
     pub async fn check(
         &self,
         parts: &Parts,
@@ -128,7 +137,7 @@ impl<U: Upstream> ManifestPush<'_, U> {
         applied: &AppliedLimits,
         (reference, mut requested): (&Reference, Vec<String>),
         bytes: &Bytes,
-    ) -> Result<(Option<TagReservation>, Vec<String>), Refusal> {
+    ) -> Result<(Option<TagReservation>, Option<AdmittedPush>, Vec<String>), Refusal> {
         let mut warnings = Vec::new();
         let reference_text = reference.to_string();
         let manifest =
@@ -141,7 +150,13 @@ impl<U: Upstream> ManifestPush<'_, U> {
             .facts
             .exempt_tags(applied, &requested, Content::Pushed(pushed), auth)
             .await?;
+        let named = requested.clone();
         requested.retain(|tag| !exempt.contains(tag));
+        // The namespace's lease, before the repository's (read_tags).
+        let namespace_lease = match &self.quotas {
+            Some(step) => step.lease(applied).await,
+            None => None,
+        };
         let immutable: Vec<&str> = requested
             .iter()
             .map(String::as_str)
@@ -172,7 +187,22 @@ impl<U: Upstream> ManifestPush<'_, U> {
             Some(read) => self.decide_tags(applied, &reference_text, read, &mut warnings)?,
             None => None,
         };
-        Ok((reservation, warnings))
+        let admitted = match (&self.quotas, namespace_lease) {
+            (Some(step), Some(lease)) => {
+                let push = PushFacts {
+                    manifest: &manifest,
+                    bytes,
+                    reference,
+                    counted: &requested,
+                    tags: &named,
+                };
+                let log = (self.decisions, self.options);
+                step.decide(lease, applied, push, log, &mut warnings)
+                    .await?
+            }
+            _ => None,
+        };
+        Ok((reservation, admitted, warnings))
     }
 
     /// The image's size as the registry holds it: the config and every layer, each confirmed
@@ -502,6 +532,7 @@ mod tests {
                 decisions: &self.decisions,
                 options: &self.options,
                 buffers: &self.buffers,
+                quotas: None,
             }
         }
     }
@@ -583,7 +614,7 @@ mod tests {
                 &Bytes::from_static(body),
             )
             .await
-            .map(|(reservation, _)| reservation)
+            .map(|(reservation, _, _)| reservation)
     }
 
     /// Tags created moments ago count although the upstream's listing does not show them, and

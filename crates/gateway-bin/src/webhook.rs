@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderValue;
-use limits_core::{Decision, Enforcement, Standing};
+use limits_core::{Decision, Enforcement, QuotaDecision, Standing};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -142,11 +142,77 @@ impl Webhook {
             reference,
             SystemTime::now(),
         );
+        self.queue(event, decision.repository.as_str());
+    }
+
+    /// Queues the event of a namespace quota `decision` on a push to `repository`, if it is one
+    /// to notify ([`quota_event_type`]); never waits.
+    pub fn quota_decision(&self, decision: &QuotaDecision, repository: &str, reference: &str) {
+        let Some(kind) = quota_event_type(decision) else {
+            return;
+        };
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{sequence}", self.id_prefix);
+        let event = quota_event(
+            (&id, &self.source, kind),
+            decision,
+            (repository, reference),
+            SystemTime::now(),
+        );
+        self.queue(event, repository);
+    }
+
+    fn queue(&self, event: Value, repository: &str) {
         if self.queue.try_send(event).is_err() {
             self.metrics.webhook_event("dropped");
-            tracing::warn!(repository = %decision.repository, "webhook queue full; event dropped");
+            tracing::warn!(repository, "webhook queue full; event dropped");
         }
     }
+}
+
+/// The CloudEvents `type` of a namespace quota decision's event, as [`event_type`] says of a
+/// limit's.
+pub fn quota_event_type(decision: &QuotaDecision) -> Option<&'static str> {
+    match (decision.standing(), decision.enforcement) {
+        (Standing::Ok, _) => None,
+        (_, Enforcement::Audit) => Some("io.registry-gateway.push.audited"),
+        (Standing::Over, Enforcement::Deny) => Some("io.registry-gateway.push.refused"),
+        _ => Some("io.registry-gateway.push.warned"),
+    }
+}
+
+/// The event of a namespace quota `decision` on a push of `reference` to `repository`, in
+/// CloudEvents 1.0 structured JSON: `(id, source, type)`.
+fn quota_event(
+    (id, source, kind): (&str, &str, &str),
+    decision: &QuotaDecision,
+    (repository, reference): (&str, &str),
+    time: SystemTime,
+) -> Value {
+    let detail = decision.detail();
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": source,
+        "type": kind,
+        "time": humantime::format_rfc3339_millis(time).to_string(),
+        "subject": format!("{repository}:{reference}"),
+        "datacontenttype": "application/json",
+        "data": {
+            "repository": repository,
+            "reference": reference,
+            "namespace": detail.namespace,
+            "check": detail.check,
+            "measured": detail.measured,
+            "limit": detail.limit,
+            "quota": detail.quota,
+            "quota_namespace": detail.quota_namespace,
+            "enforcement": decision.enforcement.as_str(),
+            "verdict": decision.verdict(),
+            "action": if decision.refuses() { "refused" } else { "accepted" },
+            "message": decision.warning().unwrap_or_else(|| decision.to_string()),
+        },
+    })
 }
 
 /// The event of `decision` in CloudEvents 1.0 structured JSON.
@@ -259,7 +325,59 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use limits_core::{ByteSize, Policy};
+    use limits_core::{ByteSize, NamespaceUsage, Policy, PushDelta, QuotaKind};
+
+    #[test]
+    fn quota_events_follow_the_cloudevents_format() {
+        let policy =
+            Policy::from_yaml("namespace_quotas:\n- namespace: ^team$\n  hard: {tags: \"2\"}\n")
+                .expect("valid");
+        let quota = policy
+            .quota_for(&"team/app".parse().expect("name"))
+            .expect("a quota");
+        let usage = NamespaceUsage {
+            tags: 2,
+            ..NamespaceUsage::default()
+        };
+        let push = PushDelta {
+            new_tags: 1,
+            ..PushDelta::default()
+        };
+        let decision = quota.check_kind(QuotaKind::Tags, &usage, &push);
+        let kind = quota_event_type(&decision);
+        assert_eq!(kind, Some("io.registry-gateway.push.refused"));
+        let event = quota_event(
+            (
+                "ab-2",
+                "registry-gateway/pod-1",
+                "io.registry-gateway.push.refused",
+            ),
+            &decision,
+            ("team/app", "v3"),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        );
+        assert_eq!(event["subject"], "team/app:v3");
+        assert_eq!(event["time"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            event["data"],
+            json!({
+                "repository": "team/app",
+                "reference": "v3",
+                "namespace": "team",
+                "check": "namespace_tags",
+                "measured": 3,
+                "limit": 2,
+                "quota": 1,
+                "quota_namespace": "^team$",
+                "enforcement": "deny",
+                "verdict": "denied",
+                "action": "refused",
+                "message": "namespace team would hold 3 tags, over its quota of 2 (namespace quota 1: ^team$): it holds 2 and this push adds 1",
+            })
+        );
+        let within = quota.check_kind(QuotaKind::Tags, &NamespaceUsage::default(), &push);
+        assert_eq!(quota_event_type(&within), None);
+    }
 
     #[test]
     fn events_follow_the_cloudevents_format() {

@@ -13,7 +13,9 @@
 //! counts each correction.
 //!
 //! The inventory lives in this process only: replicas each keep their own (sharing it through
-//! the coordination store is not built yet). It is not consulted by push decisions yet.
+//! the coordination store is not built yet). Push decisions consult it ([`Inventory::push_view`],
+//! `quota.rs`) when an `image_count_limit` or a namespace quota applies, and only when the
+//! gateway runs without `--coordination`.
 
 mod args;
 mod change;
@@ -60,6 +62,8 @@ struct Slot {
 struct Entry {
     built: OnceCell<()>,
     slot: Mutex<Slot>,
+    /// Held while the namespace is reconciled: one journal at a time.
+    reconciling: tokio::sync::Mutex<()>,
 }
 
 impl Entry {
@@ -70,12 +74,27 @@ impl Entry {
                 state: NamespaceState::default(),
                 journal: Some(Vec::new()),
             }),
+            reconciling: tokio::sync::Mutex::new(()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// What a push decision reads of the inventory, at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushView {
+    /// What the namespace holds.
+    pub usage: NamespaceUsage,
+    /// What the push adds to it.
+    pub delta: PushDelta,
+    /// What the repository holds.
+    pub repository: RepositoryCounts,
+    /// The repository's images among the pushed index's children (see
+    /// [`NamespaceState::platform_images`]).
+    pub platform_images: u64,
 }
 
 /// The inventory of every namespace asked about so far.
@@ -174,7 +193,7 @@ impl<U: Catalog> Inventory<U> {
         not(test),
         expect(
             dead_code,
-            reason = "for the push path, which does not consult the inventory yet"
+            reason = "the push path reads push_view; the tests read this"
         )
     )]
     /// What the namespace holds.
@@ -204,7 +223,7 @@ impl<U: Catalog> Inventory<U> {
         not(test),
         expect(
             dead_code,
-            reason = "for the push path, which does not consult the inventory yet"
+            reason = "the push path reads push_view; the tests read this"
         )
     )]
     /// A repository's image and tag counts (zero for a repository without a namespace, which
@@ -221,23 +240,18 @@ impl<U: Catalog> Inventory<U> {
         Ok(counts)
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for the push path, which does not consult the inventory yet"
-        )
-    )]
     /// What pushing `digest` to `repository` under `tags` (none: by digest) would add to its
-    /// namespace. `facts` are those of the pushed manifest and, for an index, of its children
-    /// (the ones the inventory does not know are fetched from the registry).
-    pub async fn delta(
+    /// namespace, with what the namespace and the repository hold, read at once. `facts` are
+    /// those of the pushed manifest and, for an index, of its children (the ones the inventory
+    /// does not know are fetched from the registry). `None` for a repository without a
+    /// namespace, which the inventory does not track.
+    pub async fn push_view(
         &self,
         repository: &str,
         digest: &Digest,
         tags: &[String],
         facts: Vec<(Digest, ManifestFacts)>,
-    ) -> Result<Option<PushDelta>, InventoryError> {
+    ) -> Result<Option<PushView>, InventoryError> {
         let Some(namespace) = namespace_of(repository) else {
             return Ok(None);
         };
@@ -249,16 +263,23 @@ impl<U: Catalog> Inventory<U> {
         for (digest, facts) in facts {
             slot.state.learn(digest, facts);
         }
-        Ok(Some(slot.state.delta(repository, digest, tags)))
+        Ok(Some(PushView {
+            usage: slot.state.usage(),
+            delta: slot.state.delta(repository, digest, tags),
+            repository: slot.state.repository_counts(repository),
+            platform_images: slot.state.platform_images(repository, digest),
+        }))
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "for the push path, which does not consult the inventory yet"
-        )
-    )]
+    /// Reads `namespace` from the registry now and corrects the inventory (before a push
+    /// decision is taken on a count close to a limit); the corrections made.
+    pub async fn reconcile_now(&self, namespace: &str) -> Result<usize, InventoryError> {
+        let entry = self.built(namespace).await?;
+        let result = self.reconcile(namespace, &entry).await;
+        self.metrics.refreshed(result.is_ok());
+        result
+    }
+
     /// Records a push the registry accepted (`tags` empty: by digest), with the facts of the
     /// manifest and of its children when known.
     pub fn record_push(
@@ -360,9 +381,6 @@ impl<U: Catalog> Inventory<U> {
                 }
                 Err(err) => {
                     self.metrics.refreshed(false);
-                    let mut slot = entry.lock();
-                    let journal = slot.journal.take();
-                    drop(journal);
                     tracing::warn!(namespace, error = %err, "inventory reconciliation failed; the namespace is kept as it was");
                 }
             }
@@ -370,7 +388,18 @@ impl<U: Catalog> Inventory<U> {
         corrected
     }
 
+    /// Reconciles one namespace; on failure it is kept as it was. The periodic refresh and a
+    /// push's confirmation may both ask: one at a time, each with its own journal.
     async fn reconcile(&self, namespace: &str, entry: &Entry) -> Result<usize, InventoryError> {
+        let _one = entry.reconciling.lock().await;
+        let result = self.reread(namespace, entry).await;
+        if result.is_err() {
+            drop(entry.lock().journal.take());
+        }
+        result
+    }
+
+    async fn reread(&self, namespace: &str, entry: &Entry) -> Result<usize, InventoryError> {
         let untagged: Vec<(String, Digest)> = {
             let mut slot = entry.lock();
             slot.journal = Some(Vec::new());
@@ -613,10 +642,11 @@ mod tests {
         let facts = inventory.snapshot("team").await.map(|_| ());
         assert!(facts.is_ok());
         let delta = inventory
-            .delta("team/app", &second, &[], Vec::new())
+            .push_view("team/app", &second, &[], Vec::new())
             .await
             .ok()
-            .flatten();
+            .flatten()
+            .map(|view| view.delta);
         assert_eq!(
             delta,
             Some(PushDelta {

@@ -306,6 +306,19 @@ impl NamespaceState {
         }
     }
 
+    /// The images of `repository` among the children of `digest` when the repository does not
+    /// hold `digest` yet: platform manifests pushed by digest before their index, which the
+    /// index makes one image with it.
+    pub fn platform_images(&self, repository: &str, digest: &Digest) -> u64 {
+        match self.repositories.get(repository) {
+            Some(repo) if !repo.holds(digest) => {
+                let children = counts::children(&self.manifests, digest);
+                counts::images_among(repo, &self.manifests, &children)
+            }
+            _ => 0,
+        }
+    }
+
     /// Drops the facts of manifests no repository holds any more (directly or as a child).
     pub fn prune(&mut self) {
         let mut keep = BTreeSet::new();

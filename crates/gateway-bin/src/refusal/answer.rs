@@ -39,7 +39,7 @@ pub struct Seen<'a> {
 /// the response.
 pub fn answer(refusal: Refusal, seen: &Seen<'_>, metrics: &Metrics) -> Response<ProxyBody> {
     log(&refusal, seen);
-    if !matches!(refusal, Refusal::Denied(_)) {
+    if !matches!(refusal, Refusal::Denied(_) | Refusal::QuotaDenied(_)) {
         metrics.refusal(refusal.label());
     }
     response(refusal)
@@ -50,7 +50,7 @@ pub fn answer(refusal: Refusal, seen: &Seen<'_>, metrics: &Metrics) -> Response<
 /// was logged as a decision when it was decided.
 fn log(refusal: &Refusal, seen: &Seen<'_>) {
     let (check, tag, rule, error) = match refusal {
-        Refusal::Denied(_) => return,
+        Refusal::Denied(_) | Refusal::QuotaDenied(_) => return,
         Refusal::ImmutableTag(refused) => (
             Some("immutable_tag"),
             Some(refused.tag.as_str()),

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use limits_core::{
-    ByteSize, Decision, ImmutableDelete, LimitSource, ReadOnly, RepositoryName, TagMove,
+    ByteSize, Decision, ImmutableDelete, LimitSource, QuotaDecision, ReadOnly, RepositoryName,
+    TagMove,
 };
 use oci_manifest::{ManifestError, MeasureError};
 use registry_api::RequestError;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use upstream_client::UpstreamError;
 
 use crate::coordination::CoordinationError;
+use crate::inventory::InventoryError;
 
 pub use self::answer::{Seen, answer, envelope};
 pub use self::fact::Fact;
@@ -31,6 +33,9 @@ pub enum Refusal {
     /// A limit refused the push (image size, tag count, blob size): 403 `DENIED`. Logged and
     /// counted as a decision where it was decided, not here.
     Denied(Box<Decision>),
+    /// A namespace quota refused the push (repositories, images, tags, storage): 403 `DENIED`.
+    /// Logged and counted as a decision where it was decided, not here.
+    QuotaDenied(Box<QuotaDecision>),
     /// A write to a read-only repository: 405 with distribution's own plain answer
     /// (`answer::READ_ONLY_BODY`), which clients do not retry.
     ReadOnly(ReadOnly),
@@ -134,6 +139,9 @@ pub enum Refusal {
     },
     /// The repository's lease or reserved tags could not be had for a push: 503 `UNAVAILABLE`.
     Uncoordinated(CoordinationError),
+    /// The namespace's inventory could not be read from the registry for an image count or a
+    /// namespace quota: 503 `UNAVAILABLE`.
+    InventoryUnavailable(InventoryError),
     /// The repository's lease could not be had to check a delete: 503 `UNAVAILABLE`.
     DeleteUncoordinated {
         /// The repository.
@@ -163,9 +171,10 @@ impl Refusal {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::Denied(_) | Refusal::ImmutableTag(_) | Refusal::ImmutableTagDelete(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Refusal::Denied(_)
+            | Refusal::QuotaDenied(_)
+            | Refusal::ImmutableTag(_)
+            | Refusal::ImmutableTagDelete(_) => StatusCode::FORBIDDEN,
             Refusal::ReadOnly(_) => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::NotRegistryApi { .. } => StatusCode::NOT_FOUND,
             Refusal::Request(RequestError::Method(_)) => StatusCode::METHOD_NOT_ALLOWED,
@@ -181,6 +190,7 @@ impl Refusal {
             Refusal::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Refusal::Busy
             | Refusal::Uncoordinated(_)
+            | Refusal::InventoryUnavailable(_)
             | Refusal::DeleteUncoordinated { .. }
             | Refusal::UploadProgressUnread => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -207,9 +217,10 @@ impl Refusal {
     pub fn code(&self) -> Option<&str> {
         let code = match self {
             Refusal::ReadOnly(_) => return None,
-            Refusal::Denied(_) | Refusal::ImmutableTag(_) | Refusal::ImmutableTagDelete(_) => {
-                "DENIED"
-            }
+            Refusal::Denied(_)
+            | Refusal::QuotaDenied(_)
+            | Refusal::ImmutableTag(_)
+            | Refusal::ImmutableTagDelete(_) => "DENIED",
             Refusal::NotRegistryApi { .. } => "NOT_FOUND",
             Refusal::Request(RequestError::Method(_))
             | Refusal::FormBody
@@ -243,6 +254,7 @@ impl Refusal {
             | Refusal::UpstreamInvalidAnswer { .. }
             | Refusal::Incomplete { .. }
             | Refusal::Uncoordinated(_)
+            | Refusal::InventoryUnavailable(_)
             | Refusal::DeleteUncoordinated { .. }
             | Refusal::UploadProgressUnread => "UNAVAILABLE",
         };
@@ -253,6 +265,7 @@ impl Refusal {
     pub fn label(&self) -> &'static str {
         match self {
             Refusal::Denied(_) => "denied",
+            Refusal::QuotaDenied(_) => "quota_denied",
             Refusal::ReadOnly(_) => "read_only",
             Refusal::ImmutableTag(_) => "immutable_tag",
             Refusal::ImmutableTagDelete(_) => "immutable_tag_delete",
@@ -289,6 +302,7 @@ impl Refusal {
             | Refusal::UpstreamInvalidAnswer { .. }
             | Refusal::Incomplete { .. }
             | Refusal::Uncoordinated(_)
+            | Refusal::InventoryUnavailable(_)
             | Refusal::DeleteUncoordinated { .. }
             | Refusal::UploadProgressUnread => "upstream_unavailable",
         }
@@ -299,6 +313,7 @@ impl Refusal {
         const UNAVAILABLE: &str = "the upstream registry is unavailable";
         match self {
             Refusal::Denied(decision) => decision.to_string(),
+            Refusal::QuotaDenied(decision) => decision.to_string(),
             Refusal::ReadOnly(read_only) => read_only.to_string(),
             Refusal::ImmutableTag(refused) => refused.to_string(),
             Refusal::ImmutableTagDelete(refused) => refused.to_string(),
@@ -365,6 +380,9 @@ impl Refusal {
                 _ => format!("{}: {source}", fact.what()),
             },
             Refusal::Uncoordinated(err) => err.to_string(),
+            Refusal::InventoryUnavailable(err) => {
+                format!("the namespace's usage could not be read from the registry: {err}")
+            }
             Refusal::DeleteUncoordinated { repository, source } => {
                 let cause = match source {
                     CoordinationError::Unreachable(cause) => {
@@ -392,6 +410,7 @@ impl Refusal {
     pub fn detail(&self) -> Option<Value> {
         match self {
             Refusal::Denied(decision) => Some(to_value(decision.detail())),
+            Refusal::QuotaDenied(decision) => Some(to_value(decision.detail())),
             Refusal::ReadOnly(read_only) => {
                 let (rule, rule_path) = rule_of(&read_only.source);
                 Some(json!({
@@ -447,6 +466,43 @@ mod tests {
     use super::*;
     use oci_manifest::Digest;
 
+    /// A namespace quota's refusal.
+    fn quota_denied() -> Refusal {
+        let policy = limits_core::Policy::from_yaml(
+            "namespace_quotas:\n- namespace: ^team$\n  hard: {repositories: \"1\"}\n",
+        )
+        .expect("valid");
+        let quota = policy
+            .quota_for(&"team/app".parse().expect("name"))
+            .expect("a quota");
+        let usage = limits_core::NamespaceUsage {
+            repositories: 1,
+            ..Default::default()
+        };
+        let push = limits_core::PushDelta {
+            new_repository: true,
+            ..Default::default()
+        };
+        let decision = quota.check_kind(limits_core::QuotaKind::Repositories, &usage, &push);
+        Refusal::QuotaDenied(Box::new(decision))
+    }
+
+    /// A namespace quota's refusal is a 403 `DENIED` with the decision's message and detail.
+    #[test]
+    fn quota_refusals_are_denied_with_the_message_and_detail() {
+        let refusal = quota_denied();
+        assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refusal.code(), Some("DENIED"));
+        assert_eq!(
+            refusal.message(),
+            "namespace team would hold 2 repositories, over its quota of 1 (namespace quota 1: ^team$): it holds 1 and this push adds 1"
+        );
+        let detail = refusal.detail().expect("a detail");
+        assert_eq!(detail["check"], "namespace_repositories");
+        assert_eq!(detail["measured"], 2);
+        assert_eq!(detail["quota_namespace"], "^team$");
+    }
+
     fn samples() -> Vec<Refusal> {
         let digest: Digest =
             "sha256:0000000000000000000000000000000000000000000000000000000000000000"
@@ -458,6 +514,12 @@ mod tests {
                 source: LimitSource::Global,
             }),
             Refusal::NotRegistryApi { path: "/x".into() },
+            quota_denied(),
+            Refusal::InventoryUnavailable(crate::inventory::InventoryError::Manifest {
+                repository: "team/app".into(),
+                digest: digest.to_string(),
+                source: oci_manifest::parse(None, b"{}").expect_err("no content type"),
+            }),
             Refusal::Request(RequestError::Method("BREW".into())),
             Refusal::TargetInvalid { cause: "x".into() },
             Refusal::FormBody,

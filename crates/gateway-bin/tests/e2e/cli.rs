@@ -75,7 +75,9 @@ fn check_config_and_explain_show_protections() {
 }
 
 /// `image_count_limit` and `namespace_quotas` are shown, with the namespace a repository
-/// falls in, and said to be not enforced yet, by `check-config`, `explain` and `serve`'s log.
+/// falls in, by `check-config` and `explain`, with a note that they are enforced per process
+/// only (updated deliberately when the push path began enforcing them: the note said "not
+/// enforced yet"); `serve --coordination redis://` refuses to start with them.
 #[test]
 fn check_config_and_explain_show_image_counts_and_namespace_quotas() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -86,7 +88,7 @@ fn check_config_and_explain_show_image_counts_and_namespace_quotas() {
     )
     .expect("write config");
     let path = path.to_string_lossy().into_owned();
-    let note = "note: image_count_limit, namespace_quotas read and validated but not enforced by this version of the gateway yet";
+    let note = "note: image_count_limit, namespace_quotas enforced by a gateway serving without --coordination; with --coordination redis:// serve refuses them (enforced per process only so far)";
     let (ok, out, err) = run(&["check-config", &path]);
     assert!(ok, "{err}");
     for line in [
@@ -128,6 +130,22 @@ fn check_config_and_explain_show_image_counts_and_namespace_quotas() {
     let (ok, out, _) = run(&["check-config", &plain]);
     assert!(ok);
     assert!(!out.contains("not enforced"), "{out}");
+    assert!(!out.contains("note:"), "{out}");
+    // With a shared coordination store, serve refuses the keys before it connects anywhere.
+    let (ok, _, err) = run(&[
+        "serve",
+        "--config",
+        &path,
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--coordination",
+        "redis://127.0.0.1:9",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("the configuration sets image_count_limit and namespace_quotas: image_count_limit and namespace_quotas are enforced per process only so far"),
+        "{err}"
+    );
 }
 
 #[test]

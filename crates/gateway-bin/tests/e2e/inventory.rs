@@ -12,10 +12,10 @@ use testkit::{Registry, TestImage};
 use crate::support::{Gateway, eventually, get};
 
 const KB: u64 = 1024;
-const TOKEN: &str = "e2e-notification-token";
+pub const TOKEN: &str = "e2e-notification-token";
 
 /// The user guide's `notifications` snippet, pointed at `admin_port` and carrying `TOKEN`.
-fn guide_snippet(admin_port: u16) -> String {
+pub fn guide_snippet(admin_port: u16) -> String {
     let guide = include_str!("../../../../docs/user-guide.md");
     let marker = "<!-- registry-notifications snippet: run by tests/e2e/inventory.rs -->";
     let after = &guide[guide.find(marker).expect("the snippet's marker") + marker.len()..];
@@ -64,7 +64,7 @@ fn stored(image: &TestImage) -> u64 {
 }
 
 /// Deletes the manifest `digest` of `repository` directly at the registry.
-async fn delete_at_registry(registry: &Registry, repository: &str, digest: &str) {
+pub async fn delete_at_registry(registry: &Registry, repository: &str, digest: &str) {
     let url = registry
         .base_url()
         .join(&format!("v2/{repository}/manifests/{digest}"))

@@ -15,6 +15,7 @@ mod migration;
 mod operations;
 mod policies;
 mod proxy;
+mod quotas;
 mod rawhttp;
 mod reads;
 mod report;

@@ -4,52 +4,18 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use limits_core::{Decision, LimitSource, Policy};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    method: &'static str,
-    status: &'static str,
-}
+mod labels;
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DecisionLabels {
-    check: String,
-    verdict: String,
-    rule: String,
-    enforcement: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OperationLabels {
-    operation: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RelayLabels {
-    how: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ConnectionLabels {
-    listener: &'static str,
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: String,
-}
+use labels::{
+    ConnectionLabels, DecisionLabels, OperationLabels, ReasonLabels, RelayLabels, RequestLabels,
+    ResultLabels,
+};
 
 type HistogramFamily = Family<OperationLabels, Histogram, fn() -> Histogram>;
 
@@ -410,13 +376,8 @@ impl Metrics {
             LimitSource::Global => "global".to_owned(),
             LimitSource::Rule { position, .. } => position.to_string(),
         };
-        let labels = DecisionLabels {
-            check: decision.check.name().to_owned(),
-            verdict: decision.verdict().to_owned(),
-            rule,
-            enforcement: decision.enforcement.as_str(),
-        };
-        self.decisions.get_or_create(&labels).inc();
+        let (check, verdict) = (decision.check.name(), decision.verdict());
+        self.count_decision(check, verdict, rule, decision.enforcement.as_str());
         if decision.refuses() {
             if let limits_core::Check::ImageSize { size, .. }
             | limits_core::Check::BlobSize { size, .. } = decision.check
@@ -424,6 +385,24 @@ impl Metrics {
                 self.refused_bytes.inc_by(size.bytes());
             }
         }
+    }
+
+    /// Counts a decision by its labels (a limit's, or a namespace quota's).
+    pub fn count_decision(
+        &self,
+        check: &str,
+        verdict: &str,
+        rule: String,
+        enforcement: &'static str,
+    ) {
+        let (check, verdict) = (check.to_owned(), verdict.to_owned());
+        let labels = DecisionLabels {
+            check,
+            verdict,
+            rule,
+            enforcement,
+        };
+        self.decisions.get_or_create(&labels).inc();
     }
 
     /// Counts a request the gateway answered itself for another reason than a limit.
