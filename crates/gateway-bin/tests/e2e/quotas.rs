@@ -2,7 +2,8 @@
 //! `docker-registry` (distribution 2.8), pushed to with `skopeo` and raw HTTP: each kind refused
 //! exactly at its limit with its message, storage counting a shared blob once, 16 concurrent
 //! pushes against a repository quota, a tag deleted at the registry freeing its place, and a
-//! multi-platform image whose platform manifests arrive before their index.
+//! multi-platform image whose platform manifests arrive before their index; podman prints a
+//! quota refusal as users see it.
 
 use http::StatusCode;
 use limits_core::ByteSize;
@@ -31,6 +32,8 @@ namespace_quotas: |
     hard: {repositories: "5"}
   - namespace: ^multi$
     hard: {images: "1"}
+  - namespace: ^pod$
+    hard: {repositories: "1"}
 "#;
 
 fn start() -> (Registry, Gateway) {
@@ -367,4 +370,39 @@ async fn a_reload_adding_quotas_under_shared_coordination_is_refused() {
             .await
             .assert_success();
     }
+}
+
+/// podman, as users push: a namespace quota's refusal reaches it and is printed with the
+/// gateway's message, and nothing of the refused repository reaches the registry.
+#[tokio::test]
+async fn podman_prints_a_namespace_quota_refusal() {
+    let (registry, gateway) = start();
+    let image = TestImage::new(&[8 * KB], 760);
+    testkit::skopeo_push(&registry.host(), &image, "source/pod", "v1", &[], None)
+        .await
+        .assert_success();
+    let source = format!("{}/source/pod:v1", registry.host());
+    testkit::pull_and_push(
+        testkit::PODMAN,
+        &source,
+        &format!("{}/pod/a:v1", gateway.host()),
+    )
+    .await
+    .assert_success();
+    let out = testkit::pull_and_push(
+        testkit::PODMAN,
+        &source,
+        &format!("{}/pod/b:v1", gateway.host()),
+    )
+    .await;
+    out.assert_failure();
+    let printed = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        printed.contains(
+            "denied: namespace pod would hold 2 repositories, over its quota of 1 (namespace quota 7: ^pod$): it holds 1 and this push adds 1"
+        ),
+        "{printed}"
+    );
+    assert!(upstream_tags(&registry, "pod/b").await.is_empty());
+    assert_eq!(upstream_tags(&registry, "pod/a").await, ["v1"]);
 }
