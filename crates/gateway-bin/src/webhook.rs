@@ -56,7 +56,13 @@ pub struct Webhook {
 /// (audit mode, over or near the limit: recorded only). `None` for a decision within the limit
 /// and below the warning threshold: nothing to notify.
 pub fn event_type(decision: &Decision) -> Option<&'static str> {
-    match (decision.standing(), decision.enforcement) {
+    event_type_of(decision.standing(), decision.enforcement)
+}
+
+/// The event type of a decision that stands so under `enforcement`, limit or quota alike:
+/// none when it is within bounds.
+fn event_type_of(standing: Standing, enforcement: Enforcement) -> Option<&'static str> {
+    match (standing, enforcement) {
         (Standing::Ok, _) => None,
         (_, Enforcement::Audit) => Some("io.registry-gateway.push.audited"),
         (Standing::Over, Enforcement::Deny) => Some("io.registry-gateway.push.refused"),
@@ -173,12 +179,7 @@ impl Webhook {
 /// The CloudEvents `type` of a namespace quota decision's event, as [`event_type`] says of a
 /// limit's.
 pub fn quota_event_type(decision: &QuotaDecision) -> Option<&'static str> {
-    match (decision.standing(), decision.enforcement) {
-        (Standing::Ok, _) => None,
-        (_, Enforcement::Audit) => Some("io.registry-gateway.push.audited"),
-        (Standing::Over, Enforcement::Deny) => Some("io.registry-gateway.push.refused"),
-        _ => Some("io.registry-gateway.push.warned"),
-    }
+    event_type_of(decision.standing(), decision.enforcement)
 }
 
 /// The event of a namespace quota `decision` on a push of `reference` to `repository`, in

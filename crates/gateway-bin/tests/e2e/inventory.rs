@@ -42,7 +42,8 @@ fn view(gateway: &Gateway, namespace: &str) -> Value {
     serde_json::from_str(&body).expect("JSON")
 }
 
-fn usage(gateway: &Gateway, namespace: &str) -> (u64, u64, u64, u64) {
+/// The inventory's usage of `namespace`: (repositories, images, tags, storage bytes).
+pub fn usage(gateway: &Gateway, namespace: &str) -> (u64, u64, u64, u64) {
     let usage = &view(gateway, namespace)["usage"];
     let n = |key: &str| usage[key].as_u64().expect("a count");
     (
@@ -54,7 +55,7 @@ fn usage(gateway: &Gateway, namespace: &str) -> (u64, u64, u64, u64) {
 }
 
 /// Config and layers of `image`, in bytes.
-fn stored(image: &TestImage) -> u64 {
+pub fn stored(image: &TestImage) -> u64 {
     image.config().data.len() as u64
         + image
             .layers()

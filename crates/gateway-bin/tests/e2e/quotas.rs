@@ -7,10 +7,10 @@
 
 use http::StatusCode;
 use limits_core::ByteSize;
-use serde_json::Value;
 use testkit::{ManifestFormat, RawPusher, Registry, RegistryAuth, TestImage};
 
-use crate::support::{Gateway, eventually, get, upstream_tags};
+use crate::inventory::{stored, usage};
+use crate::support::{Gateway, eventually, upstream_tags};
 
 const KB: u64 = 1024;
 
@@ -40,31 +40,6 @@ fn start() -> (Registry, Gateway) {
     let registry = Registry::builder(RegistryAuth::Anonymous).start();
     let gateway = Gateway::builder(registry.base_url()).config(CONFIG).start();
     (registry, gateway)
-}
-
-/// Config and layers of `image`, in bytes.
-fn stored(image: &TestImage) -> u64 {
-    image.config().data.len() as u64
-        + image
-            .layers()
-            .iter()
-            .map(|l| l.data.len() as u64)
-            .sum::<u64>()
-}
-
-/// The inventory's usage of `namespace`: (repositories, images, tags, storage bytes).
-fn usage(gateway: &Gateway, namespace: &str) -> (u64, u64, u64, u64) {
-    let (status, body) =
-        get(gateway.admin_port, &format!("/v1/inventory/{namespace}")).expect("admin answers");
-    assert_eq!(status, 200, "{body}");
-    let view: Value = serde_json::from_str(&body).expect("JSON");
-    let n = |key: &str| view["usage"][key].as_u64().expect("a count");
-    (
-        n("repositories"),
-        n("images"),
-        n("tags"),
-        n("storage_bytes"),
-    )
 }
 
 async fn refused(gateway: &Gateway, image: &TestImage, repository: &str, tag: &str, message: &str) {
