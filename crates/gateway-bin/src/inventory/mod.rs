@@ -12,10 +12,10 @@
 //! registry about every digest pushed without a tag (dropped once it answers 404), and logs and
 //! counts each correction.
 //!
-//! The inventory lives in this process only: replicas each keep their own (sharing it through
-//! the coordination store is not built yet). Push decisions consult it ([`Inventory::push_view`],
-//! `quota.rs`) when an `image_count_limit` or a namespace quota applies, and only when the
-//! gateway runs without `--coordination`.
+//! Each process keeps its own; with `--coordination redis://` the replicas share the pushes
+//! they admit through a log per namespace in Redis (`quota::shared`). Push decisions consult it
+//! ([`Inventory::push_view`], `quota`) when an `image_count_limit` or a namespace quota
+//! applies.
 
 mod args;
 mod change;
@@ -26,6 +26,7 @@ mod metrics;
 pub mod notifications;
 #[cfg(test)]
 mod oracle;
+mod presence;
 mod read;
 #[cfg(test)]
 mod scale;

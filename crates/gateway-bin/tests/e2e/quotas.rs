@@ -314,39 +314,6 @@ async fn platform_manifests_before_their_index_do_not_make_images_refuse_midway(
     assert_eq!(usage(&gateway, "multi").1, 3);
 }
 
-/// With `--coordination redis://` the inventory is not shared: a reload that adds either key
-/// is refused, logged, and the last good configuration stays in force.
-#[tokio::test]
-async fn a_reload_adding_quotas_under_shared_coordination_is_refused() {
-    let registry = Registry::builder(RegistryAuth::Anonymous).start();
-    let redis = testkit::RedisServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("limits.yaml");
-    let plain = "max_image_size: 100MB\ntag_count_limit: \"100\"\n";
-    std::fs::write(&config, plain).expect("write config");
-    let gateway = Gateway::builder(registry.base_url())
-        .config_path(&config)
-        .arg("--coordination")
-        .arg(redis.url())
-        .start();
-    std::fs::write(&config, CONFIG).expect("write config");
-    let failure = "registry_gateway_config_reloads_total{result=\"failure\"}";
-    eventually("the refused reload", || gateway.metric(failure) >= 1.0).await;
-    assert!(
-        gateway.logs().contains("the configuration sets image_count_limit and namespace_quotas: image_count_limit and namespace_quotas are enforced per process only so far"),
-        "{}",
-        gateway.logs()
-    );
-    // The last good configuration is in force: no repository quota.
-    let image = TestImage::new(&[4 * KB], 770);
-    for repository in ["repos/a", "repos/b", "repos/c"] {
-        gateway
-            .push(&image, repository, "v1", &[])
-            .await
-            .assert_success();
-    }
-}
-
 /// podman, as users push: a namespace quota's refusal reaches it and is printed with the
 /// gateway's message, and nothing of the refused repository reaches the registry.
 #[tokio::test]
