@@ -203,3 +203,61 @@ async fn a_replica_started_later_counts_manifests_pushed_by_digest_through_anoth
         Vec::<String>::new()
     );
 }
+
+/// Redis down: the pushes a namespace quota or an image count applies to are refused with
+/// `503 UNAVAILABLE` naming the namespace (the namespace's lease cannot be had), or let through
+/// unchecked with `--fail-open`; a re-push elsewhere is unaffected.
+#[tokio::test]
+async fn a_redis_outage_refuses_quota_pushes_or_lets_them_through_with_fail_open() {
+    let registry = Registry::builder(RegistryAuth::Anonymous).start();
+    let mut redis = RedisServer::start();
+    let start = |extra: &[&str]| {
+        let mut builder = Gateway::builder(registry.base_url())
+            .config(CONFIG)
+            .arg("--coordination")
+            .arg(redis.url())
+            .arg("--coordination-timeout")
+            .arg("300ms");
+        for arg in extra {
+            builder = builder.arg(*arg);
+        }
+        builder.start()
+    };
+    let strict = start(&[]);
+    let open = start(&["--fail-open"]);
+    let image = TestImage::new(&[2048], 960);
+    let manifest = prepare(&registry, "repos/outage", &image).await;
+    let plain = prepare(&registry, "plain/app", &image).await;
+    let first = put(&strict, "plain/app", "v1", &plain).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+
+    redis.stop();
+    let refused = put(&strict, "repos/outage", "v1", &manifest).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.error_code().as_deref(), Some("UNAVAILABLE"));
+    assert!(
+        refused.text().contains(
+            "image counts and the quota of namespace repos cannot be enforced: coordination store unreachable"
+        ),
+        "{}",
+        refused.text()
+    );
+    assert!(upstream_tags(&registry, "repos/outage").await.is_empty());
+    // A re-push outside any quota needs no lease.
+    let again = put(&strict, "plain/app", "v1", &plain).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    // --fail-open: through, unchecked, and logged.
+    let through = put(&open, "repos/outage", "v1", &manifest).await;
+    assert_eq!(through.status, StatusCode::CREATED, "{}", through.text());
+    assert!(
+        open.logs()
+            .contains("image and namespace counts not coordinated; allowed by --fail-open"),
+        "{}",
+        open.logs()
+    );
+}
