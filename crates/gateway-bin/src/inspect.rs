@@ -99,16 +99,7 @@ pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
     );
     println!("tag_count_limit: {}", applied.limits.tag_count_limit);
     let namespace = limits_core::namespace_of(repository.as_str());
-    if namespace.is_none() && applied.limits.image_count_limit != Limit::Unlimited {
-        // Images are counted in the namespace's inventory: a repository outside any namespace
-        // has none yet.
-        println!(
-            "image_count_limit: {} (not counted for {repository}: it has no namespace, no `/` in its name)",
-            applied.limits.image_count_limit
-        );
-    } else {
-        println!("image_count_limit: {}", applied.limits.image_count_limit);
-    }
+    println!("image_count_limit: {}", applied.limits.image_count_limit);
     match (namespace, policy.quota_for(&repository)) {
         (None, _) => {
             println!("namespace quota: none ({repository} has no namespace: no `/` in its name)")

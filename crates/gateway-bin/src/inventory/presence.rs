@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 
-use limits_core::namespace_of;
 use oci_manifest::Digest;
 use upstream_client::Inventory as Catalog;
 
-use super::{Inventory, ManifestFacts};
+use super::{Inventory, ManifestFacts, scope_of};
 
 impl<U: Catalog> Inventory<U> {
     /// Whether `namespace` was read from the registry already.
@@ -18,7 +17,7 @@ impl<U: Catalog> Inventory<U> {
 
     /// Whether `repository` holds `digest`, tagged or not, as far as the inventory knows.
     pub fn holds(&self, repository: &str, digest: &Digest) -> bool {
-        let Some(entry) = namespace_of(repository).and_then(|ns| self.known(ns)) else {
+        let Some(entry) = self.known(&scope_of(repository)) else {
             return false;
         };
         let slot = entry.lock();
@@ -33,7 +32,7 @@ impl<U: Catalog> Inventory<U> {
     /// The facts of `digest` and of its children, as far as the inventory knows them.
     pub fn tree(&self, repository: &str, digest: &Digest) -> Vec<(Digest, ManifestFacts)> {
         let mut known = HashMap::new();
-        if let Some(entry) = namespace_of(repository).and_then(|ns| self.known(ns)) {
+        if let Some(entry) = self.known(&scope_of(repository)) {
             entry.lock().state.known_tree(digest, &mut known);
         }
         known.into_iter().collect()

@@ -28,14 +28,14 @@ pub mod shared;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use limits_core::{AppliedLimits, AppliedQuota, Limit, QuotaKind, namespace_of};
+use limits_core::{AppliedLimits, AppliedQuota, Limit, QuotaKind};
 use oci_manifest::{Digest, Manifest};
 use registry_api::Reference;
 use upstream_client::{Inventory as Catalog, ReqwestUpstream};
 
 use crate::coordination::{CoordinationError, RedisNamespaces};
 use crate::decision_log::DecisionLog;
-use crate::inventory::{Inventory, ManifestFacts};
+use crate::inventory::{Inventory, ManifestFacts, scope_of};
 use crate::options::Options;
 use crate::refusal::Refusal;
 use crate::reservation::Delivery;
@@ -124,18 +124,15 @@ impl<C: Catalog> AdmittedPush<C> {
 }
 
 impl<C: Catalog> QuotaStep<'_, C> {
-    /// The namespace's lease when the step applies to a push under `applied`: the repository
-    /// has a namespace, and its `image_count_limit` is bounded or a namespace quota applies.
-    /// When it cannot be had (Redis), the push is refused, or let through unchecked by
-    /// `--fail-open`.
+    /// The lease of the repository's scope (its namespace, or the repository alone when it has
+    /// none: [`scope_of`]) when the step applies to a push under `applied`: its
+    /// `image_count_limit` is bounded or a namespace quota applies. When it cannot be had
+    /// (Redis), the push is refused, or let through unchecked by `--fail-open`.
     pub async fn lease(
         &self,
         applied: &AppliedLimits,
         options: &Options,
     ) -> Result<Option<NamespaceLease>, Refusal> {
-        let Some(namespace) = namespace_of(applied.repository.as_str()) else {
-            return Ok(None);
-        };
         let counts = applied.limits.image_count_limit != Limit::Unlimited;
         let bounded = self.quota.as_ref().is_some_and(|quota| {
             QuotaKind::ALL
@@ -145,9 +142,10 @@ impl<C: Catalog> QuotaStep<'_, C> {
         if !counts && !bounded {
             return Ok(None);
         }
-        match self.gate.leases.lease(namespace).await {
+        let scope = scope_of(applied.repository.as_str());
+        match self.gate.leases.lease(&scope).await {
             Ok(lease) => Ok(Some(lease)),
-            Err(err) => uncoordinated(options, namespace, err),
+            Err(err) => uncoordinated(options, &scope, err),
         }
     }
 
@@ -161,9 +159,7 @@ impl<C: Catalog> QuotaStep<'_, C> {
         warnings: &mut Vec<String>,
     ) -> Result<Option<AdmittedPush<C>>, Refusal> {
         let repository = applied.repository.as_str();
-        let Some(namespace) = namespace_of(repository) else {
-            return Ok(None);
-        };
+        let scope = scope_of(repository);
         let digest = match push.reference {
             Reference::Digest(named) => Digest::of_bytes_named(named.algorithm(), push.bytes),
             Reference::Tag(_) => Digest::sha256(push.bytes),
@@ -174,7 +170,7 @@ impl<C: Catalog> QuotaStep<'_, C> {
         if let Some(shared) = &mut lease.shared {
             match shared::catch_up(inventory, shared).await {
                 Ok(()) => {}
-                Err(CatchUpError::Store(err)) => return uncoordinated(options, namespace, err),
+                Err(CatchUpError::Store(err)) => return uncoordinated(options, &scope, err),
                 Err(CatchUpError::Registry(err)) => {
                     return unavailable(options, repository, err.into());
                 }
@@ -184,19 +180,17 @@ impl<C: Catalog> QuotaStep<'_, C> {
             inventory.push_view(repository, &digest, push.counted, facts)
         };
         let mut counted = match view(facts.clone()).await {
-            Ok(Some(view)) => decide(applied, self.quota.as_ref(), &view, shape),
-            Ok(None) => return Ok(None),
+            Ok(view) => decide(applied, self.quota.as_ref(), &view, shape),
             Err(err) => return unavailable(options, repository, err.into()),
         };
         if counted.confirm() {
             // Confirmed with the registry before refusing, or when close to a limit.
-            let fresh = match inventory.reconcile_now(namespace).await {
+            let fresh = match inventory.reconcile_now(&scope).await {
                 Ok(_) => view(facts.clone()).await,
                 Err(err) => Err(err),
             };
             counted = match fresh {
-                Ok(Some(view)) => decide(applied, self.quota.as_ref(), &view, shape),
-                Ok(None) => return Ok(None),
+                Ok(view) => decide(applied, self.quota.as_ref(), &view, shape),
                 Err(err) => return unavailable(options, repository, err.into()),
             };
         }
@@ -230,15 +224,15 @@ fn unavailable<T>(
 /// `--fail-open`.
 fn uncoordinated<T>(
     options: &Options,
-    namespace: &str,
+    scope: &str,
     err: CoordinationError,
 ) -> Result<Option<T>, Refusal> {
     if options.fail_open {
-        tracing::warn!(namespace, error = %err, "image and namespace counts not coordinated; allowed by --fail-open");
+        tracing::warn!(scope, error = %err, "image and namespace counts not coordinated; allowed by --fail-open");
         return Ok(None);
     }
     Err(Refusal::NamespaceUncoordinated {
-        namespace: namespace.to_owned(),
+        scope: scope.to_owned(),
         source: err,
     })
 }

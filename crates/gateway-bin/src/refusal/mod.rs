@@ -142,11 +142,12 @@ pub enum Refusal {
     /// The namespace's inventory could not be read from the registry for an image count or a
     /// namespace quota: 503 `UNAVAILABLE`.
     InventoryUnavailable(InventoryError),
-    /// The namespace's lease, or the pushes other replicas admitted in it, could not be had
-    /// for an image count or a namespace quota: 503 `UNAVAILABLE`.
+    /// The lease of a namespace (or of a repository without one), or the pushes other replicas
+    /// admitted in it, could not be had for an image count or a namespace quota: 503
+    /// `UNAVAILABLE`.
     NamespaceUncoordinated {
-        /// The namespace.
-        namespace: String,
+        /// The namespace, or `/<repository>` (`inventory::scope_of`).
+        scope: String,
         /// Why.
         source: CoordinationError,
     },
@@ -407,10 +408,20 @@ impl Refusal {
             Refusal::InventoryUnavailable(err) => {
                 format!("the namespace's usage could not be read from the registry: {err}")
             }
-            Refusal::NamespaceUncoordinated { namespace, source } => format!(
-                "image counts and the quota of namespace {namespace} cannot be enforced: {}",
-                lease_cause(source, "the namespace's lease", "the push was decided")
-            ),
+            Refusal::NamespaceUncoordinated { scope, source } => {
+                let (what, lease) = match scope.strip_prefix('/') {
+                    Some(repository) => (
+                        format!("the image count of repository {repository}"),
+                        "the lease on its images",
+                    ),
+                    None => (
+                        format!("image counts and the quota of namespace {scope}"),
+                        "the namespace's lease",
+                    ),
+                };
+                let cause = lease_cause(source, lease, "the push was decided");
+                format!("{what} cannot be enforced: {cause}")
+            }
             Refusal::DeleteUncoordinated { repository, source } => {
                 let cause = lease_cause(source, "the repository's lease", "the delete was checked");
                 format!(
@@ -579,7 +590,7 @@ mod tests {
             ),
             Refusal::Uncoordinated(CoordinationError::LeaseLost),
             Refusal::NamespaceUncoordinated {
-                namespace: "team".into(),
+                scope: "team".into(),
                 source: CoordinationError::Unreachable("x".into()),
             },
             Refusal::UploadProgressUnread,

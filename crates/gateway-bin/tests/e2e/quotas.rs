@@ -19,6 +19,8 @@ tag_count_limit: "100"
 rules:
   - path: ^counted/
     limit: {max_image_size: 100MB, tag_count_limit: "100", image_count_limit: 2}
+  - path: ^lone$
+    limit: {max_image_size: 100MB, tag_count_limit: "100", image_count_limit: 2}
 namespace_quotas: |
   - namespace: ^repos$
     hard: {repositories: "2"}
@@ -131,6 +133,29 @@ async fn each_quota_kind_and_the_image_count_are_refused_exactly_at_their_limit(
     assert!(
         gateway.metric("registry_gateway_decisions_total{check=\"namespace_images\",verdict=\"denied\",rule=\"namespace_quota_2\",enforcement=\"deny\"}") >= 1.0
     );
+}
+
+/// A repository without a namespace (no `/` in its name) has its images counted all the same:
+/// the inventory keeps it alone.
+#[tokio::test]
+async fn the_image_count_holds_for_a_repository_without_a_namespace() {
+    let (registry, gateway) = start();
+    let images: Vec<TestImage> = (0..3).map(|i| TestImage::new(&[4 * KB], 780 + i)).collect();
+    for (image, tag) in images.iter().zip(["v1", "v2"]) {
+        gateway.push(image, "lone", tag, &[]).await.assert_success();
+    }
+    refused(&gateway, &images[2], "lone", "v3",
+        "image count 3 would exceed the limit of 2 for repository lone (rule 2: ^lone$): the repository holds 2 images and this push adds a new one").await;
+    gateway
+        .push(&images[0], "lone", "v4", &[])
+        .await
+        .assert_success();
+    assert_eq!(upstream_tags(&registry, "lone").await, ["v1", "v2", "v4"]);
+    // Another repository without a namespace is counted apart.
+    gateway
+        .push(&images[2], "lonely", "v1", &[])
+        .await
+        .assert_success();
 }
 
 #[tokio::test]
