@@ -2,8 +2,9 @@
 //! `docker-registry` (distribution 2.8), pushed to with `skopeo` and raw HTTP: each kind refused
 //! exactly at its limit with its message, storage counting a shared blob once, 16 concurrent
 //! pushes against a repository quota, a tag deleted at the registry freeing its place, and a
-//! multi-platform image whose platform manifests arrive before their index; podman prints a
-//! quota refusal as users see it.
+//! multi-platform image whose platform manifests arrive before their index, a forged delete
+//! notification bounded by the confirmation near a limit; podman prints a quota refusal as users
+//! see it (the Docker CLI: `docker.rs`).
 
 use http::StatusCode;
 use limits_core::ByteSize;
