@@ -2,8 +2,9 @@
 //! `docker-registry` (distribution 2.8), pushed to with `skopeo` and raw HTTP: each kind refused
 //! exactly at its limit with its message, storage counting a shared blob once, 16 concurrent
 //! pushes against a repository quota, a tag deleted at the registry freeing its place, and a
-//! multi-platform image whose platform manifests arrive before their index; podman prints a
-//! quota refusal as users see it.
+//! multi-platform image whose platform manifests arrive before their index, a forged delete
+//! notification bounded by the confirmation near a limit; podman prints a quota refusal as users
+//! see it (the Docker CLI: `docker.rs`).
 
 use http::StatusCode;
 use limits_core::ByteSize;
@@ -36,6 +37,8 @@ namespace_quotas: |
     hard: {images: "1"}
   - namespace: ^pod$
     hard: {repositories: "1"}
+  - namespace: ^forged$
+    hard: {tags: "4"}
 "#;
 
 fn start() -> (Registry, Gateway) {
@@ -372,4 +375,63 @@ async fn podman_prints_a_namespace_quota_refusal() {
     );
     assert!(upstream_tags(&registry, "pod/b").await.is_empty());
     assert_eq!(upstream_tags(&registry, "pod/a").await, ["v1"]);
+}
+
+/// A forged delete notification (no token file: anyone who reaches the admin listener may post)
+/// takes 4 tags off the count a quota of 4 is decided on: pushes pass unconfirmed until one lands
+/// within one of the limit, whose confirmation reads the registry, refuses, and corrects the
+/// inventory. The forged 4 let 2 tags past the quota (security class 11).
+#[tokio::test]
+async fn a_forged_delete_notification_lets_pushes_past_a_quota_until_a_confirmation() {
+    let registry = Registry::builder(RegistryAuth::Anonymous).start();
+    let gateway = Gateway::builder(registry.base_url())
+        .config(CONFIG)
+        .arg("--inventory-refresh")
+        .arg("1h")
+        .start();
+    let images: Vec<TestImage> = (0..7).map(|i| TestImage::new(&[2 * KB], 780 + i)).collect();
+    for (i, image) in images.iter().take(4).enumerate() {
+        gateway
+            .push(image, "forged/app", &format!("v{i}"), &[])
+            .await
+            .assert_success();
+    }
+    assert_eq!(usage(&gateway, "forged").2, 4);
+
+    let events: Vec<String> = images[..4]
+        .iter()
+        .map(|image| {
+            format!(
+                r#"{{"action":"delete","target":{{"repository":"forged/app","digest":"{}"}}}}"#,
+                image.manifest().digest
+            )
+        })
+        .collect();
+    let forged = format!(r#"{{"events":[{}]}}"#, events.join(","));
+    let (status, text) = crate::inventory::post(
+        &gateway,
+        None,
+        "application/vnd.docker.distribution.events.v1+json",
+        forged.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(usage(&gateway, "forged").2, 0);
+
+    // Counted 0 and 1 of 4: far from the limit, admitted on the inventory alone.
+    for (i, image) in images.iter().enumerate().skip(4).take(2) {
+        gateway
+            .push(image, "forged/app", &format!("v{i}"), &[])
+            .await
+            .assert_success();
+    }
+    // Counted 2 of 4, the push would take it within one of the limit: the registry is read.
+    refused(&gateway, &images[6], "forged/app", "v6",
+        "namespace forged would hold 7 tags, over its quota of 4 (namespace quota 8: ^forged$): it holds 6 and this push adds 1").await;
+    assert_eq!(upstream_tags(&registry, "forged/app").await.len(), 6);
+    assert_eq!(usage(&gateway, "forged").2, 6);
+    assert_eq!(
+        gateway.metric("registry_gateway_inventory_corrections_total{kind=\"tag_added\"}"),
+        4.0
+    );
 }
