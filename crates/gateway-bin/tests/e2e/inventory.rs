@@ -4,8 +4,6 @@
 //! `--inventory-refresh`. Observed through `GET /v1/inventory/<namespace>` and the metrics of
 //! the admin listener.
 
-use std::time::{Duration, Instant};
-
 use http::StatusCode;
 use serde_json::Value;
 use testkit::{Registry, TestImage};
@@ -178,14 +176,9 @@ async fn a_tag_deleted_at_the_registry_leaves_the_inventory_with_its_notificatio
     })
     .await;
 
-    let deleted = Instant::now();
+    // With `--inventory-refresh 1h`, only the notification can count the delete in time.
     delete_at_registry(&registry, "team-n/app", &second.manifest().digest).await;
     eventually("the notified delete", || usage(&gateway, "team-n").2 == 3).await;
-    let elapsed = deleted.elapsed();
-    assert!(
-        elapsed < Duration::from_secs(1),
-        "the delete took {elapsed:?} to be counted"
-    );
     assert_eq!(
         usage(&gateway, "team-n"),
         (2, 3, 3, both - stored(&second) + stored(&third))
