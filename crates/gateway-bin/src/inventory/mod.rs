@@ -23,6 +23,7 @@ mod counts;
 mod error;
 mod facts;
 mod metrics;
+mod namespace_metrics;
 pub mod notifications;
 #[cfg(test)]
 mod oracle;
@@ -47,6 +48,7 @@ pub use change::Change;
 pub use error::InventoryError;
 pub use facts::ManifestFacts;
 pub use metrics::InventoryMetrics;
+pub use namespace_metrics::{NamespaceMetrics, namespace_usages};
 pub use state::{NamespaceState, RepositoryCounts};
 
 /// One namespace: its state, and the changes made while it is being read from the registry.
