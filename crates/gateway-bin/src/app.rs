@@ -177,14 +177,7 @@ fn http_client(args: &ServeArgs) -> anyhow::Result<upstream::forward::HttpClient
 #[tokio::main]
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let (mut source, policy) =
-        config_source::ConfigSource::open(&args.config, Arc::clone(&metrics))?;
-    if args.coordination.is_some() {
-        if let Some(why) = config_source::shared_refusal(&policy.borrow()) {
-            bail!("{why}");
-        }
-        source.shared_coordination();
-    }
+    let (source, policy) = config_source::ConfigSource::open(&args.config, Arc::clone(&metrics))?;
     {
         let current = policy.borrow();
         tracing::info!(config = %args.config.display(), global = %current.global(), rules = current.rules().len(), "configuration loaded");
@@ -348,9 +341,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             body_read_timeout: *args.body_read_timeout,
         },
         webhook: webhook(&args, &metrics)?,
-        // Shared coordination: the inventory is not shared yet, and the configuration may not
-        // set what it counts (checked above and at every reload).
-        inventory: args.coordination.is_none().then(|| Arc::clone(&inventory)),
+        inventory: Some(Arc::clone(&inventory)),
     }));
     let listener = TcpListener::bind(args.listen)
         .await

@@ -460,12 +460,14 @@ pub struct ServeArgs {
     )]
     pub coordination_prefix: String,
 
-    /// Time to live of a repository's lease in Redis; renewed every third of it while held, so
-    /// it bounds only how long a replica that died holding it blocks the repository.
+    /// Time to live of a repository's (and a namespace's) lease in Redis; renewed every third
+    /// of it while held, so it bounds only how long a replica that died holding it blocks the
+    /// repository.
     #[arg(long, env = "REGISTRY_GATEWAY_LEASE_TTL", default_value = "10s")]
     pub lease_ttl: humantime::Duration,
 
-    /// Longest wait for a repository's lease held by another push; past it, 503.
+    /// Longest wait for a repository's (or a namespace's) lease held by another push; past it,
+    /// 503.
     #[arg(long, env = "REGISTRY_GATEWAY_LEASE_WAIT", default_value = "30s")]
     pub lease_wait: humantime::Duration,
 

@@ -88,35 +88,6 @@ fn compile(path: &Path, content: &Content) -> Result<Policy, LoadError> {
     })
 }
 
-/// The keys of `policy` that this version enforces in one process only, counted from the
-/// inventory that process keeps: `image_count_limit` (global or in a rule) and
-/// `namespace_quotas`. With `--coordination` (several replicas) the inventory is not shared
-/// yet, so a configuration that sets them is refused ([`shared_refusal`]).
-pub fn per_process(policy: &Policy) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let counts_images = std::iter::once(policy.global())
-        .chain(policy.rules().iter().map(|rule| &rule.limits))
-        .any(|limits| limits.image_count_limit != limits_core::Limit::Unlimited);
-    if counts_images {
-        keys.push("image_count_limit");
-    }
-    if !policy.namespace_quotas().is_empty() {
-        keys.push("namespace_quotas");
-    }
-    keys
-}
-
-/// Why `policy` cannot be served with a shared coordination store, if it cannot.
-pub fn shared_refusal(policy: &Policy) -> Option<String> {
-    let keys = per_process(policy);
-    (!keys.is_empty()).then(|| {
-        format!(
-            "the configuration sets {}: image_count_limit and namespace_quotas are enforced per process only so far (the inventory they count from is not shared through --coordination); remove them or run without --coordination",
-            keys.join(" and ")
-        )
-    })
-}
-
 /// Loads and compiles the configuration at `path` (file or directory).
 pub fn load(path: &Path) -> Result<Policy, LoadError> {
     compile(path, &read(path)?)
@@ -129,7 +100,6 @@ pub struct ConfigSource {
     last_seen: Option<Content>,
     sender: watch::Sender<Arc<Policy>>,
     metrics: Arc<Metrics>,
-    shared: bool,
 }
 
 impl ConfigSource {
@@ -148,7 +118,6 @@ impl ConfigSource {
                 last_seen: Some(content),
                 sender,
                 metrics,
-                shared: false,
             },
             receiver,
         ))
@@ -171,11 +140,6 @@ impl ConfigSource {
         }
         self.last_seen = Some(content.clone());
         match compile(&self.path, &content) {
-            Ok(policy) if self.shared && shared_refusal(&policy).is_some() => {
-                let why = shared_refusal(&policy).unwrap_or_default();
-                tracing::error!(error = %why, "config reload refused; the last good configuration stays in force");
-                self.metrics.config_reload_failed();
-            }
             Ok(policy) => {
                 tracing::info!(
                     path = %self.path.display(),
@@ -191,12 +155,6 @@ impl ConfigSource {
                 self.metrics.config_reload_failed();
             }
         }
-    }
-
-    /// Serving with a shared coordination store: a reload that sets the keys enforced per
-    /// process only ([`per_process`]) is refused, the last good configuration kept.
-    pub fn shared_coordination(&mut self) {
-        self.shared = true;
     }
 
     /// Polls every `interval` and reloads on `SIGHUP` until the process ends.

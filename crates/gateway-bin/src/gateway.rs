@@ -15,7 +15,7 @@ use upstream_client::Upstream;
 
 use crate::blob_sizes::BlobSizes;
 use crate::body::ProxyBody;
-use crate::coordination::Coordination;
+use crate::coordination::{Coordination, RedisNamespaces};
 use crate::decision_log::DecisionLog;
 use crate::delete::ManifestDelete;
 use crate::facts::{Facts, TagSource};
@@ -61,8 +61,8 @@ pub struct GatewayParts<U> {
     pub options: Options,
     /// Where decisions are notified, if anywhere.
     pub webhook: Option<Webhook>,
-    /// The inventory image counts and namespace quotas are counted from, when it is in this
-    /// process (no `--coordination`).
+    /// The inventory image counts and namespace quotas are counted from (shared through the
+    /// coordination store when it is Redis).
     pub inventory: Option<Arc<Inventory>>,
 }
 
@@ -100,6 +100,10 @@ impl<U: Upstream + 'static> Gateway<U> {
             webhook,
             inventory,
         } = parts;
+        let shared = match &coordination {
+            Coordination::Redis(redis) => Some(RedisNamespaces::new(redis)),
+            Coordination::Local(_) => None,
+        };
         Self {
             forwarder: Arc::new(Forwarder::new(client, target, Arc::clone(&metrics))),
             facts: Facts::new(
@@ -116,7 +120,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             decisions: DecisionLog::new(Arc::clone(&metrics), webhook),
             metrics,
             options,
-            quotas: inventory.map(QuotaGate::new),
+            quotas: inventory.map(|inventory| QuotaGate::new(inventory, shared)),
         }
     }
 

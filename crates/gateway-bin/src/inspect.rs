@@ -26,17 +26,6 @@ fn limits_text(limits: &Limits) -> String {
     text
 }
 
-/// The note for keys enforced per process only ([`config_source::per_process`]).
-fn print_per_process(policy: &limits_core::Policy) {
-    let keys = config_source::per_process(policy);
-    if !keys.is_empty() {
-        println!(
-            "note: {} enforced by a gateway serving without --coordination; with --coordination redis:// serve refuses them (enforced per process only so far)",
-            keys.join(", ")
-        );
-    }
-}
-
 /// `check-config PATH`: validates the configuration and prints its limits and rules.
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     let policy = config_source::load(path)?;
@@ -70,7 +59,6 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
             println!("  {}. {}  {}", index + 1, quota.namespace, quota.hard);
         }
     }
-    print_per_process(&policy);
     Ok(())
 }
 
@@ -111,16 +99,7 @@ pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
     );
     println!("tag_count_limit: {}", applied.limits.tag_count_limit);
     let namespace = limits_core::namespace_of(repository.as_str());
-    if namespace.is_none() && applied.limits.image_count_limit != Limit::Unlimited {
-        // Images are counted in the namespace's inventory: a repository outside any namespace
-        // has none yet.
-        println!(
-            "image_count_limit: {} (not counted for {repository}: it has no namespace, no `/` in its name)",
-            applied.limits.image_count_limit
-        );
-    } else {
-        println!("image_count_limit: {}", applied.limits.image_count_limit);
-    }
+    println!("image_count_limit: {}", applied.limits.image_count_limit);
     match (namespace, policy.quota_for(&repository)) {
         (None, _) => {
             println!("namespace quota: none ({repository} has no namespace: no `/` in its name)")
@@ -172,6 +151,5 @@ pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
         protections.warn_at.value,
         from(&protections.warn_at.source)
     );
-    print_per_process(&policy);
     Ok(())
 }

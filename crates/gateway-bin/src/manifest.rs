@@ -102,7 +102,7 @@ impl<U: Upstream> ManifestPush<'_, U> {
             }
             // Recorded before the namespace's lease is released.
             if let Some(admitted) = admitted {
-                admitted.settle(Delivery::of(&result));
+                admitted.settle(Delivery::of(&result)).await;
             }
             result
         });
@@ -154,7 +154,7 @@ impl<U: Upstream> ManifestPush<'_, U> {
         requested.retain(|tag| !exempt.contains(tag));
         // The namespace's lease, before the repository's (read_tags).
         let namespace_lease = match &self.quotas {
-            Some(step) => step.lease(applied).await,
+            Some(step) => step.lease(applied, self.options).await?,
             None => None,
         };
         let immutable: Vec<&str> = requested

@@ -13,7 +13,10 @@
 //!   mount the repository it came from;
 //! * a delete by digest: the repository and digest only, the same for a manifest and a blob, so
 //!   the two cannot be told apart ([`EventKind::DigestDeleted`]);
-//! * a tag delete and a repository delete (distribution 3): the repository, and the tag.
+//! * a tag delete: the repository and the tag (distribution 2.8 sends one for each tag of a
+//!   manifest deleted by digest, after the manifest's own event; distribution 3 also for a
+//!   delete by tag);
+//! * a repository delete (distribution 3): the repository.
 //!
 //! Pulls and unknown actions are counted in [`Notification::ignored`], not refused: the
 //! registry retries a body the endpoint refuses, so only a body the inventory would misread is
@@ -123,7 +126,7 @@ pub enum EventKind {
         /// The digest.
         digest: Digest,
     },
-    /// A tag was deleted (distribution 3).
+    /// A tag was deleted (by tag, or with the manifest it pointed at).
     TagDeleted {
         /// The repository.
         repository: RepositoryName,

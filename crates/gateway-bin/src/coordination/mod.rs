@@ -8,6 +8,7 @@
 //! semantics, and the argument for why they hold, are in `docs/architecture.md`.
 
 pub mod local;
+pub mod namespace;
 mod redis;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::coordination::local::{RecentTags, TagLedger};
 
+pub use self::namespace::{RedisNamespaceLease, RedisNamespaces, Since};
 pub use self::redis::{HEALTH_INTERVAL, RedisCoordination, RedisLease, RedisSettings, redacted};
 
 /// Why a lease could not be had.

@@ -20,14 +20,14 @@ pub struct RedisCoordination {
 }
 
 #[derive(Debug)]
-struct RedisShared {
-    manager: ConnectionManager,
-    prefix: String,
-    ttl: Duration,
-    wait: Duration,
+pub(super) struct RedisShared {
+    pub(super) manager: ConnectionManager,
+    pub(super) prefix: String,
+    pub(super) ttl: Duration,
+    pub(super) wait: Duration,
     timeout: Duration,
-    metrics: Arc<Metrics>,
-    renew: redis::Script,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) renew: redis::Script,
     acquire: redis::Script,
     reserve: redis::Script,
     forget_and_release: redis::Script,
@@ -126,6 +126,11 @@ impl RedisCoordination {
         })
     }
 
+    /// What every lease and script of this store shares.
+    pub(super) fn shared(&self) -> &Arc<RedisShared> {
+        &self.inner
+    }
+
     /// `PING`, for `/readyz/coordination` and [`RedisCoordination::watch`].
     pub async fn ping(&self) -> Result<(), CoordinationError> {
         let mut connection = self.inner.manager.clone();
@@ -216,7 +221,7 @@ impl Coordinator for RedisCoordination {
 
 impl RedisShared {
     /// One Redis call, bounded by the timeout, errors counted.
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CoordinationError> {
@@ -257,35 +262,12 @@ impl RedisLease {
         token: String,
         reserved: Vec<String>,
     ) -> Self {
-        let renewal = {
-            let shared = Arc::clone(&shared);
-            let key = key.clone();
-            let token = token.clone();
-            let repository = repository.clone();
-            tokio::spawn(async move {
-                let every = shared.ttl / 3;
-                loop {
-                    tokio::time::sleep(every).await;
-                    let mut connection = shared.manager.clone();
-                    let renewed: Result<i64, _> = shared
-                        .call(
-                            shared
-                                .renew
-                                .key(&key)
-                                .arg(&token)
-                                .arg(millis(shared.ttl))
-                                .invoke_async(&mut connection),
-                        )
-                        .await;
-                    if !matches!(renewed, Ok(1)) {
-                        // Expired or unreachable: another push may hold the lease now.
-                        shared.metrics.lease_lost();
-                        tracing::error!(repository = %repository, result = ?renewed, "repository lease lost while held; tags already reserved still count, and a push whose tags are not reserved yet is refused");
-                        return;
-                    }
-                }
-            })
-        };
+        let renewal = renew_while_held(
+            Arc::clone(&shared),
+            key.clone(),
+            token.clone(),
+            format!("repository {repository}"),
+        );
         Self {
             shared,
             tags_key,
@@ -371,8 +353,42 @@ impl Drop for RedisLease {
     }
 }
 
+/// Renews the lease `key` held with `token` every third of its time to live, until aborted or
+/// the lease is lost (expired, or the store unreachable), which is counted and logged naming
+/// `holder`.
+pub(super) fn renew_while_held(
+    shared: Arc<RedisShared>,
+    key: String,
+    token: String,
+    holder: String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = shared.ttl / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let mut connection = shared.manager.clone();
+            let renewed: Result<i64, _> = shared
+                .call(
+                    shared
+                        .renew
+                        .key(&key)
+                        .arg(&token)
+                        .arg(millis(shared.ttl))
+                        .invoke_async(&mut connection),
+                )
+                .await;
+            if !matches!(renewed, Ok(1)) {
+                // Expired or unreachable: another push may hold the lease now.
+                shared.metrics.lease_lost();
+                tracing::error!(lease = %holder, result = ?renewed, "lease lost while held; what it already reserved or recorded still counts, and a push not yet reserved or recorded is refused or recorded late");
+                return;
+            }
+        }
+    })
+}
+
 /// A token no other holder has: process id, time and a counter.
-fn token() -> String {
+pub(super) fn token() -> String {
     use std::sync::atomic::AtomicU64;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -385,7 +401,7 @@ fn token() -> String {
     )
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
         .max(1)

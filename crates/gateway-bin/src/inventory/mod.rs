@@ -12,10 +12,10 @@
 //! registry about every digest pushed without a tag (dropped once it answers 404), and logs and
 //! counts each correction.
 //!
-//! The inventory lives in this process only: replicas each keep their own (sharing it through
-//! the coordination store is not built yet). Push decisions consult it ([`Inventory::push_view`],
-//! `quota.rs`) when an `image_count_limit` or a namespace quota applies, and only when the
-//! gateway runs without `--coordination`.
+//! Each process keeps its own; with `--coordination redis://` the replicas share the pushes
+//! they admit through a log per namespace in Redis (`quota::shared`). Push decisions consult it
+//! ([`Inventory::push_view`], `quota`) when an `image_count_limit` or a namespace quota
+//! applies.
 
 mod args;
 mod change;
@@ -27,9 +27,11 @@ mod namespace_metrics;
 pub mod notifications;
 #[cfg(test)]
 mod oracle;
+mod presence;
 mod read;
 #[cfg(test)]
 mod scale;
+mod scope;
 mod state;
 pub mod view;
 
@@ -37,7 +39,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use limits_core::{NamespaceUsage, PushDelta, namespace_of};
+use limits_core::{NamespaceUsage, PushDelta};
 use oci_manifest::Digest;
 use registry_api::Notification;
 use tokio::sync::{OnceCell, Semaphore};
@@ -49,6 +51,7 @@ pub use error::InventoryError;
 pub use facts::ManifestFacts;
 pub use metrics::InventoryMetrics;
 pub use namespace_metrics::{NamespaceMetrics, namespace_usages};
+pub use scope::scope_of;
 pub use state::{NamespaceState, RepositoryCounts};
 
 /// One namespace: its state, and the changes made while it is being read from the registry.
@@ -228,36 +231,29 @@ impl<U: Catalog> Inventory<U> {
             reason = "the push path reads push_view; the tests read this"
         )
     )]
-    /// A repository's image and tag counts (zero for a repository without a namespace, which
-    /// the inventory does not track).
+    /// A repository's image and tag counts.
     pub async fn repository_counts(
         &self,
         repository: &str,
     ) -> Result<RepositoryCounts, InventoryError> {
-        let Some(namespace) = namespace_of(repository) else {
-            return Ok(RepositoryCounts::default());
-        };
-        let entry = self.built(namespace).await?;
+        let entry = self.built(&scope_of(repository)).await?;
         let counts = entry.lock().state.repository_counts(repository);
         Ok(counts)
     }
 
     /// What pushing `digest` to `repository` under `tags` (none: by digest) would add to its
-    /// namespace, with what the namespace and the repository hold, read at once. `facts` are
-    /// those of the pushed manifest and, for an index, of its children (the ones the inventory
-    /// does not know are fetched from the registry). `None` for a repository without a
-    /// namespace, which the inventory does not track.
+    /// scope (its namespace, or the repository alone: [`scope_of`]), with what the scope and the
+    /// repository hold, read at once. `facts` are those of the pushed manifest and, for an
+    /// index, of its children (the ones the inventory does not know are fetched from the
+    /// registry).
     pub async fn push_view(
         &self,
         repository: &str,
         digest: &Digest,
         tags: &[String],
         facts: Vec<(Digest, ManifestFacts)>,
-    ) -> Result<Option<PushView>, InventoryError> {
-        let Some(namespace) = namespace_of(repository) else {
-            return Ok(None);
-        };
-        let entry = self.built(namespace).await?;
+    ) -> Result<PushView, InventoryError> {
+        let entry = self.built(&scope_of(repository)).await?;
         let mut facts = facts;
         self.fetch_missing(&entry, repository, digest, &mut facts)
             .await?;
@@ -265,12 +261,12 @@ impl<U: Catalog> Inventory<U> {
         for (digest, facts) in facts {
             slot.state.learn(digest, facts);
         }
-        Ok(Some(PushView {
+        Ok(PushView {
             usage: slot.state.usage(),
             delta: slot.state.delta(repository, digest, tags),
             repository: slot.state.repository_counts(repository),
             platform_images: slot.state.platform_images(repository, digest),
-        }))
+        })
     }
 
     /// Reads `namespace` from the registry now and corrects the inventory (before a push
@@ -291,10 +287,7 @@ impl<U: Catalog> Inventory<U> {
         tags: &[String],
         facts: Vec<(Digest, ManifestFacts)>,
     ) {
-        let Some(namespace) = namespace_of(repository) else {
-            return;
-        };
-        let entry = self.entry(namespace);
+        let entry = self.entry(&scope_of(repository));
         let mut slot = entry.lock();
         for (digest, facts) in facts {
             slot.state.learn(digest, facts);
@@ -318,8 +311,7 @@ impl<U: Catalog> Inventory<U> {
             let Some(change) = Change::from_event(&event.kind) else {
                 continue;
             };
-            let Some(entry) = namespace_of(change.repository()).and_then(|ns| self.known(ns))
-            else {
+            let Some(entry) = self.known(&scope_of(change.repository())) else {
                 continue;
             };
             if let Some(digest) = change.pushed_digest() {
@@ -647,7 +639,6 @@ mod tests {
             .push_view("team/app", &second, &[], Vec::new())
             .await
             .ok()
-            .flatten()
             .map(|view| view.delta);
         assert_eq!(
             delta,

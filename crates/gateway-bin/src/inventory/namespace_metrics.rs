@@ -17,6 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use upstream_client::Inventory as Catalog;
 
+use super::scope::lone_repository;
 use super::{Entry, Inventory};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,11 +102,13 @@ impl NamespaceMetrics {
 }
 
 /// What each namespace the inventory has read holds, by name, leaving out those that hold no
-/// repository (a name asked about that the registry does not hold).
+/// repository (a name asked about that the registry does not hold) and the repositories without
+/// a namespace it keeps alone (which no namespace quota applies to).
 pub fn namespace_usages<U: Catalog>(inventory: &Inventory<U>) -> Vec<(String, NamespaceUsage)> {
     let entries: Vec<(String, Arc<Entry>)> = inventory
         .entries()
         .iter()
+        .filter(|(scope, _)| lone_repository(scope).is_none())
         .map(|(name, entry)| (name.clone(), Arc::clone(entry)))
         .collect();
     let mut usages: Vec<(String, NamespaceUsage)> = entries
@@ -187,7 +190,7 @@ mod tests {
         );
     }
 
-    /// A registry in memory holding one image tagged `v1` in `team/app`.
+    /// A registry in memory holding one image tagged `v1` in `team/app` and in `team`.
     #[derive(Debug)]
     struct Fake {
         body: Vec<u8>,
@@ -201,7 +204,7 @@ mod tests {
             repo: &limits_core::RepositoryName,
             _: upstream_client::Auth<'_>,
         ) -> Result<Vec<String>, upstream_client::UpstreamError> {
-            Ok(if repo.as_str() == "team/app" {
+            Ok(if ["team/app", "team"].contains(&repo.as_str()) {
                 vec!["v1".to_owned()]
             } else {
                 Vec::new()
@@ -267,6 +270,12 @@ mod tests {
         assert!(inventory.snapshot("ghost").await.is_ok());
         let digest = oci_manifest::Digest::sha256(b"unread");
         inventory.record_push("unread/app", &digest, &["v1".to_owned()], Vec::new());
+        // A repository without a namespace, kept alone by the inventory.
+        let lone = inventory
+            .snapshot("/team")
+            .await
+            .map(|(usage, _)| usage.tags);
+        assert_eq!(lone.ok(), Some(1));
         assert_eq!(
             namespace_usages(&inventory),
             [("team".to_owned(), usage(1, 1, 1, 110))]

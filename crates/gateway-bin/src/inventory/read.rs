@@ -12,6 +12,7 @@ use upstream_client::{Auth, Inventory as Catalog};
 
 use super::error::InventoryError;
 use super::facts::{MAX_INDEX_DEPTH, ManifestFacts};
+use super::scope::lone_repository;
 use super::state::NamespaceState;
 
 /// A repository name the registry listed that is not a valid one: a registry error.
@@ -22,8 +23,9 @@ fn name(repository: &str) -> Result<RepositoryName, InventoryError> {
     })
 }
 
-/// Reads `namespace`: every repository the catalog lists under `<namespace>/`, with its tags.
-/// `known` holds the facts already known; the manifests not in it are fetched.
+/// Reads `namespace`: every repository the catalog lists under `<namespace>/`, with its tags
+/// (for the scope of a repository without a namespace, that repository alone). `known` holds
+/// the facts already known; the manifests not in it are fetched.
 pub(super) async fn namespace<U: Catalog>(
     reader: &U,
     permits: &Semaphore,
@@ -31,11 +33,14 @@ pub(super) async fn namespace<U: Catalog>(
     namespace: &str,
     known: HashMap<Digest, ManifestFacts>,
 ) -> Result<NamespaceState, InventoryError> {
-    let repositories = {
-        let _permit = permits.acquire().await;
-        reader
-            .catalog_namespace(namespace, Auth::Configured)
-            .await?
+    let repositories = match lone_repository(namespace) {
+        Some(repository) => vec![repository.to_owned()],
+        None => {
+            let _permit = permits.acquire().await;
+            reader
+                .catalog_namespace(namespace, Auth::Configured)
+                .await?
+        }
     };
     let listed: Vec<(String, BTreeMap<String, Digest>)> = futures_util::stream::iter(repositories)
         .map(|repository| async move {

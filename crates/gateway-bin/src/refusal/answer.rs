@@ -77,6 +77,12 @@ fn log(refusal: &Refusal, seen: &Seen<'_>) {
             (Some(fact.check()), tag, None, Some(source.to_string()))
         }
         Refusal::Uncoordinated(err) => (Some("tag_count"), None, None, Some(err.to_string())),
+        Refusal::NamespaceUncoordinated { source, .. } => (
+            Some("namespace_quota"),
+            None,
+            None,
+            Some(source.to_string()),
+        ),
         Refusal::DeleteUncoordinated { source, .. } => (
             Some("immutable_tag_delete"),
             None,

@@ -142,6 +142,15 @@ pub enum Refusal {
     /// The namespace's inventory could not be read from the registry for an image count or a
     /// namespace quota: 503 `UNAVAILABLE`.
     InventoryUnavailable(InventoryError),
+    /// The lease of a namespace (or of a repository without one), or the pushes other replicas
+    /// admitted in it, could not be had for an image count or a namespace quota: 503
+    /// `UNAVAILABLE`.
+    NamespaceUncoordinated {
+        /// The namespace, or `/<repository>` (`inventory::scope_of`).
+        scope: String,
+        /// Why.
+        source: CoordinationError,
+    },
     /// The repository's lease could not be had to check a delete: 503 `UNAVAILABLE`.
     DeleteUncoordinated {
         /// The repository.
@@ -152,6 +161,19 @@ pub enum Refusal {
     /// An upload session's progress could not be read: the upstream's status answer has no
     /// `Range`: 503 `UNAVAILABLE`.
     UploadProgressUnread,
+}
+
+/// Why `lease` could not be had or kept while `what`.
+fn lease_cause(source: &CoordinationError, lease: &str, what: &str) -> String {
+    match source {
+        CoordinationError::Unreachable(cause) => {
+            format!("coordination store unreachable ({cause})")
+        }
+        CoordinationError::LeaseTimeout { waited } => {
+            format!("waited {waited} for {lease}, held by another push; retry")
+        }
+        CoordinationError::LeaseLost => format!("{lease} expired while {what}; retry"),
+    }
 }
 
 impl Refusal {
@@ -191,6 +213,7 @@ impl Refusal {
             Refusal::Busy
             | Refusal::Uncoordinated(_)
             | Refusal::InventoryUnavailable(_)
+            | Refusal::NamespaceUncoordinated { .. }
             | Refusal::DeleteUncoordinated { .. }
             | Refusal::UploadProgressUnread => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -255,6 +278,7 @@ impl Refusal {
             | Refusal::Incomplete { .. }
             | Refusal::Uncoordinated(_)
             | Refusal::InventoryUnavailable(_)
+            | Refusal::NamespaceUncoordinated { .. }
             | Refusal::DeleteUncoordinated { .. }
             | Refusal::UploadProgressUnread => "UNAVAILABLE",
         };
@@ -303,6 +327,7 @@ impl Refusal {
             | Refusal::Incomplete { .. }
             | Refusal::Uncoordinated(_)
             | Refusal::InventoryUnavailable(_)
+            | Refusal::NamespaceUncoordinated { .. }
             | Refusal::DeleteUncoordinated { .. }
             | Refusal::UploadProgressUnread => "upstream_unavailable",
         }
@@ -383,19 +408,22 @@ impl Refusal {
             Refusal::InventoryUnavailable(err) => {
                 format!("the namespace's usage could not be read from the registry: {err}")
             }
-            Refusal::DeleteUncoordinated { repository, source } => {
-                let cause = match source {
-                    CoordinationError::Unreachable(cause) => {
-                        format!("coordination store unreachable ({cause})")
-                    }
-                    CoordinationError::LeaseTimeout { waited } => format!(
-                        "waited {waited} for the repository's lease, held by another push; retry"
+            Refusal::NamespaceUncoordinated { scope, source } => {
+                let (what, lease) = match scope.strip_prefix('/') {
+                    Some(repository) => (
+                        format!("the image count of repository {repository}"),
+                        "the lease on its images",
                     ),
-                    CoordinationError::LeaseLost => {
-                        "the repository's lease expired while the delete was checked; retry"
-                            .to_owned()
-                    }
+                    None => (
+                        format!("image counts and the quota of namespace {scope}"),
+                        "the namespace's lease",
+                    ),
                 };
+                let cause = lease_cause(source, lease, "the push was decided");
+                format!("{what} cannot be enforced: {cause}")
+            }
+            Refusal::DeleteUncoordinated { repository, source } => {
+                let cause = lease_cause(source, "the repository's lease", "the delete was checked");
                 format!(
                     "the delete cannot be checked against the immutable tags of repository {repository}: {cause}"
                 )
@@ -561,6 +589,10 @@ mod tests {
                 },
             ),
             Refusal::Uncoordinated(CoordinationError::LeaseLost),
+            Refusal::NamespaceUncoordinated {
+                scope: "team".into(),
+                source: CoordinationError::Unreachable("x".into()),
+            },
             Refusal::UploadProgressUnread,
         ]
     }

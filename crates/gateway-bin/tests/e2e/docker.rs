@@ -4,6 +4,7 @@
 //! second layer added with `docker cp` + `docker commit`), since nothing can be pulled here.
 //! Docker gzips each layer as it pushes it; pseudo-random bytes do not compress, so a layer of
 //! N bytes is pushed as about N + 0.03 % + 2 KiB, far enough from the limits below.
+//! Namespace quotas are refused with the gateway's message too (`QUOTAS`).
 
 use testkit::{DockerDaemon, Registry};
 
@@ -153,4 +154,77 @@ async fn docker_push_over_the_tag_limit_is_denied_with_the_gateway_message() {
 
     // Pushing a tag the repository holds creates none: allowed at the limit.
     docker.run(&["push", &v1]).await.assert_success();
+}
+
+/// Namespace quotas: two tags in `dtags`, one image in `dimgs`.
+const QUOTAS: &str = r#"
+max_image_size: "1MB"
+tag_count_limit: "100"
+namespace_quotas: |
+  - namespace: ^dtags$
+    hard: {tags: "2"}
+  - namespace: ^dimgs$
+    hard: {images: "1"}
+"#;
+
+/// A namespace quota's refusal as docker users see it: the third tag of a namespace is refused
+/// in a repository of its own, a second image is refused while a second tag of the image the
+/// namespace holds passes, and the registry holds exactly what was allowed.
+#[tokio::test]
+async fn docker_push_over_a_namespace_quota_is_denied_with_the_gateway_message() {
+    let registry = Registry::anonymous();
+    let gateway = Gateway::builder(registry.base_url()).config(QUOTAS).start();
+    let docker = DockerDaemon::start();
+    let host = gateway.host();
+
+    // tags: 2, counted across the namespace's repositories.
+    let first = format!("{host}/dtags/a:v1");
+    docker.import(&first, &layer(100_000, 6)).await;
+    for other in ["dtags/a:v2", "dtags/b:v1"] {
+        docker
+            .run(&["tag", &first, &format!("{host}/{other}")])
+            .await
+            .assert_success();
+    }
+    docker.run(&["push", &first]).await.assert_success();
+    docker
+        .run(&["push", &format!("{host}/dtags/a:v2")])
+        .await
+        .assert_success();
+    let third = docker.run(&["push", &format!("{host}/dtags/b:v1")]).await;
+    third.assert_failure();
+    let text = printed(&third);
+    assert!(
+        text.contains(
+            "denied: namespace dtags would hold 3 tags, over its quota of 2 \
+             (namespace quota 1: ^dtags$): it holds 2 and this push adds 1"
+        ),
+        "{text}"
+    );
+    assert_eq!(upstream_tags(&registry, "dtags/a").await, ["v1", "v2"]);
+    assert!(upstream_tags(&registry, "dtags/b").await.is_empty());
+
+    // images: 1. A new tag on the image the repository holds adds none; a new image is refused.
+    let image = format!("{host}/dimgs/app:v1");
+    let retagged = format!("{host}/dimgs/app:v2");
+    let other = format!("{host}/dimgs/app:v3");
+    docker.import(&image, &layer(100_000, 7)).await;
+    docker.import(&other, &layer(100_000, 8)).await;
+    docker
+        .run(&["tag", &image, &retagged])
+        .await
+        .assert_success();
+    docker.run(&["push", &image]).await.assert_success();
+    docker.run(&["push", &retagged]).await.assert_success();
+    let refused = docker.run(&["push", &other]).await;
+    refused.assert_failure();
+    let text = printed(&refused);
+    assert!(
+        text.contains(
+            "denied: namespace dimgs would hold 2 images, over its quota of 1 \
+             (namespace quota 2: ^dimgs$): it holds 1 and this push adds 1"
+        ),
+        "{text}"
+    );
+    assert_eq!(upstream_tags(&registry, "dimgs/app").await, ["v1", "v2"]);
 }

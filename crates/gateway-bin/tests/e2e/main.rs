@@ -21,6 +21,7 @@ mod reads;
 mod report;
 mod reservations;
 mod rollout;
+mod shared_quotas;
 mod signatures;
 mod support;
 mod tls;

@@ -2,8 +2,9 @@
 //! `docker-registry` (distribution 2.8), pushed to with `skopeo` and raw HTTP: each kind refused
 //! exactly at its limit with its message, storage counting a shared blob once, 16 concurrent
 //! pushes against a repository quota, a tag deleted at the registry freeing its place, and a
-//! multi-platform image whose platform manifests arrive before their index; podman prints a
-//! quota refusal as users see it.
+//! multi-platform image whose platform manifests arrive before their index, a forged delete
+//! notification bounded by the confirmation near a limit; podman prints a quota refusal as users
+//! see it (the Docker CLI: `docker.rs`).
 
 use http::StatusCode;
 use limits_core::ByteSize;
@@ -18,6 +19,8 @@ const CONFIG: &str = r#"max_image_size: 100MB
 tag_count_limit: "100"
 rules:
   - path: ^counted/
+    limit: {max_image_size: 100MB, tag_count_limit: "100", image_count_limit: 2}
+  - path: ^lone$
     limit: {max_image_size: 100MB, tag_count_limit: "100", image_count_limit: 2}
 namespace_quotas: |
   - namespace: ^repos$
@@ -34,6 +37,8 @@ namespace_quotas: |
     hard: {images: "1"}
   - namespace: ^pod$
     hard: {repositories: "1"}
+  - namespace: ^forged$
+    hard: {tags: "4"}
 "#;
 
 fn start() -> (Registry, Gateway) {
@@ -131,6 +136,29 @@ async fn each_quota_kind_and_the_image_count_are_refused_exactly_at_their_limit(
     assert!(
         gateway.metric("registry_gateway_decisions_total{check=\"namespace_images\",verdict=\"denied\",rule=\"namespace_quota_2\",enforcement=\"deny\"}") >= 1.0
     );
+}
+
+/// A repository without a namespace (no `/` in its name) has its images counted all the same:
+/// the inventory keeps it alone.
+#[tokio::test]
+async fn the_image_count_holds_for_a_repository_without_a_namespace() {
+    let (registry, gateway) = start();
+    let images: Vec<TestImage> = (0..3).map(|i| TestImage::new(&[4 * KB], 780 + i)).collect();
+    for (image, tag) in images.iter().zip(["v1", "v2"]) {
+        gateway.push(image, "lone", tag, &[]).await.assert_success();
+    }
+    refused(&gateway, &images[2], "lone", "v3",
+        "image count 3 would exceed the limit of 2 for repository lone (rule 2: ^lone$): the repository holds 2 images and this push adds a new one").await;
+    gateway
+        .push(&images[0], "lone", "v4", &[])
+        .await
+        .assert_success();
+    assert_eq!(upstream_tags(&registry, "lone").await, ["v1", "v2", "v4"]);
+    // Another repository without a namespace is counted apart.
+    gateway
+        .push(&images[2], "lonely", "v1", &[])
+        .await
+        .assert_success();
 }
 
 #[tokio::test]
@@ -314,39 +342,6 @@ async fn platform_manifests_before_their_index_do_not_make_images_refuse_midway(
     assert_eq!(usage(&gateway, "multi").1, 3);
 }
 
-/// With `--coordination redis://` the inventory is not shared: a reload that adds either key
-/// is refused, logged, and the last good configuration stays in force.
-#[tokio::test]
-async fn a_reload_adding_quotas_under_shared_coordination_is_refused() {
-    let registry = Registry::builder(RegistryAuth::Anonymous).start();
-    let redis = testkit::RedisServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("limits.yaml");
-    let plain = "max_image_size: 100MB\ntag_count_limit: \"100\"\n";
-    std::fs::write(&config, plain).expect("write config");
-    let gateway = Gateway::builder(registry.base_url())
-        .config_path(&config)
-        .arg("--coordination")
-        .arg(redis.url())
-        .start();
-    std::fs::write(&config, CONFIG).expect("write config");
-    let failure = "registry_gateway_config_reloads_total{result=\"failure\"}";
-    eventually("the refused reload", || gateway.metric(failure) >= 1.0).await;
-    assert!(
-        gateway.logs().contains("the configuration sets image_count_limit and namespace_quotas: image_count_limit and namespace_quotas are enforced per process only so far"),
-        "{}",
-        gateway.logs()
-    );
-    // The last good configuration is in force: no repository quota.
-    let image = TestImage::new(&[4 * KB], 770);
-    for repository in ["repos/a", "repos/b", "repos/c"] {
-        gateway
-            .push(&image, repository, "v1", &[])
-            .await
-            .assert_success();
-    }
-}
-
 /// podman, as users push: a namespace quota's refusal reaches it and is printed with the
 /// gateway's message, and nothing of the refused repository reaches the registry.
 #[tokio::test]
@@ -380,4 +375,63 @@ async fn podman_prints_a_namespace_quota_refusal() {
     );
     assert!(upstream_tags(&registry, "pod/b").await.is_empty());
     assert_eq!(upstream_tags(&registry, "pod/a").await, ["v1"]);
+}
+
+/// A forged delete notification (no token file: anyone who reaches the admin listener may post)
+/// takes 4 tags off the count a quota of 4 is decided on: pushes pass unconfirmed until one lands
+/// within one of the limit, whose confirmation reads the registry, refuses, and corrects the
+/// inventory. The forged 4 let 2 tags past the quota (security class 11).
+#[tokio::test]
+async fn a_forged_delete_notification_lets_pushes_past_a_quota_until_a_confirmation() {
+    let registry = Registry::builder(RegistryAuth::Anonymous).start();
+    let gateway = Gateway::builder(registry.base_url())
+        .config(CONFIG)
+        .arg("--inventory-refresh")
+        .arg("1h")
+        .start();
+    let images: Vec<TestImage> = (0..7).map(|i| TestImage::new(&[2 * KB], 780 + i)).collect();
+    for (i, image) in images.iter().take(4).enumerate() {
+        gateway
+            .push(image, "forged/app", &format!("v{i}"), &[])
+            .await
+            .assert_success();
+    }
+    assert_eq!(usage(&gateway, "forged").2, 4);
+
+    let events: Vec<String> = images[..4]
+        .iter()
+        .map(|image| {
+            format!(
+                r#"{{"action":"delete","target":{{"repository":"forged/app","digest":"{}"}}}}"#,
+                image.manifest().digest
+            )
+        })
+        .collect();
+    let forged = format!(r#"{{"events":[{}]}}"#, events.join(","));
+    let (status, text) = crate::inventory::post(
+        &gateway,
+        None,
+        "application/vnd.docker.distribution.events.v1+json",
+        forged.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(usage(&gateway, "forged").2, 0);
+
+    // Counted 0 and 1 of 4: far from the limit, admitted on the inventory alone.
+    for (i, image) in images.iter().enumerate().skip(4).take(2) {
+        gateway
+            .push(image, "forged/app", &format!("v{i}"), &[])
+            .await
+            .assert_success();
+    }
+    // Counted 2 of 4, the push would take it within one of the limit: the registry is read.
+    refused(&gateway, &images[6], "forged/app", "v6",
+        "namespace forged would hold 7 tags, over its quota of 4 (namespace quota 8: ^forged$): it holds 6 and this push adds 1").await;
+    assert_eq!(upstream_tags(&registry, "forged/app").await.len(), 6);
+    assert_eq!(usage(&gateway, "forged").2, 6);
+    assert_eq!(
+        gateway.metric("registry_gateway_inventory_corrections_total{kind=\"tag_added\"}"),
+        4.0
+    );
 }
