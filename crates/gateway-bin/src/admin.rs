@@ -16,11 +16,12 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use tokio::sync::Mutex;
+use limits_core::Policy;
+use tokio::sync::{Mutex, watch};
 use upstream_client::ReqwestUpstream;
 
 use crate::coordination::RedisCoordination;
-use crate::inventory::{Inventory, notifications};
+use crate::inventory::{Inventory, NamespaceMetrics, namespace_usages, notifications};
 use crate::metrics::Metrics;
 
 /// How long one probe of the upstream or of the coordination store is reused.
@@ -39,6 +40,9 @@ pub struct Admin {
     pub inventory: Arc<Inventory>,
     /// How notifications are authenticated and bounded.
     pub notifications: notifications::Settings,
+    /// With `--namespace-usage-metrics`: the namespace gauges, and the configuration in force
+    /// that gives their quotas.
+    namespace_usage: Option<(NamespaceMetrics, watch::Receiver<Arc<Policy>>)>,
     upstream_probe: Probe,
     coordination_probe: Probe,
 }
@@ -79,9 +83,17 @@ impl Admin {
             coordination,
             inventory,
             notifications,
+            namespace_usage: None,
             upstream_probe: Probe::default(),
             coordination_probe: Probe::default(),
         }
+    }
+
+    /// Adds each namespace's usage and quota to `/metrics`, the quotas read from `policy` (the
+    /// configuration in force, reloads included).
+    pub fn with_namespace_usage(mut self, policy: watch::Receiver<Arc<Policy>>) -> Self {
+        self.namespace_usage = Some((NamespaceMetrics::new(), policy));
+        self
     }
 
     /// `/readyz`: the upstream answers `GET /v2/`.
@@ -119,7 +131,8 @@ impl Admin {
         }
     }
 
-    /// The gateway's metrics followed by the inventory's, with one closing `# EOF`.
+    /// The gateway's metrics followed by the inventory's (and the namespaces' when asked for),
+    /// with one closing `# EOF`.
     fn encode_metrics(&self) -> String {
         self.inventory.update_gauges();
         let mut text = self.metrics.encode();
@@ -127,6 +140,10 @@ impl Admin {
             text.truncate(stripped.len());
         }
         self.inventory.metrics().encode_into(&mut text);
+        if let Some((metrics, policy)) = &self.namespace_usage {
+            let policy = Arc::clone(&policy.borrow());
+            metrics.encode_into(&namespace_usages(&self.inventory), &policy, &mut text);
+        }
         text.push_str("# EOF\n");
         text
     }

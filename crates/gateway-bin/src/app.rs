@@ -60,16 +60,21 @@ fn error_chain(err: &anyhow::Error) -> String {
     text
 }
 
-/// Logs to standard error, as text or JSON lines, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
+/// Logs to standard error, as text or JSON lines, filtered by `RUST_LOG` (default `info`;
+/// `warn` for `report`, whose stderr is for what went wrong).
+pub fn init_logging(cli: &Cli) {
+    let default = match cli.command {
+        Command::Report(_) => "warn",
+        _ => "info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    match format {
+    match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
@@ -312,6 +317,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             server::Entry::ReadRelay(Arc::new(relay))
         }),
     };
+    let namespace_usage_policy = args
+        .inventory
+        .namespace_usage_metrics
+        .then(|| policy.clone());
     let gateway = Arc::new(Gateway::new(GatewayParts {
         client: http_client(&args)?,
         target,
@@ -375,13 +384,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         Arc::clone(&metrics),
     );
-    let admin = Arc::new(admin::Admin::new(
+    let mut admin = admin::Admin::new(
         Arc::clone(&metrics),
         registry,
         shared_store,
         inventory,
         notification_settings,
-    ));
+    );
+    if let Some(policy) = namespace_usage_policy {
+        admin = admin.with_namespace_usage(policy);
+    }
+    let admin = Arc::new(admin);
     let admin_task = tokio::spawn(server::serve(
         admin_listener,
         admin_limits,

@@ -158,9 +158,16 @@ pub struct ReportArgs {
     pub concurrency: u16,
 
     /// A repository is `near` when its tag count or largest image is at or above this percent
-    /// of its limit.
-    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_NEAR", default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub near: u8,
+    /// of its limit (default 80); a namespace, when a count is at or above it of its quota
+    /// (default: the quota's warn_at, else 90).
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_NEAR", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub near: Option<u8>,
+
+    /// Report namespaces instead of repositories: each namespace's repositories, images, tags
+    /// and storage, counted as the gateway's inventory counts them, against its namespace
+    /// quota and its repositories' image_count_limit.
+    #[arg(long, env = "REGISTRY_GATEWAY_REPORT_NAMESPACES")]
+    pub namespaces: bool,
 
     /// Exit with status 3 when a repository is over a limit (`over`), or over or near one
     /// (`near`).
@@ -192,9 +199,9 @@ pub enum ReportFormat {
 /// When `report` exits with status 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
-    /// A repository is over a limit.
+    /// A repository (a namespace) is over a limit.
     Over,
-    /// A repository is over or near a limit.
+    /// A repository (a namespace) is over or near a limit.
     Near,
 }
 

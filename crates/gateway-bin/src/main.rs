@@ -8,6 +8,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = gateway_bin::Cli::parse();
-    gateway_bin::init_logging(cli.log_format);
+    gateway_bin::init_logging(&cli);
     gateway_bin::run(cli)
 }

@@ -124,7 +124,7 @@ pub use protection::{
 };
 pub use quota::{
     AppliedQuota, NamespaceQuota, NamespaceUsage, PushDelta, QuotaDecision, QuotaDetail, QuotaHard,
-    QuotaKind, QuotaSource, namespace_of,
+    QuotaKind, QuotaSource, QuotaUsage, namespace_of,
 };
 pub use repository::{MAX_REPOSITORY_NAME_LEN, RepositoryName, RepositoryNameError};
 pub use signature::{Content, SignatureTag, Subject, is_signature_tag};

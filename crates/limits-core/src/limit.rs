@@ -43,6 +43,27 @@ impl<T: Copy> Limit<T> {
     }
 }
 
+impl Limit<u64> {
+    /// `value` as a fraction of the bound (1.0 at the limit); `None` when unlimited. A bound of
+    /// zero gives 0 for a value of zero and infinity above it.
+    ///
+    /// ```
+    /// use limits_core::Limit;
+    ///
+    /// assert_eq!(Limit::Max(20).fraction(15), Some(0.75));
+    /// assert_eq!(Limit::Max(0).fraction(1), Some(f64::INFINITY));
+    /// assert_eq!(Limit::Unlimited.fraction(15), None);
+    /// ```
+    pub fn fraction(&self, value: u64) -> Option<f64> {
+        match *self {
+            Limit::Unlimited => None,
+            Limit::Max(0) if value == 0 => Some(0.0),
+            Limit::Max(0) => Some(f64::INFINITY),
+            Limit::Max(max) => Some(value as f64 / max as f64),
+        }
+    }
+}
+
 /// Sizes print in their compact form (`20 MiB`), counts as numbers, and no bound as `unlimited`.
 impl<T: fmt::Display> fmt::Display for Limit<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

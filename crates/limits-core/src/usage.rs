@@ -37,6 +37,29 @@ impl Standing {
             Standing::Over => "denied",
         }
     }
+
+    /// Where `value` stands against `limit`: [`Standing::Over`] above it (equal is within, as
+    /// for pushes), [`Standing::Near`] at or above `near_percent` percent of a bound that is
+    /// not zero, else [`Standing::Ok`]. Compared in whole numbers, exactly.
+    ///
+    /// ```
+    /// use limits_core::{Limit, Standing};
+    ///
+    /// assert_eq!(Standing::of(21, Limit::Max(20), 90), Standing::Over);
+    /// assert_eq!(Standing::of(20, Limit::Max(20), 90), Standing::Near);
+    /// assert_eq!(Standing::of(18, Limit::Max(20), 90), Standing::Near);
+    /// assert_eq!(Standing::of(17, Limit::Max(20), 90), Standing::Ok);
+    /// assert_eq!(Standing::of(u64::MAX, Limit::Unlimited, 90), Standing::Ok);
+    /// ```
+    pub fn of(value: u64, limit: Limit<u64>, near_percent: u8) -> Standing {
+        if !limit.allows(&value) {
+            Standing::Over
+        } else if near(value, limit, near_percent) {
+            Standing::Near
+        } else {
+            Standing::Ok
+        }
+    }
 }
 
 impl fmt::Display for Standing {

@@ -38,4 +38,11 @@ pub struct InventoryArgs {
         default_value = "1MiB"
     )]
     pub notifications_max_body: limits_core::ByteSize,
+
+    /// Export each namespace's usage and quota on /metrics
+    /// (`registry_gateway_namespace_usage{namespace,kind}`,
+    /// `registry_gateway_namespace_quota{namespace,kind}`): one series per kind for each
+    /// namespace the inventory has read. Off by default.
+    #[arg(long, env = "REGISTRY_GATEWAY_NAMESPACE_USAGE_METRICS")]
+    pub namespace_usage_metrics: bool,
 }

@@ -23,6 +23,7 @@ mod counts;
 mod error;
 mod facts;
 mod metrics;
+mod namespace_metrics;
 pub mod notifications;
 #[cfg(test)]
 mod oracle;
@@ -49,6 +50,7 @@ pub use change::Change;
 pub use error::InventoryError;
 pub use facts::ManifestFacts;
 pub use metrics::InventoryMetrics;
+pub use namespace_metrics::{NamespaceMetrics, namespace_usages};
 pub use scope::scope_of;
 pub use state::{NamespaceState, RepositoryCounts};
 

@@ -3,9 +3,11 @@
 //!
 //! [`collect`] reads the registry (catalog, tag lists, manifests) with bounded concurrency;
 //! the standing of each repository is decided by `limits_core::Usage`; [`render`] prints the
-//! rows as a table, JSON or CSV.
+//! rows as a table, JSON or CSV. With `--namespaces`, [`namespaces`] reports each namespace
+//! instead, counted by the gateway's inventory against its namespace quota.
 
 mod collect;
+pub mod namespaces;
 mod progress;
 mod render;
 
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use limits_core::{ByteSize, Limit, Limits, Standing, Usage};
-use upstream_client::ReqwestUpstream;
+use upstream_client::{Inventory as _, ReqwestUpstream};
 
 use crate::cli::{FailOn, ReportArgs, ReportFormat};
 use crate::config_source;
@@ -22,6 +24,9 @@ use crate::credentials::CredentialSource;
 
 /// The exit status when `--fail-on` finds what it looks for.
 const FAIL_ON_STATUS: u8 = 3;
+
+/// The threshold of `near` for repositories when `--near` is not given.
+const DEFAULT_NEAR: u8 = 80;
 
 /// One repository's line of the report.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +163,70 @@ pub fn sort(rows: &mut [Row]) {
 #[tokio::main]
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let policy = config_source::load(&args.config)?;
+    let upstream = upstream(&args)?;
+    let terminal = std::io::stderr().is_terminal();
+    let concurrency = usize::from(args.concurrency);
+    let catalog_error = || format!("cannot read the catalog of {}", args.upstream);
+    let mut out = Vec::new();
+    let statuses: Vec<Status> = if args.namespaces {
+        let names = upstream
+            .catalog(upstream_client::Auth::Configured)
+            .await
+            .with_context(catalog_error)?;
+        let progress = progress::Progress::counting(terminal, "namespaces");
+        let mut rows =
+            namespaces::rows(upstream, &policy, &names, concurrency, args.near, &progress).await;
+        namespaces::sort(&mut rows);
+        match args.format {
+            ReportFormat::Table => namespaces::render::table(&rows, &mut out),
+            ReportFormat::Json => namespaces::render::json(&rows, &mut out),
+            ReportFormat::Csv => namespaces::render::csv(&rows, &mut out),
+        }
+        .context("cannot write the report")?;
+        rows.iter().map(|row| row.status).collect()
+    } else {
+        let progress = progress::Progress::new(terminal);
+        let near = args.near.unwrap_or(DEFAULT_NEAR);
+        let reader = collect::Reader::new(upstream, policy, concurrency, near, progress);
+        let names = reader.catalog().await.with_context(catalog_error)?;
+        let mut rows = reader.rows(names).await;
+        sort(&mut rows);
+        match args.format {
+            ReportFormat::Table => render::table(&rows, &mut out),
+            ReportFormat::Json => render::json(&rows, &mut out),
+            ReportFormat::Csv => render::csv(&rows, &mut out),
+        }
+        .context("cannot write the report")?;
+        rows.iter().map(|row| row.status).collect()
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .context("cannot write the report")?;
+    Ok(if fails(args.fail_on, &statuses) {
+        ExitCode::from(FAIL_ON_STATUS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Whether `--fail-on` finds what it looks for among `statuses`.
+fn fails(fail_on: Option<FailOn>, statuses: &[Status]) -> bool {
+    fail_on.is_some_and(|fail_on| {
+        statuses.iter().any(|status| {
+            matches!(
+                (fail_on, status),
+                (_, Status::Standing(Standing::Over))
+                    | (FailOn::Near, Status::Standing(Standing::Near))
+            )
+        })
+    })
+}
+
+/// The registry client of `report`, with the credentials of the flags, the environment or the
+/// credentials directory.
+fn upstream(args: &ReportArgs) -> anyhow::Result<ReqwestUpstream> {
     let source = CredentialSource {
         dir: args.credentials_dir.as_deref(),
         username: args.username.as_deref(),
@@ -177,45 +246,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
         None => {}
     }
-    let upstream = builder.build().context("invalid --upstream")?;
-    let progress = progress::Progress::new(std::io::stderr().is_terminal());
-    let reader = collect::Reader::new(
-        upstream,
-        policy,
-        usize::from(args.concurrency),
-        args.near,
-        progress,
-    );
-    let names = reader
-        .catalog()
-        .await
-        .with_context(|| format!("cannot read the catalog of {}", args.upstream))?;
-    let mut rows = reader.rows(names).await;
-    sort(&mut rows);
-
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match args.format {
-        ReportFormat::Table => render::table(&rows, &mut out),
-        ReportFormat::Json => render::json(&rows, &mut out),
-        ReportFormat::Csv => render::csv(&rows, &mut out),
-    }
-    .and_then(|()| out.flush())
-    .context("cannot write the report")?;
-
-    let failed = args.fail_on.is_some_and(|fail_on| {
-        rows.iter().any(|row| {
-            matches!(
-                (fail_on, row.status),
-                (_, Status::Standing(Standing::Over))
-                    | (FailOn::Near, Status::Standing(Standing::Near))
-            )
-        })
-    });
-    Ok(if failed {
-        ExitCode::from(FAIL_ON_STATUS)
-    } else {
-        ExitCode::SUCCESS
-    })
+    builder.build().context("invalid --upstream")
 }
 
 #[cfg(test)]

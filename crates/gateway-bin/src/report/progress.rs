@@ -3,19 +3,26 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Counts repositories read; draws `reading repositories: 12/40` over itself.
+/// Counts repositories (or namespaces) read; draws `reading repositories: 12/40` over itself.
 #[derive(Debug)]
 pub struct Progress {
     enabled: bool,
+    what: &'static str,
     total: AtomicUsize,
     done: AtomicUsize,
 }
 
 impl Progress {
-    /// A progress line, drawn only when `enabled` (stderr is a terminal).
+    /// A progress line of repositories, drawn only when `enabled` (stderr is a terminal).
     pub fn new(enabled: bool) -> Self {
+        Self::counting(enabled, "repositories")
+    }
+
+    /// A progress line of `what` (`namespaces`), drawn only when `enabled`.
+    pub fn counting(enabled: bool, what: &'static str) -> Self {
         Self {
             enabled,
+            what,
             total: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
         }
@@ -27,7 +34,7 @@ impl Progress {
         self.draw(0);
     }
 
-    /// One more repository read.
+    /// One more read.
     pub fn step(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         self.draw(done);
@@ -46,7 +53,7 @@ impl Progress {
         if self.enabled {
             let total = self.total.load(Ordering::Relaxed);
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\rreading repositories: {done}/{total}");
+            let _ = write!(err, "\rreading {}: {done}/{total}", self.what);
             let _ = err.flush();
         }
     }

@@ -113,7 +113,7 @@ fn table_cells(row: &Row) -> [String; 9] {
 /// the limit (`20 MiB`), and the exact bytes of both when rounding would print a size that
 /// differs from its limit as the limit prints (`20.0 MiB (20971521 bytes)` against
 /// `20 MiB (20971520 bytes)`): an image over its limit must not read as equal to it.
-fn size_cells(
+pub(super) fn size_cells(
     size: Option<ByteSize>,
     limit: Option<Limit<ByteSize>>,
 ) -> (Option<String>, Option<String>) {
@@ -143,20 +143,30 @@ pub fn table(rows: &[Row], out: &mut impl Write) -> io::Result<()> {
     let cells: Vec<[String; 9]> = std::iter::once(header)
         .chain(rows.iter().map(table_cells))
         .collect();
-    let mut widths = [0usize; 9];
-    for line in &cells {
+    aligned(&cells, &RIGHT_ALIGNED, out)
+}
+
+/// `lines` in aligned columns separated by two spaces, the columns in `right` aligned to the
+/// right; no trailing blanks.
+pub(super) fn aligned<const N: usize>(
+    lines: &[[String; N]],
+    right: &[usize],
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let mut widths = [0usize; N];
+    for line in lines {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for line in &cells {
+    for line in lines {
         let mut text = String::new();
         for (column, cell) in line.iter().enumerate() {
             if column > 0 {
                 text.push_str("  ");
             }
             let pad = widths[column] - cell.chars().count();
-            if RIGHT_ALIGNED.contains(&column) {
+            if right.contains(&column) {
                 text.extend(std::iter::repeat_n(' ', pad));
                 text.push_str(cell);
             } else {
@@ -187,7 +197,7 @@ pub fn csv(rows: &[Row], out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-fn write_csv_line(out: &mut impl Write, fields: &[String]) -> io::Result<()> {
+pub(super) fn write_csv_line(out: &mut impl Write, fields: &[String]) -> io::Result<()> {
     let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
     write!(out, "{}\r\n", line.join(","))
 }

@@ -10,6 +10,8 @@ use testkit::{FakeServer, ManifestFormat, OCI_MANIFEST, RawPusher, Registry, Rep
 
 use crate::support::BIN;
 
+mod namespaces;
+
 /// 100 KiB and 5 tags under `team-a/`, 1 MiB and 10 tags elsewhere.
 const CONFIG: &str = r#"
 max_image_size: "1MB"

@@ -4,6 +4,7 @@
 
 mod check;
 mod config;
+mod standing;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::{ByteSize, Enforcement, Limit, WarnAt};
 
 pub use check::{NamespaceUsage, PushDelta, QuotaDecision, QuotaDetail, QuotaKind};
 pub(crate) use config::namespace_quotas;
+pub use standing::QuotaUsage;
 
 /// The namespace of a repository: the first component of its name (`team-a` for `team-a/app`
 /// and `team-a/tools/app`); `None` for a name without a `/`, to which no namespace quota
