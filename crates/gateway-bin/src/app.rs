@@ -26,8 +26,21 @@ use crate::{
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::CheckConfig { path } => inspect::check_config(&path),
-        Command::Explain { config, repository } => inspect::explain(&config, &repository),
+        Command::CheckConfig {
+            path,
+            upstream,
+            account,
+        } => inspect::check_config(&path, upstream_of(upstream.as_ref(), &account)),
+        Command::Explain {
+            config,
+            repository,
+            upstream,
+            account,
+        } => inspect::explain(
+            &config,
+            &repository,
+            upstream_of(upstream.as_ref(), &account),
+        ),
         Command::Export { target } => migrate::export(target),
         Command::Import { source } => migrate::import(source),
         Command::Report(args) => match report::run(*args) {
@@ -64,7 +77,7 @@ fn error_chain(err: &anyhow::Error) -> String {
 /// `warn` for `report`, whose stderr is for what went wrong).
 pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
-        Command::Report(_) => "warn",
+        Command::Report(_) | Command::CheckConfig { .. } | Command::Explain { .. } => "warn",
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -78,6 +91,14 @@ pub fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// The registry `check-config` and `explain` read, when `--upstream` is given.
+fn upstream_of<'a>(
+    url: Option<&'a url::Url>,
+    account: &'a crate::cli::RegistryAccount,
+) -> Option<inspect::Upstream<'a>> {
+    url.map(|url| inspect::Upstream { url, account })
 }
 
 /// Harbor mode credentials: the Secret's directory, else the environment or flags.

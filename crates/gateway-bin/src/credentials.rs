@@ -4,7 +4,34 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use upstream_client::Credentials;
+use upstream_client::{Credentials, ReqwestUpstream};
+use url::Url;
+
+use crate::cli::RegistryAccount;
+
+/// A client reading the registry at `url` with `account` (anonymously without one).
+pub fn reader(url: &Url, account: &RegistryAccount) -> anyhow::Result<ReqwestUpstream> {
+    let source = CredentialSource {
+        dir: account.credentials_dir.as_deref(),
+        username: account.username.as_deref(),
+        password: account.password.as_deref(),
+        insecure: account.insecure,
+    };
+    let mut builder = ReqwestUpstream::builder(url.clone())
+        .connect_timeout(*account.connect_timeout)
+        .request_timeout(*account.upstream_timeout)
+        .insecure(account.insecure);
+    match source.load()? {
+        Some((credentials, insecure)) => {
+            builder = builder.credentials(credentials).insecure(insecure);
+        }
+        None if account.username.is_some() || account.password.is_some() => {
+            bail!("--username and --password go together")
+        }
+        None => {}
+    }
+    builder.build().context("invalid --upstream")
+}
 
 /// Where the account comes from; the directory wins over the user name and password.
 #[derive(Debug, Clone, Copy)]

@@ -16,11 +16,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use limits_core::{ByteSize, Limit, Limits, Standing, Usage};
-use upstream_client::{Inventory as _, ReqwestUpstream};
+use upstream_client::Inventory as _;
 
 use crate::cli::{FailOn, ReportArgs, ReportFormat};
 use crate::config_source;
-use crate::credentials::CredentialSource;
+use crate::credentials;
 
 /// The exit status when `--fail-on` finds what it looks for.
 const FAIL_ON_STATUS: u8 = 3;
@@ -163,7 +163,7 @@ pub fn sort(rows: &mut [Row]) {
 #[tokio::main]
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let policy = config_source::load(&args.config)?;
-    let upstream = upstream(&args)?;
+    let upstream = credentials::reader(&args.upstream, &args.account)?;
     let terminal = std::io::stderr().is_terminal();
     let concurrency = usize::from(args.concurrency);
     let catalog_error = || format!("cannot read the catalog of {}", args.upstream);
@@ -222,31 +222,6 @@ fn fails(fail_on: Option<FailOn>, statuses: &[Status]) -> bool {
             )
         })
     })
-}
-
-/// The registry client of `report`, with the credentials of the flags, the environment or the
-/// credentials directory.
-fn upstream(args: &ReportArgs) -> anyhow::Result<ReqwestUpstream> {
-    let source = CredentialSource {
-        dir: args.credentials_dir.as_deref(),
-        username: args.username.as_deref(),
-        password: args.password.as_deref(),
-        insecure: args.insecure,
-    };
-    let mut builder = ReqwestUpstream::builder(args.upstream.clone())
-        .connect_timeout(*args.connect_timeout)
-        .request_timeout(*args.upstream_timeout)
-        .insecure(args.insecure);
-    match source.load()? {
-        Some((credentials, insecure)) => {
-            builder = builder.credentials(credentials).insecure(insecure);
-        }
-        None if args.username.is_some() || args.password.is_some() => {
-            anyhow::bail!("--username and --password go together")
-        }
-        None => {}
-    }
-    builder.build().context("invalid --upstream")
 }
 
 #[cfg(test)]

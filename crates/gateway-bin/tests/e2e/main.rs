@@ -8,6 +8,7 @@ mod coordination;
 mod deletes;
 mod deployment;
 mod docker;
+mod inspect_usage;
 mod integrity;
 mod inventory;
 mod listener;

@@ -1,11 +1,15 @@
 //! `check-config` and `explain`: a configuration's effective limits, and the rule that applies
 //! to a repository.
 
+mod usage;
+
 use std::path::Path;
 
 use limits_core::{ByteSize, Limit, Limits, RepositoryName};
 
 use crate::{config_source, reference};
+
+pub use usage::Upstream;
 
 fn size_text(limit: Limit<ByteSize>) -> String {
     match limit {
@@ -26,8 +30,9 @@ fn limits_text(limits: &Limits) -> String {
     text
 }
 
-/// `check-config PATH`: validates the configuration and prints its limits and rules.
-pub fn check_config(path: &Path) -> anyhow::Result<()> {
+/// `check-config PATH`: validates the configuration and prints its limits and rules; with
+/// `upstream`, the usage of each namespace of the registry a quota applies to.
+pub fn check_config(path: &Path, upstream: Option<Upstream<'_>>) -> anyhow::Result<()> {
     let policy = config_source::load(path)?;
     println!("configuration {}: valid", path.display());
     println!("global limits: {}", limits_text(policy.global()));
@@ -59,12 +64,22 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
             println!("  {}. {}  {}", index + 1, quota.namespace, quota.hard);
         }
     }
+    if let Some(upstream) = upstream {
+        for line in usage::check_config(&policy, upstream)? {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 
 /// `explain --config PATH REFERENCE`: the rule that applies to a repository (a full image
-/// reference reads as its repository), and what follows.
-pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
+/// reference reads as its repository), and what follows; with `upstream`, what the repository
+/// and its namespace hold.
+pub fn explain(
+    config: &Path,
+    reference: &str,
+    upstream: Option<Upstream<'_>>,
+) -> anyhow::Result<()> {
     let policy = config_source::load(config)?;
     // An image reference as clients take it reads as its repository.
     let reading = reference::Reading::of(reference);
@@ -151,5 +166,10 @@ pub fn explain(config: &Path, reference: &str) -> anyhow::Result<()> {
         protections.warn_at.value,
         from(&protections.warn_at.source)
     );
+    if let Some(upstream) = upstream {
+        for line in usage::explain(&policy, &repository, upstream)? {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
