@@ -213,11 +213,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         TagSource::External(external) => Arc::clone(external),
         TagSource::Upstream => Arc::clone(&registry),
     };
-    let inventory = Arc::new(inventory::Inventory::new(
-        inventory_reader,
-        usize::from(args.inventory.inventory_concurrency),
-        Arc::new(inventory::InventoryMetrics::new()),
-    ));
+    let inventory = Arc::new(
+        inventory::Inventory::new(
+            inventory_reader,
+            usize::from(args.inventory.inventory_concurrency),
+            Arc::new(inventory::InventoryMetrics::new()),
+        )
+        .with_tag_capacity(args.inventory.tag_inventory_repositories as usize),
+    );
     let notification_settings = inventory::notifications::Settings::load(
         args.inventory.notifications_token_file.as_deref(),
         args.inventory.notifications_max_body.bytes(),
@@ -225,6 +228,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(refresh = %args.inventory.inventory_refresh, token = notification_settings.token.is_some(), "registry inventory: notifications at {} on the admin listener", inventory::notifications::PATH);
     let inventory_task =
         tokio::spawn(Arc::clone(&inventory).refresh_every(*args.inventory.inventory_refresh));
+    let tag_sets_task = tokio::spawn(
+        Arc::clone(&inventory).refresh_tag_sets_every(*args.inventory.inventory_refresh),
+    );
     let tls_files = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let mut target = upstream::target::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
     if tls_files.is_some() {
@@ -339,6 +345,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             body_read_timeout: *args.body_read_timeout,
         },
         webhook: webhook(&args, &metrics)?,
+        // Tag sets are kept exact across replicas through the coordination's change counter.
+        tag_sets: Arc::clone(inventory.tag_sets()),
         // Shared coordination: the inventory is not shared yet, and the configuration may not
         // set what it counts (checked above and at every reload).
         inventory: args.coordination.is_none().then(|| Arc::clone(&inventory)),
@@ -438,6 +446,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     admin_task.abort();
     inventory_task.abort();
+    tag_sets_task.abort();
     watch_task.abort();
     if let Some(task) = tls_task {
         task.abort();

@@ -30,6 +30,7 @@ mod read;
 #[cfg(test)]
 mod scale;
 mod state;
+pub mod tags;
 pub mod view;
 
 use std::collections::HashMap;
@@ -105,6 +106,7 @@ pub struct Inventory<U = ReqwestUpstream> {
     concurrency: usize,
     namespaces: Mutex<HashMap<String, Arc<Entry>>>,
     metrics: Arc<InventoryMetrics>,
+    tag_sets: Arc<tags::TagSets>,
 }
 
 impl<U: Catalog> Inventory<U> {
@@ -117,6 +119,7 @@ impl<U: Catalog> Inventory<U> {
             permits: Semaphore::new(concurrency),
             concurrency,
             namespaces: Mutex::new(HashMap::new()),
+            tag_sets: tags::TagSets::for_inventory(&metrics),
             metrics,
         }
     }
