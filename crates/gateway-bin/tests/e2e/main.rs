@@ -23,4 +23,5 @@ mod reservations;
 mod rollout;
 mod signatures;
 mod support;
+mod tag_sets;
 mod tls;
