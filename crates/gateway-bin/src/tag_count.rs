@@ -112,7 +112,7 @@ impl<U: Upstream> TagCount<'_, U> {
                 Some((TagTally::new(&listed.counted, &reserved, &requested), true))
             }
             None => match self
-                .from_set(applied, version, &reserved, &requested, auth)
+                .count_from_set(applied, version, &reserved, &requested, auth)
                 .await?
             {
                 Some(tally) => Some((tally, false)),
@@ -202,7 +202,7 @@ impl<U: Upstream> TagCount<'_, U> {
     }
 
     /// The count from the repository's tag set, when it is kept and exact at `version`.
-    async fn from_set(
+    async fn count_from_set(
         &self,
         applied: &AppliedLimits,
         version: Option<u64>,
