@@ -23,7 +23,7 @@ pub struct InventoryArgs {
 
     /// Repositories whose tags are kept for the tag count (each read by one tag listing the
     /// first time it is counted); past that, the least recently used are dropped and listed
-    /// again when next counted. About 8 MiB per 100,000 tags kept (docs/performance.md).
+    /// again when next counted. About 7 MiB per 100,000 tags kept (docs/performance.md).
     #[arg(
         long,
         env = "REGISTRY_GATEWAY_TAG_INVENTORY_REPOSITORIES",
