@@ -28,9 +28,13 @@ pub struct InventoryMetrics {
     corrections: Family<KindLabels, Counter>,
     notifications: Family<ResultLabels, Counter>,
     events: Counter,
+    /// `registry_gateway_inventory_tag_set_repositories`
     tag_repositories: Gauge,
+    /// `registry_gateway_inventory_tag_set_tags`
     tag_tags: Gauge,
+    /// `registry_gateway_inventory_tag_set_listings_total`
     tag_listings: Family<ReasonLabels, Counter>,
+    /// `registry_gateway_inventory_tag_set_evictions_total`
     tag_evictions: Counter,
 }
 
