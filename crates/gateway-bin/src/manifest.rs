@@ -591,6 +591,40 @@ mod tests {
         assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 0);
     }
 
+    /// Far from the limit the tag set counts without a listing; it learns the tags of pushes
+    /// the registry accepted or whose outcome is unknown, not of those it refused.
+    #[tokio::test]
+    async fn the_tag_set_learns_what_the_registry_may_hold() {
+        let gateway = gateway_with(
+            "rules:\n- path: ^p/\n  limit: {max_image_size: 1MB, tag_count_limit: 10}\n",
+            Duration::from_secs(300),
+        );
+        let repository: RepositoryName = "p/app".parse().expect("name");
+        for (tag, delivery) in [
+            ("refused", Delivery::NotCreated),
+            ("created", Delivery::Created),
+            ("unknown", Delivery::Unknown),
+        ] {
+            let mut reservation = push(&gateway, tag)
+                .await
+                .expect("allowed")
+                .expect("creates a tag");
+            reservation.reserve().await.expect("reserved");
+            reservation.settle(delivery);
+        }
+        let kept = |tag: &str| {
+            gateway
+                .tag_sets
+                .creates(&repository, &[tag.to_owned()])
+                .map(|creates| !creates)
+        };
+        assert_eq!(kept("refused"), Some(false));
+        assert_eq!(kept("created"), Some(true));
+        assert_eq!(kept("unknown"), Some(true));
+        assert_eq!(kept("old"), Some(true));
+        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn recent_tags_expire_after_the_window() {
         let gateway = gateway(Duration::ZERO);
