@@ -105,6 +105,8 @@ impl<U: Upstream> TagCount<'_, U> {
             Err(err) => return self.coordination_failure(applied, err),
         };
         let version = lease.changes();
+        // A shared store that did not tell its change counter: the set cannot be trusted.
+        let trusted = version.is_some() || !self.coordination.is_shared();
         let counted = match listed_first {
             Some(listed) => {
                 self.tag_sets
@@ -114,6 +116,7 @@ impl<U: Upstream> TagCount<'_, U> {
             None => match self
                 .count_from_set(applied, version, &reserved, &requested, auth)
                 .await?
+                .filter(|_| trusted)
             {
                 Some(tally) => Some((tally, false)),
                 None => {
