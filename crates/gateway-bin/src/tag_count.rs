@@ -91,7 +91,19 @@ impl<U: Upstream> TagCount<'_, U> {
         }
         let mut lease = match self.coordination.lease(repository, window).await {
             Ok(lease) => lease,
-            Err(err) => return self.coordination_failure(applied, err),
+            Err(err) => {
+                // The set said the push creates a tag, unlisted: a re-push of a tag another
+                // replica created needs no lease, and goes through while the store is down.
+                if count && !hold && listed_first.is_none() && self.coordination.is_shared() {
+                    self.tag_sets.listed("confirm");
+                    if let Some(listed) = self.listing(applied, auth).await? {
+                        if !admission::creates_tags(&requested, &listed.counted) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                return self.coordination_failure(applied, err);
+            }
         };
         if !count {
             return Ok(Some(TagRead {

@@ -1,7 +1,7 @@
 //! The tag sets the inventory keeps for the tag count, with the real registry: far from the
 //! limit a push counts from the set without listing the registry, near it the count is
 //! confirmed by a listing, and with Redis a replica lists again when another replica created
-//! tags in the repository since its set was read.
+//! tags in the repository since its set was read (and a re-push of such a tag needs no Redis).
 
 use http::StatusCode;
 use testkit::{RedisServer, Registry, TestImage};
@@ -93,4 +93,40 @@ async fn a_replica_lists_again_when_another_one_created_tags() {
         assert_eq!(answer.status, want, "{tag}: {}", answer.text());
     }
     assert_eq!(upstream_tags(&registry, "six/app").await.len(), 6);
+}
+
+#[tokio::test]
+async fn a_re_push_of_a_tag_another_replica_created_needs_no_redis() {
+    let registry = Registry::anonymous();
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let args = [
+        "--coordination",
+        url.as_str(),
+        "--coordination-timeout",
+        "300ms",
+    ];
+    let a = gateway(&registry, &args);
+    let b = gateway(&registry, &args);
+    let manifest = prepare(&registry, "six/outage", &TestImage::new(&[2048], 5)).await;
+    // B's set is read before A creates v2: it does not hold v2.
+    for (gateway, tag) in [(&b, "v1"), (&a, "v2")] {
+        let answer = put(gateway, "six/outage", tag, &manifest).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{tag}: {}",
+            answer.text()
+        );
+    }
+    redis.stop();
+    let again = put(&b, "six/outage", "v2", &manifest).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    let new = put(&b, "six/outage", "v3", &manifest).await;
+    assert_eq!(
+        new.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        new.text()
+    );
 }
