@@ -65,6 +65,9 @@ benches/proxy/run.sh --quick
 step "read-path benchmark, short run (numbers printed, not asserted; fails on request errors or when nothing is spliced)"
 benches/proxy/reads.sh --quick --no-build
 
+step "tag count benchmark, short run (numbers printed, not asserted; fails only on request errors)"
+benches/proxy/tags.sh --quick --no-build
+
 step "fuzz smoke run"
 # cargo-fuzz needs nightly flags; without a nightly toolchain, stable accepts them with
 # RUSTC_BOOTSTRAP (no sanitizer then).

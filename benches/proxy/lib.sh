@@ -1,4 +1,4 @@
-# Shared by the proxy benchmarks (run.sh, reads.sh): logging, tool checks, free ports, the
+# Shared by the proxy benchmarks (run.sh, reads.sh, tags.sh): logging, tool checks, free ports, the
 # registry's, nginx's and the gateways' configuration and processes, HTTP helpers that check every status, CPU and memory readings, and
 # statistics. Sourced, not run; the caller sets `work` (its temporary directory) first.
 

@@ -135,6 +135,7 @@ impl Admin {
     /// with one closing `# EOF`.
     fn encode_metrics(&self) -> String {
         self.inventory.update_gauges();
+        self.inventory.tag_sets().update_gauges();
         let mut text = self.metrics.encode();
         if let Some(stripped) = text.strip_suffix("# EOF\n") {
             text.truncate(stripped.len());

@@ -232,11 +232,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         TagSource::External(external) => Arc::clone(external),
         TagSource::Upstream => Arc::clone(&registry),
     };
-    let inventory = Arc::new(inventory::Inventory::new(
-        inventory_reader,
-        usize::from(args.inventory.inventory_concurrency),
-        Arc::new(inventory::InventoryMetrics::new()),
-    ));
+    let inventory = Arc::new(
+        inventory::Inventory::new(
+            inventory_reader,
+            usize::from(args.inventory.inventory_concurrency),
+            Arc::new(inventory::InventoryMetrics::new()),
+        )
+        .with_tag_capacity(args.inventory.tag_inventory_repositories as usize),
+    );
     let notification_settings = inventory::notifications::Settings::load(
         args.inventory.notifications_token_file.as_deref(),
         args.inventory.notifications_max_body.bytes(),
@@ -244,6 +247,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(refresh = %args.inventory.inventory_refresh, token = notification_settings.token.is_some(), "registry inventory: notifications at {} on the admin listener", inventory::notifications::PATH);
     let inventory_task =
         tokio::spawn(Arc::clone(&inventory).refresh_every(*args.inventory.inventory_refresh));
+    let tag_sets_task = tokio::spawn(
+        Arc::clone(&inventory).refresh_tag_sets_every(*args.inventory.inventory_refresh),
+    );
     let tls_files = tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let mut target = upstream::target::Target::new(&args.upstream).map_err(anyhow::Error::msg)?;
     if tls_files.is_some() {
@@ -362,6 +368,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             body_read_timeout: *args.body_read_timeout,
         },
         webhook: webhook(&args, &metrics)?,
+        // Tag sets are kept exact across replicas through the coordination's change counter.
+        tag_sets: Arc::clone(inventory.tag_sets()),
         inventory: Some(Arc::clone(&inventory)),
     }));
     let listener = TcpListener::bind(args.listen)
@@ -463,6 +471,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     admin_task.abort();
     inventory_task.abort();
+    tag_sets_task.abort();
     watch_task.abort();
     if let Some(task) = tls_task {
         task.abort();

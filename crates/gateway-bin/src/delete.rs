@@ -10,6 +10,10 @@
 //! delete: no push through the gateway can create an immutable tag on the manifest between the
 //! check and the delete. Repositories without immutable patterns cost nothing: their deletes
 //! are forwarded as they always were.
+//!
+//! Any delete the registry may have carried out (every answer but a 4xx, or a connection that
+//! could not be made) drops the repository's tag set kept for the tag count: the next push
+//! lists the repository again.
 
 use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, header};
@@ -23,9 +27,11 @@ use upstream_client::Upstream;
 use crate::body::{BoxError, ProxyBody};
 use crate::coordination::{Coordination, Coordinator, Lease};
 use crate::facts::Facts;
+use crate::inventory::tags::TagSets;
 use crate::options::Options;
 use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
+use crate::reservation::Delivery;
 use crate::upstream::forward::Onward;
 
 /// The `check` field of the decisions logged here.
@@ -39,6 +45,8 @@ pub struct ManifestDelete<'a, U> {
     pub facts: &'a Facts<U>,
     /// Per-repository leases.
     pub coordination: &'a Coordination,
+    /// Each counted repository's tags, dropped by a delete.
+    pub tag_sets: &'a TagSets,
     /// Behaviour options.
     pub options: &'a Options,
 }
@@ -48,6 +56,22 @@ impl<U: Upstream> ManifestDelete<'_, U> {
     /// checked against the repository's immutable tags, then forwarded; with the repository's
     /// lease held until the registry answered when the delete names a digest.
     pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        applied: AppliedLimits,
+        reference: Reference,
+        onward: Onward,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        let repository = applied.repository.clone();
+        let result = self.forward(request, applied, reference, onward).await;
+        if Delivery::of(&result) != Delivery::NotCreated {
+            self.tag_sets.forget(&repository);
+        }
+        result
+    }
+
+    /// Checks and forwards the delete.
+    async fn forward(
         &self,
         request: Request<Incoming>,
         applied: AppliedLimits,
@@ -323,6 +347,7 @@ mod tests {
     struct World {
         facts: Facts<Tags>,
         coordination: Coordination,
+        tag_sets: TagSets,
         options: Options,
         policy: Policy,
     }
@@ -353,6 +378,7 @@ mod tests {
                 options.clone(),
             ),
             coordination: Coordination::Local(crate::coordination::local::TagLedger::default()),
+            tag_sets: TagSets::new(4, std::sync::Arc::default()),
             options,
             policy: Policy::from_yaml(config).expect("valid policy"),
         }
@@ -365,6 +391,7 @@ mod tests {
         let delete = ManifestDelete {
             facts: &gateway.facts,
             coordination: &gateway.coordination,
+            tag_sets: &gateway.tag_sets,
             options: &gateway.options,
         };
         delete.check(&applied, &reference, None).await

@@ -20,6 +20,7 @@ use crate::decision_log::DecisionLog;
 use crate::delete::ManifestDelete;
 use crate::facts::{Facts, TagSource};
 use crate::inventory::Inventory;
+use crate::inventory::tags::TagSets;
 use crate::manifest::ManifestPush;
 use crate::metrics::Metrics;
 use crate::options::Options;
@@ -47,6 +48,8 @@ pub struct GatewayParts<U> {
     pub policy: watch::Receiver<Arc<Policy>>,
     /// Per-repository leases and recently created tags, in process or shared.
     pub coordination: Coordination,
+    /// Each counted repository's tags, kept by the inventory.
+    pub tag_sets: Arc<TagSets>,
     /// Real blob sizes by digest.
     pub blob_sizes: BlobSizes,
     /// What the digests signature tags name hold, by repository.
@@ -73,6 +76,7 @@ pub struct Gateway<U> {
     facts: Facts<U>,
     policy: watch::Receiver<Arc<Policy>>,
     coordination: Coordination,
+    tag_sets: Arc<TagSets>,
     uploads: UploadSessions,
     manifest_buffers: Arc<Semaphore>,
     decisions: DecisionLog,
@@ -91,6 +95,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             tag_source,
             policy,
             coordination,
+            tag_sets,
             blob_sizes,
             subjects,
             uploads,
@@ -115,6 +120,7 @@ impl<U: Upstream + 'static> Gateway<U> {
             ),
             policy,
             coordination,
+            tag_sets,
             uploads,
             manifest_buffers,
             decisions: DecisionLog::new(Arc::clone(&metrics), webhook),
@@ -226,6 +232,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 let push = ManifestPush {
                     facts: &self.facts,
                     coordination: &self.coordination,
+                    tag_sets: &self.tag_sets,
                     decisions: &self.decisions,
                     options: &self.options,
                     buffers: &self.manifest_buffers,
@@ -248,6 +255,7 @@ impl<U: Upstream + 'static> Gateway<U> {
                 let delete = ManifestDelete {
                     facts: &self.facts,
                     coordination: &self.coordination,
+                    tag_sets: &self.tag_sets,
                     options: &self.options,
                 };
                 delete.handle(request, applied, reference, onward).await

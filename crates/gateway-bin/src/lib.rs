@@ -11,8 +11,9 @@
 //!    coordination, the decision log (`decision_log`) and the `options`.
 //! 3. A manifest `PUT` (`manifest::ManifestPush`): body read within a budget (`manifest_body`),
 //!    parsed (`oci_manifest`), blob sizes measured at the registry, signature tags resolved
-//!    (`signatures`), tags counted under the repository's lease (`coordination`) and reserved
-//!    before the forward (`reservation`); images and namespace quotas counted from the
+//!    (`signatures`), tags counted under the repository's lease (`coordination`) from the
+//!    repository's tag set kept by the `inventory` (`tag_count`) and reserved before the
+//!    forward (`reservation`); images and namespace quotas counted from the
 //!    namespace's `inventory` under a namespace lease (`quota`); decisions by `limits_core`.
 //! 4. Blob uploads (`upload::BlobUpload`, `upload_sessions`) are guarded as they stream;
 //!    manifest deletes (`delete::ManifestDelete`) are checked against immutable tags.
@@ -54,6 +55,7 @@ mod reservation;
 mod server;
 mod signatures;
 mod subjects;
+mod tag_count;
 mod tls;
 mod tracked;
 mod upload;

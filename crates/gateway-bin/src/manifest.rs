@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use http::request::Parts;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
-use limits_core::{AppliedLimits, ByteSize, Content, RepositoryName, TagTally, admission};
+use limits_core::{AppliedLimits, ByteSize, Content, RepositoryName, admission};
 use oci_manifest::{BlobState, Manifest};
 use registry_api::{ContentType, Reference};
 use tokio::sync::Semaphore;
@@ -18,15 +18,17 @@ use upstream_client::Upstream;
 
 use crate::body::ProxyBody;
 use crate::body::full;
-use crate::coordination::{Coordination, CoordinationError, Coordinator, RepositoryLease};
+use crate::coordination::Coordination;
 use crate::decision_log::DecisionLog;
 use crate::facts::Facts;
+use crate::inventory::tags::TagSets;
 use crate::manifest_body::{read_body, warning_header};
 use crate::options::Options;
 use crate::quota::{AdmittedPush, PushFacts, QuotaStep};
 use crate::refusal::refused;
 use crate::refusal::{Fact, Refusal};
-use crate::reservation::{Delivery, TagRead, TagReservation};
+use crate::reservation::{Delivery, TagReservation};
+use crate::tag_count::TagCount;
 use crate::upstream::forward::Onward;
 
 /// The handler of a manifest push: the facts it asks of the registry, the coordination of the
@@ -37,6 +39,8 @@ pub struct ManifestPush<'a, U> {
     pub facts: &'a Facts<U>,
     /// Per-repository leases and recently created tags.
     pub coordination: &'a Coordination,
+    /// Each counted repository's tags, kept by the inventory.
+    pub tag_sets: &'a Arc<TagSets>,
     /// Where the decisions go.
     pub decisions: &'a DecisionLog,
     /// Behaviour options.
@@ -172,7 +176,8 @@ impl<U: Upstream> ManifestPush<'_, U> {
                 Manifest::Index(_) => Ok(None),
             }
         };
-        let tags = self.read_tags(applied, &requested, !immutable.is_empty(), auth);
+        let count = self.tag_count();
+        let tags = count.read(applied, &requested, !immutable.is_empty(), auth);
         let (size, tags) = tokio::join!(sizes, tags);
         if let Some(size) = size? {
             let decision = applied.check_image_size(ByteSize::new(size));
@@ -184,7 +189,11 @@ impl<U: Upstream> ManifestPush<'_, U> {
         self.check_tag_moves(applied, &immutable, bytes, auth)
             .await?;
         let reservation = match tags {
-            Some(read) => self.decide_tags(applied, &reference_text, read, &mut warnings)?,
+            Some(read) => {
+                count
+                    .decide(applied, &reference_text, read, auth, &mut warnings)
+                    .await?
+            }
             None => None,
         };
         let admitted = match (&self.quotas, namespace_lease) {
@@ -203,6 +212,17 @@ impl<U: Upstream> ManifestPush<'_, U> {
             _ => None,
         };
         Ok((reservation, admitted, warnings))
+    }
+
+    /// The tag count step, with what it reads.
+    fn tag_count(&self) -> TagCount<'_, U> {
+        TagCount {
+            facts: self.facts,
+            coordination: self.coordination,
+            tag_sets: self.tag_sets,
+            decisions: self.decisions,
+            options: self.options,
+        }
     }
 
     /// The image's size as the registry holds it: the config and every layer, each confirmed
@@ -265,101 +285,6 @@ impl<U: Upstream> ManifestPush<'_, U> {
         (digest, self.facts.blob_size(repository, digest, auth).await)
     }
 
-    /// Takes the repository's lease and reads its tags, when the push creates tags and a tag
-    /// limit applies. With a shared coordination store, the tags are listed first, so that a
-    /// push that creates no tag takes no lease (and works while the store is down).
-    /// `hold`: the push names an immutable tag, so the lease is taken even when nothing is
-    /// counted, and held until the upstream answered: no other push through the gateway moves
-    /// the tag between the check of its digest and this push.
-    async fn read_tags(
-        &self,
-        applied: &AppliedLimits,
-        requested: &[String],
-        hold: bool,
-        auth: Option<&http::HeaderValue>,
-    ) -> Result<Option<TagRead>, Refusal> {
-        let requested = requested.to_vec();
-        let mut count = admission::counts_tags(applied, &requested);
-        let window = self.options.recent_tag_window;
-        // Shared store: listed before the lease. A tag the listing does not show was reserved,
-        // under the lease, before its manifest was forwarded, so the reservations read under the
-        // lease cover it (docs/architecture.md, coordination through Redis). A push that
-        // creates no tag then takes no lease.
-        let mut listed_first = None;
-        if count && self.coordination.is_shared() {
-            match self.listing(applied, auth).await? {
-                None => count = false,
-                Some(listed) if !admission::creates_tags(&requested, &listed) => count = false,
-                Some(listed) => listed_first = Some(listed),
-            }
-        }
-        if !count && !hold {
-            return Ok(None);
-        }
-        let mut lease = match self.coordination.lease(&applied.repository, window).await {
-            Ok(lease) => lease,
-            Err(err) => return self.coordination_failure(applied, err),
-        };
-        if !count {
-            return Ok(Some(TagRead {
-                lease,
-                listed: Vec::new(),
-                reserved: Vec::new(),
-                requested: Vec::new(),
-                hold,
-            }));
-        }
-        let reserved = match lease.reserved(window).await {
-            Ok(reserved) => reserved,
-            Err(err) => return self.coordination_failure(applied, err),
-        };
-        let listed = match listed_first {
-            Some(listed) => Some(listed),
-            None => self.listing(applied, auth).await?,
-        };
-        Ok(Some(match listed {
-            Some(listed) => TagRead {
-                lease,
-                listed,
-                reserved,
-                requested,
-                hold,
-            },
-            // Unread and allowed by --fail-open: nothing is counted.
-            None => TagRead {
-                lease,
-                listed: Vec::new(),
-                reserved: Vec::new(),
-                requested: Vec::new(),
-                hold,
-            },
-        }))
-    }
-
-    /// The repository's tags that count against the limit (all but exempt signature tags);
-    /// `Ok(None)` when they cannot be read and `--fail-open` allows.
-    async fn listing(
-        &self,
-        applied: &AppliedLimits,
-        auth: Option<&http::HeaderValue>,
-    ) -> Result<Option<Vec<String>>, Refusal> {
-        match self.facts.list_tags(&applied.repository, auth).await {
-            Ok(mut listed) => {
-                let exempt = self
-                    .facts
-                    .exempt_tags(applied, &listed, Content::Stored, auth)
-                    .await?;
-                listed.retain(|tag| !exempt.contains(tag));
-                Ok(Some(listed))
-            }
-            Err(err) if self.options.fails_open(&err) => {
-                tracing::warn!(repository = %applied.repository, error = %err, "tag count unread; allowed by --fail-open");
-                Ok(None)
-            }
-            Err(err) => Err(Refusal::fact(Fact::TagCount, err)),
-        }
-    }
-
     /// Refuses moving an immutable tag: each of `tags` (those an `immutable_tags` pattern
     /// matches) that exists on the upstream must already point to the pushed bytes' digest.
     async fn check_tag_moves(
@@ -397,53 +322,6 @@ impl<U: Upstream> ManifestPush<'_, U> {
         }
         Ok(())
     }
-
-    /// A lease or reserved tags that could not be had: 503, or allowed by `--fail-open`.
-    fn coordination_failure(
-        &self,
-        applied: &AppliedLimits,
-        err: CoordinationError,
-    ) -> Result<Option<TagRead>, Refusal> {
-        if self.options.fail_open {
-            tracing::warn!(repository = %applied.repository, error = %err, "tag count not coordinated; allowed by --fail-open");
-            return Ok(None);
-        }
-        Err(Refusal::Uncoordinated(err))
-    }
-
-    /// The tag count decision: the upstream's tags plus those reserved recently that the
-    /// listing does not show (yet), against the tags the push creates.
-    fn decide_tags(
-        &self,
-        applied: &AppliedLimits,
-        reference: &str,
-        read: TagRead,
-        warnings: &mut Vec<String>,
-    ) -> Result<Option<TagReservation>, Refusal> {
-        let TagRead {
-            lease,
-            listed,
-            reserved,
-            requested,
-            hold,
-        } = read;
-        let tally = TagTally::new(&listed, &reserved, &requested);
-        if tally.created.is_empty() {
-            return Ok(hold.then(|| TagReservation {
-                lease,
-                created: Vec::new(),
-                window: self.options.recent_tag_window,
-            }));
-        }
-        let decision = applied.check_tags(tally.existing, tally.created.len() as u64);
-        self.decisions.decide(&decision, reference)?;
-        warnings.extend(decision.warning());
-        Ok(Some(TagReservation {
-            lease,
-            created: tally.created,
-            window: self.options.recent_tag_window,
-        }))
-    }
 }
 
 #[cfg(test)]
@@ -458,6 +336,7 @@ mod tests {
     use tokio::sync::Semaphore;
     use upstream_client::{Auth, UpstreamError};
 
+    use crate::coordination::Coordinator;
     use crate::facts::TagSource;
 
     /// An upstream whose tag listing never shows new tags, as a lagging replica or cache would;
@@ -518,6 +397,7 @@ mod tests {
     struct World {
         facts: Facts<LaggingUpstream>,
         coordination: Coordination,
+        tag_sets: Arc<TagSets>,
         decisions: DecisionLog,
         options: Options,
         buffers: Arc<Semaphore>,
@@ -529,6 +409,7 @@ mod tests {
             ManifestPush {
                 facts: &self.facts,
                 coordination: &self.coordination,
+                tag_sets: &self.tag_sets,
                 decisions: &self.decisions,
                 options: &self.options,
                 buffers: &self.buffers,
@@ -565,6 +446,10 @@ mod tests {
                 options.clone(),
             ),
             coordination: Coordination::Local(crate::coordination::local::TagLedger::default()),
+            tag_sets: Arc::new(TagSets::new(
+                16,
+                Arc::new(crate::inventory::InventoryMetrics::new()),
+            )),
             decisions: DecisionLog::new(metrics, None),
             options,
             buffers: Arc::new(Semaphore::new(1 << 20)),
@@ -644,7 +529,9 @@ mod tests {
         );
         // Re-pushing a recent tag creates nothing.
         assert!(push(&gateway, "a").await.expect("allowed").is_none());
-        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 5);
+        // Listed to load the repository's tag set, then to confirm each count that lands
+        // within one of the limit or refuses ("a", "b", "c"); the re-push counts from the set.
+        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 4);
     }
 
     /// A signature tag neither uses up the limit nor needs the tag listing, when it is one: its
@@ -702,6 +589,40 @@ mod tests {
         drop(held);
         assert!(push(&gateway, "latest").await.expect("allowed").is_none());
         assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 0);
+    }
+
+    /// Far from the limit the tag set counts without a listing; it learns the tags of pushes
+    /// the registry accepted or whose outcome is unknown, not of those it refused.
+    #[tokio::test]
+    async fn the_tag_set_learns_what_the_registry_may_hold() {
+        let gateway = gateway_with(
+            "rules:\n- path: ^p/\n  limit: {max_image_size: 1MB, tag_count_limit: 10}\n",
+            Duration::from_secs(300),
+        );
+        let repository: RepositoryName = "p/app".parse().expect("name");
+        for (tag, delivery) in [
+            ("refused", Delivery::NotCreated),
+            ("created", Delivery::Created),
+            ("unknown", Delivery::Unknown),
+        ] {
+            let mut reservation = push(&gateway, tag)
+                .await
+                .expect("allowed")
+                .expect("creates a tag");
+            reservation.reserve().await.expect("reserved");
+            reservation.settle(delivery);
+        }
+        let kept = |tag: &str| {
+            gateway
+                .tag_sets
+                .creates(&repository, &[tag.to_owned()])
+                .map(|creates| !creates)
+        };
+        assert_eq!(kept("refused"), Some(false));
+        assert_eq!(kept("created"), Some(true));
+        assert_eq!(kept("unknown"), Some(true));
+        assert_eq!(kept("old"), Some(true));
+        assert_eq!(gateway.facts.registry().listings.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

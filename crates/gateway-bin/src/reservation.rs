@@ -1,11 +1,14 @@
 //! The tags a manifest push creates, reserved under the repository's lease before the push is
 //! forwarded and settled by what the forward came to.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Response;
+use limits_core::{RepositoryName, TagTally};
 
 use crate::coordination::{CoordinationError, Lease, RepositoryLease};
+use crate::inventory::tags::TagSets;
 use crate::refusal::Refusal;
 
 /// The repository's lease, held from the tag count until the upstream answered, with the tags
@@ -15,6 +18,8 @@ pub struct TagReservation {
     pub(crate) lease: Lease,
     pub(crate) created: Vec<String>,
     pub(crate) window: Duration,
+    /// The repository's tag set, counted from under this lease: told what the push created.
+    pub(crate) tag_set: Option<(Arc<TagSets>, RepositoryName)>,
 }
 
 /// What a forwarded manifest push came to, as far as its tags go.
@@ -58,16 +63,30 @@ impl TagReservation {
         if delivery == Delivery::NotCreated {
             self.lease.forget(std::mem::take(&mut self.created));
         }
+        if let Some((sets, repository)) = &self.tag_set {
+            sets.record(repository, &self.created, self.lease.changes());
+        }
     }
 }
 
-/// A repository's tags as read under its lease, with the tags a push asks for.
+/// A repository's lease, with its tags as counted under it when the push is counted.
 #[derive(Debug)]
 pub(crate) struct TagRead {
     pub(crate) lease: Lease,
-    pub(crate) listed: Vec<String>,
-    pub(crate) reserved: Vec<String>,
-    pub(crate) requested: Vec<String>,
+    pub(crate) count: Option<TagCounted>,
     /// Whether the lease is held until the upstream answered even when no tag is created.
     pub(crate) hold: bool,
+}
+
+/// The tag count of a push, under the repository's lease.
+#[derive(Debug)]
+pub(crate) struct TagCounted {
+    /// The repository's tags and those the push creates.
+    pub(crate) tally: TagTally,
+    /// Whether the count comes from a listing read during this push (else from the tag set).
+    pub(crate) fresh: bool,
+    /// Tags reserved recently, as the lease read them.
+    pub(crate) reserved: Vec<String>,
+    /// The tags the push asks for that count.
+    pub(crate) requested: Vec<String>,
 }

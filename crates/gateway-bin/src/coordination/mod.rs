@@ -87,6 +87,14 @@ pub trait RepositoryLease: Send {
     /// The registry refused the push, or never received it: `tags` were not created, and their
     /// reservations are dropped, at the latest when the lease is released.
     fn forget(&mut self, tags: Vec<String>);
+
+    /// The repository's change counter in a shared store, which every reservation of new tags
+    /// moves: as the lease was acquired, then as this lease's own reservation left it. A tag
+    /// set exact at this value knows every tag created through any replica. `None` in process,
+    /// where the lease alone orders every tag-creating push.
+    fn changes(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Coordinator for TagLedger {
@@ -187,6 +195,13 @@ impl RepositoryLease for Lease {
         match self {
             Lease::Local(guard) => guard.forget(tags),
             Lease::Redis(lease) => lease.forget(tags),
+        }
+    }
+
+    fn changes(&self) -> Option<u64> {
+        match self {
+            Lease::Local(guard) => guard.changes(),
+            Lease::Redis(lease) => lease.changes(),
         }
     }
 }

@@ -40,22 +40,33 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
-/// Takes the lease (`KEYS[1]`) for token `ARGV[1]` and `ARGV[2]` ms, and returns the reserved
-/// tags (`KEYS[2]`) that have not expired (server time); nil when another holder has it. One
-/// round trip.
+/// Takes the lease (`KEYS[1]`) for token `ARGV[1]` and `ARGV[2]` ms, and returns the
+/// repository's change counter (`KEYS[3]`, started at the server time in microseconds when
+/// absent, so that a counter lost with Redis's data never comes back at a value seen before)
+/// followed by the reserved tags (`KEYS[2]`) that have not expired (server time); nil when
+/// another holder has it. One round trip.
 const ACQUIRE: &str = r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return false
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')";
+local changes = redis.call('GET', KEYS[3])
+if not changes then
+  changes = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('SET', KEYS[3], changes)
+end
+local reserved = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+table.insert(reserved, 1, changes)
+return reserved";
 
 /// Reserves the tags `ARGV[3..]` in `KEYS[2]`, expiring `ARGV[2]` ms from now (server time),
 /// and drops expired ones, if token `ARGV[1]` still holds the lease `KEYS[1]`: atomically, so
 /// either the tags are reserved while the lease is held (and every later holder sees them) or
-/// nothing is, and the push is not forwarded. Returns 1 when reserved, 0 when the lease was
-/// lost.
+/// nothing is, and the push is not forwarded. Each reservation moves the repository's change
+/// counter (`KEYS[3]`), so a replica whose tag set was exact at the counter it last saw knows
+/// whether anyone else reserved tags since. Returns the counter when reserved, 0 when the lease
+/// was lost.
 const RESERVE: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -68,7 +79,7 @@ for i = 3, #ARGV do
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1";
+return redis.call('INCR', KEYS[3])";
 
 /// Drops the reservations of the tags `ARGV[2..]` from `KEYS[2]` (their push was refused by
 /// the registry, or never reached it), then deletes the lease `KEYS[1]` if token `ARGV[1]`
@@ -180,6 +191,7 @@ impl Coordinator for RedisCoordination {
         let shared = &self.inner;
         let key = format!("{}:lease:{repository}", shared.prefix);
         let tags_key = format!("{}:tags:{repository}", shared.prefix);
+        let changes_key = changes_key(&shared.prefix, repository);
         let token = token();
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
@@ -191,21 +203,30 @@ impl Coordinator for RedisCoordination {
                         .acquire
                         .key(&key)
                         .key(&tags_key)
+                        .key(&changes_key)
                         .arg(&token)
                         .arg(millis(shared.ttl))
                         .invoke_async(&mut connection),
                 )
                 .await?;
-            if let Some(reserved) = acquired {
+            if let Some(mut reserved) = acquired {
+                let changes = if reserved.is_empty() {
+                    None
+                } else {
+                    reserved.remove(0).parse().ok()
+                };
                 shared.metrics.lease_acquired(started.elapsed());
-                return Ok(RedisLease::start(
+                let mut lease = RedisLease::start(
                     Arc::clone(shared),
                     repository,
                     key,
                     tags_key,
                     token,
                     reserved,
-                ));
+                );
+                lease.changes_key = changes_key;
+                lease.changes = changes;
+                return Ok(lease);
             }
             if started.elapsed() >= shared.wait {
                 shared.metrics.lease_timed_out();
@@ -249,6 +270,10 @@ pub struct RedisLease {
     token: String,
     reserved: Vec<String>,
     forgotten: Vec<String>,
+    /// The repository's change counter (`{prefix}:changes:<repository>`) and its value: as
+    /// acquired, then as this lease's own reservation left it.
+    changes_key: String,
+    changes: Option<u64>,
     acquired: Instant,
     renewal: tokio::task::JoinHandle<()>,
 }
@@ -275,6 +300,8 @@ impl RedisLease {
             token,
             reserved,
             forgotten: Vec::new(),
+            changes_key: String::new(),
+            changes: None,
             acquired: Instant::now(),
             renewal,
         }
@@ -300,6 +327,7 @@ impl RepositoryLease for RedisLease {
         let mut invocation = shared.reserve.key(&self.key);
         invocation
             .key(&self.tags_key)
+            .key(&self.changes_key)
             .arg(&self.token)
             .arg(millis(window));
         for tag in tags {
@@ -308,7 +336,8 @@ impl RepositoryLease for RedisLease {
         let reserved: i64 = shared
             .call(invocation.invoke_async(&mut connection))
             .await?;
-        if reserved == 1 {
+        if reserved >= 1 {
+            self.changes = u64::try_from(reserved).ok();
             Ok(())
         } else {
             shared.metrics.lease_lost();
@@ -319,6 +348,15 @@ impl RepositoryLease for RedisLease {
     fn forget(&mut self, tags: Vec<String>) {
         self.forgotten.extend(tags);
     }
+
+    fn changes(&self) -> Option<u64> {
+        self.changes
+    }
+}
+
+/// The key of a repository's change counter.
+fn changes_key(prefix: &str, repository: &RepositoryName) -> String {
+    format!("{prefix}:changes:{repository}")
 }
 
 impl Drop for RedisLease {

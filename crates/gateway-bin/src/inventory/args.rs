@@ -21,6 +21,17 @@ pub struct InventoryArgs {
     )]
     pub inventory_concurrency: u16,
 
+    /// Repositories whose tags are kept for the tag count (each read by one tag listing the
+    /// first time it is counted); past that, the least recently used are dropped and listed
+    /// again when next counted. About 7 MiB per 100,000 tags kept (docs/performance.md).
+    #[arg(
+        long,
+        env = "REGISTRY_GATEWAY_TAG_INVENTORY_REPOSITORIES",
+        default_value_t = 2_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub tag_inventory_repositories: u32,
+
     /// A file (a mounted Secret) holding the bearer token the registry must send with its
     /// notifications (`Authorization: Bearer <token>`); without it, notifications are accepted
     /// from anyone who reaches the admin listener.

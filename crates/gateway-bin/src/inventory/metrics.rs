@@ -28,6 +28,19 @@ pub struct InventoryMetrics {
     corrections: Family<KindLabels, Counter>,
     notifications: Family<ResultLabels, Counter>,
     events: Counter,
+    /// `registry_gateway_inventory_tag_set_repositories`
+    tag_repositories: Gauge,
+    /// `registry_gateway_inventory_tag_set_tags`
+    tag_tags: Gauge,
+    /// `registry_gateway_inventory_tag_set_listings_total`
+    tag_listings: Family<ReasonLabels, Counter>,
+    /// `registry_gateway_inventory_tag_set_evictions_total`
+    tag_evictions: Counter,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 impl Default for InventoryMetrics {
@@ -50,6 +63,10 @@ impl InventoryMetrics {
             corrections: Family::default(),
             notifications: Family::default(),
             events: Counter::default(),
+            tag_repositories: Gauge::default(),
+            tag_tags: Gauge::default(),
+            tag_listings: Family::default(),
+            tag_evictions: Counter::default(),
         };
         registry.register(
             "repositories",
@@ -81,6 +98,26 @@ impl InventoryMetrics {
             "notification_changes",
             "Tags and untagged digests changed by registry notifications",
             metrics.events.clone(),
+        );
+        registry.register(
+            "tag_set_repositories",
+            "Repositories whose tags are kept for the tag count",
+            metrics.tag_repositories.clone(),
+        );
+        registry.register(
+            "tag_set_tags",
+            "Tags kept for the tag count, over every kept repository",
+            metrics.tag_tags.clone(),
+        );
+        registry.register(
+            "tag_set_listings",
+            "Tag listings read for the tag count, by reason (load, stale, confirm, refresh)",
+            metrics.tag_listings.clone(),
+        );
+        registry.register(
+            "tag_set_evictions",
+            "Repositories whose kept tags were dropped, least recently used first, past --tag-inventory-repositories",
+            metrics.tag_evictions.clone(),
         );
         InventoryMetrics {
             registry: root,
@@ -117,6 +154,25 @@ impl InventoryMetrics {
     /// Counts the changes a notification made.
     pub fn notification_changes(&self, changes: usize) {
         self.events.inc_by(changes as u64);
+    }
+
+    /// Sets the gauges of the kept tag sets.
+    pub fn set_tag_sets(&self, repositories: u64, tags: u64) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.tag_repositories.set(gauge(repositories));
+        self.tag_tags.set(gauge(tags));
+    }
+
+    /// Counts a tag listing read for the tag count.
+    pub fn tag_listing(&self, reason: &'static str) {
+        self.tag_listings
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Counts tag sets dropped past the capacity.
+    pub fn tag_sets_evicted(&self, count: u64) {
+        self.tag_evictions.inc_by(count);
     }
 
     /// Appends the metrics (without the closing `# EOF`) to `out`.

@@ -33,6 +33,7 @@ mod read;
 mod scale;
 mod scope;
 mod state;
+pub mod tags;
 pub mod view;
 
 use std::collections::HashMap;
@@ -110,6 +111,7 @@ pub struct Inventory<U = ReqwestUpstream> {
     concurrency: usize,
     namespaces: Mutex<HashMap<String, Arc<Entry>>>,
     metrics: Arc<InventoryMetrics>,
+    tag_sets: Arc<tags::TagSets>,
 }
 
 impl<U: Catalog> Inventory<U> {
@@ -122,6 +124,7 @@ impl<U: Catalog> Inventory<U> {
             permits: Semaphore::new(concurrency),
             concurrency,
             namespaces: Mutex::new(HashMap::new()),
+            tag_sets: tags::TagSets::for_inventory(&metrics),
             metrics,
         }
     }

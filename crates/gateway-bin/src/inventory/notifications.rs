@@ -147,6 +147,7 @@ where
             return (StatusCode::BAD_REQUEST, format!("{err}\n"));
         }
     };
+    inventory.tag_sets().apply_notification(&notification);
     let changes = inventory.apply(&notification).await;
     metrics.notification("accepted");
     metrics.notification_changes(changes);

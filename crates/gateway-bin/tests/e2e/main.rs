@@ -25,4 +25,5 @@ mod rollout;
 mod shared_quotas;
 mod signatures;
 mod support;
+mod tag_sets;
 mod tls;
