@@ -12,7 +12,9 @@
 #      gateway p50 - direct p50);
 #   2. throughput: 16 concurrent pushers, each pushing new tags into 25 repositories of its
 #      own (400 repositories in all, each holding 10 tags), direct, through the gateway and
-#      through the Redis-coordinated gateway (pushes per second; per-round ratios). One
+#      through the Redis-coordinated gateway (pushes per second; per-round ratios); with
+#      --quota, also through a gateway whose configuration puts a namespace quota on the
+#      namespace of those 400 repositories (its pushes are decided one at a time). One
 #      unmeasured round per path first: every repository is counted once before the
 #      measured rounds, as in a gateway that has been serving for a while.
 # Prints a table; asserts nothing about speed, but fails when any request gets an unexpected
@@ -30,6 +32,7 @@ usage: benches/proxy/tags.sh [--quick] [options]
   --pushes N         new-tag pushes per path, repository size and round in scenario 1
                      (default 100; quick 20)
   --per-repo N       new tags per repository and round in scenario 2 (default 8; quick 1)
+  --quota            scenario 2 through a gateway with a namespace quota on the namespace too
   --no-build         use target/release/registry-gateway as built
   --keep             keep the temporary directory (logs, raw samples)
 
@@ -44,7 +47,7 @@ command_line="${GATEWAY_BIN:+GATEWAY_BIN=$GATEWAY_BIN }benches/proxy/tags.sh${*:
 # shellcheck source=benches/proxy/lib.sh
 . "$here/lib.sh"
 
-quick=0 build=1 keep=0 big='' rounds='' pushes='' per_repo=''
+quick=0 build=1 keep=0 quota=0 big='' rounds='' pushes='' per_repo=''
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -52,6 +55,7 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift ;;
         --pushes) pushes=$2; shift ;;
         --per-repo) per_repo=$2; shift ;;
+        --quota) quota=1 ;;
         --no-build) build=0 ;;
         --keep) keep=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -87,7 +91,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 registry_port='' gateway_port='' admin_port='' redis_port='' redis_gw_port='' redis_admin_port=''
-for v in registry_port gateway_port admin_port redis_port redis_gw_port redis_admin_port; do free_port "$v"; done
+quota_port='' quota_admin_port=''
+for v in registry_port gateway_port admin_port redis_port redis_gw_port redis_admin_port \
+    quota_port quota_admin_port; do free_port "$v"; done
 mkdir -p "$work/data" "$work/samples"
 start_registry "$registry_port" tags-bench-secret
 start_gateway "$work/gateway.log" "$gateway_port" "$admin_port"
@@ -104,7 +110,19 @@ declare -A base=(
     [direct]="http://127.0.0.1:$registry_port"
     [gateway]="http://127.0.0.1:$gateway_port"
     [redis]="http://127.0.0.1:$redis_gw_port"
+    [quota]="http://127.0.0.1:$quota_port"
 )
+concurrent_paths=(direct gateway redis)
+if [ "$quota" = 1 ]; then
+    # The same limits, and a namespace quota on `bench` that no push reaches.
+    printf 'max_image_size: 4GB\ntag_count_limit: 100000\nnamespace_quotas: |\n  - namespace: ^bench$\n    hard: {repositories: "1000000", tags: "100000000"}\n' >"$work/quota.yml"
+    spawn "$work/gateway-quota.log" "$gateway_bin" serve --config "$work/quota.yml" \
+        --upstream "http://127.0.0.1:$registry_port" \
+        --listen "127.0.0.1:$quota_port" --admin-listen "127.0.0.1:$quota_admin_port"
+    quota_pid=$spawned
+    wait_ready "registry-gateway (quota)" "http://127.0.0.1:$quota_port/v2/" "$quota_pid"
+    concurrent_paths+=(quota)
+fi
 direct=${base[direct]}
 
 # A small image: one config blob and one layer.
@@ -181,7 +199,7 @@ populate_many() { # path
 jobs_started=()
 for path in direct gateway; do populate "$path" & jobs_started+=($!); done
 for job in "${jobs_started[@]}"; do wait "$job" || die "set-up failed"; done
-for path in direct gateway redis; do populate_many "$path"; done
+for path in "${concurrent_paths[@]}"; do populate_many "$path"; done
 
 # ---------------------------------------------------------------------------------------------
 # Scenario 1: push overhead by repository size.
@@ -212,11 +230,11 @@ concurrent() { # path label: prints pushes per second
     awk -v n=$((400 * per_repo)) -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }'
 }
 order3() {
-    local paths=(direct gateway redis) i
-    for i in 0 1 2; do echo "${paths[$((($1 + i) % 3))]}"; done
+    local n=${#concurrent_paths[@]} i
+    for ((i = 0; i < n; i++)); do echo "${concurrent_paths[$((($1 + i) % n))]}"; done
 }
 log "scenario 2: one unmeasured round, then $rounds rounds of 16 concurrent pushers, $per_repo new tags into each of 400 repositories"
-for path in direct gateway redis; do concurrent "$path" warm >/dev/null; done
+for path in "${concurrent_paths[@]}"; do concurrent "$path" warm >/dev/null; done
 for round in $(seq 1 "$rounds"); do
     for path in $(order3 "$round"); do
         rate=$(concurrent "$path" "r$round")
@@ -228,7 +246,10 @@ gateway_rss=$(rss_kib "$gateway_pid" VmRSS)
 
 kill -0 "$gateway_pid" 2>/dev/null || die "the gateway exited (see $work/gateway.log)"
 kill -0 "$redis_gw_pid" 2>/dev/null || die "the Redis-coordinated gateway exited (see $work/gateway-redis.log)"
-if grep -Eq 'verdict="?denied' "$work/gateway.log" "$work/gateway-redis.log"; then
+if [ "$quota" = 1 ]; then
+    kill -0 "$quota_pid" 2>/dev/null || die "the gateway with a quota exited (see $work/gateway-quota.log)"
+fi
+if grep -Eqs 'verdict="?denied' "$work/gateway.log" "$work/gateway-redis.log" "$work/gateway-quota.log"; then
     die "the gateway refused requests (see $work/gateway.log, $work/gateway-redis.log)"
 fi
 listings() { # admin-port: tag listings the gateway read for tag counts, by reason
@@ -256,6 +277,9 @@ done
 growth=$(awk -v a="$(overhead pushbig)" -v b="$(overhead push10)" 'BEGIN { printf "%+.2f", a - b }')
 echo "| overhead growth, 10 → $big tags | ms, p50 | | $growth | | target ≤ +2 ms | |"
 echo "| 16 concurrent pushers, 400 repositories | pushes/s, median of $rounds rounds | $(fmt "$(median "$S/conc.direct")") | $(fmt "$(median "$S/conc.gateway")") | $(fmt "$(median "$S/conc.redis")") | $(paired "$S/conc.gateway" "$S/conc.direct") | $(paired "$S/conc.redis" "$S/conc.direct") |"
+if [ "$quota" = 1 ]; then
+    echo "| the same, gateway with a namespace quota on \`bench\` | pushes/s, median of $rounds rounds | $(fmt "$(median "$S/conc.direct")") | $(fmt "$(median "$S/conc.quota")") | | $(paired "$S/conc.quota" "$S/conc.direct") | |"
+fi
 echo
 echo "* Pushes per path: $((rounds * pushes)) per repository size (scenario 1); $((rounds * 400 * per_repo)) measured (scenario 2)."
 echo "* Gateway resident memory at the end: $(awk -v k="$gateway_rss" 'BEGIN { printf "%.1f MiB", k / 1024 }')."
