@@ -14,7 +14,7 @@
 //! or learns that it missed some ([`Since::Behind`]) and reads the namespace from the registry.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::CoordinationError;
 use super::redis::{RedisCoordination, RedisShared, millis, renew_while_held, token};
@@ -154,54 +154,37 @@ impl RedisNamespaces {
         };
         let token = token();
         let from = applied.map_or(-1, |seq| i64::try_from(seq).unwrap_or(i64::MAX));
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let mut connection = shared.manager.clone();
-            let acquired: Option<Vec<String>> = shared
-                .call(
-                    self.scripts
-                        .acquire
-                        .key(&keys.lease)
-                        .key(&keys.seq)
-                        .key(&keys.log)
-                        .arg(&token)
-                        .arg(millis(shared.ttl))
-                        .arg(from)
-                        .invoke_async(&mut connection),
-                )
-                .await?;
-            if let Some(answer) = acquired {
-                shared.metrics.lease_acquired(started.elapsed());
-                let renewal = renew_while_held(
-                    Arc::clone(shared),
-                    keys.lease.clone(),
-                    token.clone(),
-                    format!("namespace {namespace}"),
-                );
-                let mut lease = RedisNamespaceLease {
-                    namespaces: self.clone(),
-                    keys,
-                    token,
-                    seq: 0,
-                    since: None,
-                    acquired: Instant::now(),
-                    renewal,
-                };
-                let (seq, since) = read_acquired(answer)?;
-                lease.seq = seq;
-                lease.since = Some(since);
-                return Ok(lease);
-            }
-            if started.elapsed() >= shared.wait {
-                shared.metrics.lease_timed_out();
-                return Err(CoordinationError::LeaseTimeout {
-                    waited: humantime::format_duration(shared.wait).to_string(),
-                });
-            }
-            tokio::time::sleep(pause.min(shared.wait.saturating_sub(started.elapsed()))).await;
-            pause = (pause * 2).min(Duration::from_millis(25));
-        }
+        let answer = shared
+            .acquire(
+                self.scripts
+                    .acquire
+                    .key(&keys.lease)
+                    .key(&keys.seq)
+                    .key(&keys.log)
+                    .arg(&token)
+                    .arg(millis(shared.ttl))
+                    .arg(from),
+            )
+            .await?;
+        let renewal = renew_while_held(
+            Arc::clone(shared),
+            keys.lease.clone(),
+            token.clone(),
+            format!("namespace {namespace}"),
+        );
+        let mut lease = RedisNamespaceLease {
+            namespaces: self.clone(),
+            keys,
+            token,
+            seq: 0,
+            since: None,
+            acquired: Instant::now(),
+            renewal,
+        };
+        let (seq, since) = read_acquired(answer)?;
+        lease.seq = seq;
+        lease.since = Some(since);
+        Ok(lease)
     }
 }
 

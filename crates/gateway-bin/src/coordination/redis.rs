@@ -24,7 +24,7 @@ pub(super) struct RedisShared {
     pub(super) manager: ConnectionManager,
     pub(super) prefix: String,
     pub(super) ttl: Duration,
-    pub(super) wait: Duration,
+    wait: Duration,
     timeout: Duration,
     pub(super) metrics: Arc<Metrics>,
     pub(super) renew: redis::Script,
@@ -193,54 +193,64 @@ impl Coordinator for RedisCoordination {
         let tags_key = format!("{}:tags:{repository}", shared.prefix);
         let changes_key = changes_key(&shared.prefix, repository);
         let token = token();
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let mut connection = shared.manager.clone();
-            let acquired: Option<Vec<String>> = shared
-                .call(
-                    shared
-                        .acquire
-                        .key(&key)
-                        .key(&tags_key)
-                        .key(&changes_key)
-                        .arg(&token)
-                        .arg(millis(shared.ttl))
-                        .invoke_async(&mut connection),
-                )
-                .await?;
-            if let Some(mut reserved) = acquired {
-                let changes = if reserved.is_empty() {
-                    None
-                } else {
-                    reserved.remove(0).parse().ok()
-                };
-                shared.metrics.lease_acquired(started.elapsed());
-                let mut lease = RedisLease::start(
-                    Arc::clone(shared),
-                    repository,
-                    key,
-                    tags_key,
-                    token,
-                    reserved,
-                );
-                lease.changes_key = changes_key;
-                lease.changes = changes;
-                return Ok(lease);
-            }
-            if started.elapsed() >= shared.wait {
-                shared.metrics.lease_timed_out();
-                return Err(CoordinationError::LeaseTimeout {
-                    waited: humantime::format_duration(shared.wait).to_string(),
-                });
-            }
-            tokio::time::sleep(pause.min(shared.wait.saturating_sub(started.elapsed()))).await;
-            pause = (pause * 2).min(Duration::from_millis(25));
-        }
+        let mut reserved = shared
+            .acquire(
+                shared
+                    .acquire
+                    .key(&key)
+                    .key(&tags_key)
+                    .key(&changes_key)
+                    .arg(&token)
+                    .arg(millis(shared.ttl)),
+            )
+            .await?;
+        let changes = if reserved.is_empty() {
+            None
+        } else {
+            reserved.remove(0).parse().ok()
+        };
+        let mut lease = RedisLease::start(
+            Arc::clone(shared),
+            repository,
+            key,
+            tags_key,
+            token,
+            reserved,
+        );
+        lease.changes_key = changes_key;
+        lease.changes = changes;
+        Ok(lease)
     }
 }
 
 impl RedisShared {
+    /// Runs the lease script `invocation` (nil while another holder has the lease) until it
+    /// takes the lease, backing off from 2 to 25 ms, for at most `--lease-wait`; its answer.
+    pub(super) async fn acquire(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+    ) -> Result<Vec<String>, CoordinationError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let mut connection = self.manager.clone();
+            let acquired: Option<Vec<String>> =
+                self.call(invocation.invoke_async(&mut connection)).await?;
+            if let Some(answer) = acquired {
+                self.metrics.lease_acquired(started.elapsed());
+                return Ok(answer);
+            }
+            if started.elapsed() >= self.wait {
+                self.metrics.lease_timed_out();
+                return Err(CoordinationError::LeaseTimeout {
+                    waited: humantime::format_duration(self.wait).to_string(),
+                });
+            }
+            tokio::time::sleep(pause.min(self.wait.saturating_sub(started.elapsed()))).await;
+            pause = (pause * 2).min(Duration::from_millis(25));
+        }
+    }
+
     /// One Redis call, bounded by the timeout, errors counted.
     pub(super) async fn call<T>(
         &self,

@@ -131,11 +131,12 @@ pub async fn post(
     (status, answer.text().await.unwrap_or_default())
 }
 
-#[tokio::test]
-async fn a_tag_deleted_at_the_registry_leaves_the_inventory_with_its_notification() {
-    let admin_port = testkit::free_port();
+/// A registry whose configuration adds `notifications` (a snippet naming `admin_port`), and a
+/// gateway in front of it whose admin listener is there, with the token, and a refresh too
+/// slow to count anything in a test: only notifications change its inventory.
+fn notified(notifications: &str, admin_port: u16) -> (Registry, Gateway, tempfile::TempDir) {
     let registry = Registry::builder(testkit::RegistryAuth::Anonymous)
-        .extra_config(&guide_snippet(admin_port))
+        .extra_config(notifications)
         .start();
     let dir = tempfile::tempdir().expect("temporary directory");
     let token_file = dir.path().join("token");
@@ -147,6 +148,13 @@ async fn a_tag_deleted_at_the_registry_leaves_the_inventory_with_its_notificatio
         .arg("--inventory-refresh")
         .arg("1h")
         .start();
+    (registry, gateway, dir)
+}
+
+#[tokio::test]
+async fn a_tag_deleted_at_the_registry_leaves_the_inventory_with_its_notification() {
+    let admin_port = testkit::free_port();
+    let (registry, gateway, _dir) = notified(&guide_snippet(admin_port), admin_port);
     let first = TestImage::new(&[8 * KB, 16 * KB], 241);
     let second = TestImage::new(&[8 * KB, 32 * KB], 242);
     gateway
@@ -361,19 +369,7 @@ async fn a_registry_sending_the_wrong_token_changes_nothing() {
 async fn harbor_registry_notifications_reach_the_gateway_past_a_dead_endpoint() {
     let admin_port = testkit::free_port();
     let core_port = testkit::free_port();
-    let registry = Registry::builder(testkit::RegistryAuth::Anonymous)
-        .extra_config(&harbor_snippet(admin_port, core_port))
-        .start();
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let gateway = Gateway::builder(registry.base_url())
-        .admin_port(admin_port)
-        .arg("--notifications-token-file")
-        .arg(token_file.display().to_string())
-        .arg("--inventory-refresh")
-        .arg("1h")
-        .start();
+    let (registry, gateway, _dir) = notified(&harbor_snippet(admin_port, core_port), admin_port);
     let first = TestImage::new(&[8 * KB, 16 * KB], 281);
     let second = TestImage::new(&[8 * KB, 32 * KB], 282);
     let third = TestImage::new(&[4 * KB, 12 * KB], 283);
