@@ -24,7 +24,10 @@ use super::redis::{RedisCoordination, RedisShared, millis, renew_while_held, tok
 pub const LOG_KEEP: u64 = 1000;
 
 /// Takes the lease `KEYS[1]` for token `ARGV[1]` and `ARGV[2]` ms; nil when another holder has
-/// it. Then, with the sequence number `KEYS[2]` and the log `KEYS[3]`: `{seq}` when the caller
+/// it. Then, with the sequence number `KEYS[2]` (started at the server time in microseconds
+/// when absent, so that a sequence lost with Redis's data never comes back through numbers a
+/// replica has applied: that replica is then behind, never wrongly up to date; numbers stay
+/// text or exact integers, below 2^53, in Lua) and the log `KEYS[3]`: `{seq}` when the caller
 /// has applied everything (`ARGV[3]` = seq), `{seq, 'behind'}` when it cannot catch up from the
 /// log (it applied nothing yet: `ARGV[3]` = -1; the store was emptied; entries trimmed), else
 /// `{seq, 'entries', e1, e2, ...}` with the entries after `ARGV[3]`, in order.
@@ -32,25 +35,32 @@ const ACQUIRE: &str = r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return false
 end
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local text = redis.call('GET', KEYS[2])
+if not text then
+  local t = redis.call('TIME')
+  text = t[1] .. string.format('%06d', tonumber(t[2]))
+  redis.call('SET', KEYS[2], text)
+end
+local seq = tonumber(text)
 local from = tonumber(ARGV[3])
 if from == seq then
-  return {tostring(seq)}
+  return {text}
 end
 if from < 0 or from > seq then
-  return {tostring(seq), 'behind'}
+  return {text, 'behind'}
 end
-local entries = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. from, seq)
+local entries = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[3], text)
 if #entries ~= seq - from then
-  return {tostring(seq), 'behind'}
+  return {text, 'behind'}
 end
-local out = {tostring(seq), 'entries'}
+local out = {text, 'entries'}
 for i = 1, #entries do
   out[#out + 1] = entries[i]
 end
 return out";
 
-/// Appends entry `ARGV[2]` to the log `KEYS[3]` under the next sequence number (`KEYS[2]`),
+/// Appends entry `ARGV[2]` to the log `KEYS[3]` under the next sequence number (`KEYS[2]`,
+/// started as in [`ACQUIRE`] when absent),
 /// keeps the last `ARGV[3]` entries, and, when `ARGV[4]` is not empty, keeps the entry in the
 /// hash of untagged manifests `KEYS[4]` under that field. Appended whether or not token
 /// `ARGV[1]` still holds the lease `KEYS[1]` (the registry has the push either way). Returns
@@ -60,8 +70,12 @@ local held = 0
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   held = 1
 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[3], seq, seq .. ' ' .. ARGV[2])
+redis.call('ZADD', KEYS[3], seq, string.format('%d', seq) .. ' ' .. ARGV[2])
 local keep = tonumber(ARGV[3])
 local n = redis.call('ZCARD', KEYS[3])
 if n > keep then

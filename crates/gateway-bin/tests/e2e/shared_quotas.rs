@@ -26,6 +26,8 @@ namespace_quotas: |
     hard: {images: "5"}
   - namespace: ^late$
     hard: {images: "2"}
+  - namespace: ^flushed$
+    hard: {repositories: "7"}
 "#;
 
 fn gateway(registry: &Registry, redis: &RedisServer) -> Gateway {
@@ -202,6 +204,54 @@ async fn a_replica_started_later_counts_manifests_pushed_by_digest_through_anoth
         upstream_tags(&registry, "late/app").await,
         Vec::<String>::new()
     );
+}
+
+/// Redis loses its data (a restart of an in-memory Redis): the namespace's sequence starts
+/// again from the server's clock, never through numbers a replica has applied, so a replica
+/// that applied pushes before the loss finds itself behind and reads the registry, rather than
+/// taking the new pushes for ones it has seen and counting too few.
+#[tokio::test]
+async fn a_replica_is_not_fooled_by_a_namespace_log_lost_with_redis_data() {
+    let registry = Registry::builder(RegistryAuth::Anonymous).start();
+    let redis = RedisServer::start();
+    let a = gateway(&registry, &redis);
+    let b = gateway(&registry, &redis);
+    let image = TestImage::new(&[2048], 970);
+    let push = async |through: &Gateway, i: usize| {
+        let repository = format!("flushed/r{i}");
+        let manifest = prepare(&registry, &repository, &image).await;
+        put(through, &repository, "v1", &manifest).await
+    };
+    for i in 1..=3 {
+        let answer = push(&a, i).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    }
+    assert!(redis.command(&["FLUSHALL"]).contains("OK"));
+    for i in 4..=6 {
+        let answer = push(&b, i).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    }
+    // A knows 3 repositories by itself; the registry holds 6, the quota is 7.
+    let answer = push(&a, 7).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let answer = push(&a, 8).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+    assert_eq!(
+        answer.error_message().as_deref(),
+        Some(
+            "namespace flushed would hold 8 repositories, over its quota of 7 (namespace quota 5: ^flushed$): it holds 7 and this push adds 1"
+        )
+    );
+    let mut held = 0;
+    for i in 1..=8 {
+        if !upstream_tags(&registry, &format!("flushed/r{i}"))
+            .await
+            .is_empty()
+        {
+            held += 1;
+        }
+    }
+    assert_eq!(held, 7);
 }
 
 /// Redis down: the pushes a namespace quota or an image count applies to are refused with
