@@ -254,3 +254,34 @@ paired() { # file-a file-b
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         if (NR == 1) printf "%.2f", m; else printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
 }
+
+# Sample statistics over a file of numbers: median, or nearest-rank percentile.
+percentile() { # file p(0-100)
+    sort -g "$1" | awk -v p="$2" '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        i = int(p / 100 * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'
+}
+
+# Runs curl on a URL glob (one connection, reused), writing "status time_total" per request
+# to stderr; checks every status and appends the times (ms) to sample $1.
+glob_requests() { # sample expected curl-args...
+    local name=$1 expected=$2 out
+    shift 2
+    out=$(curl -s -H 'Expect:' -w '%{stderr}%{http_code} %{time_total}\n' "$@" 2>&1 >/dev/null) || true
+    [ -n "$out" ] || die "no answer: curl $*"
+    if awk -v e="$expected" '$1 != e { bad = 1 } END { exit !bad }' <<<"$out"; then
+        die "unexpected status ($(awk -v e="$expected" '$1 != e { print $1 }' <<<"$out" | sort | uniq -c | tr '\n' ' ')): curl $*"
+    fi
+    [ -z "$name" ] || awk '{ printf "%.3f\n", $2 * 1000 }' <<<"$out" >>"$work/samples/$name"
+}
+# Manifest pushes of the small image a script set up: $work/data/manifest of type
+# $manifest_type, its blobs $config_digest and $layer_digest in bench/src at $direct.
+push_manifests() { # sample url-glob
+    glob_requests "$1" 201 -X PUT -H "Content-Type: $manifest_type" --data-binary "@$work/data/manifest" "$2"
+}
+mount_blobs() { # repo-glob
+    local digest
+    for digest in "$config_digest" "$layer_digest"; do
+        glob_requests '' 201 -X POST "$direct/v2/$1/blobs/uploads/?mount=$digest&from=bench/src"
+    done
+}

@@ -142,33 +142,6 @@ for blob in config layer; do
         "$(with_query "$(location "$direct")" "digest=$digest")" >/dev/null
 done
 
-# curl on a URL glob (one connection, reused): checks every status, appends the times (ms)
-# to sample $1 (none when empty).
-glob_requests() { # sample expected curl-args...
-    local name=$1 expected=$2 out
-    shift 2
-    out=$(curl -s -H 'Expect:' -w '%{stderr}%{http_code} %{time_total}\n' "$@" 2>&1 >/dev/null) || true
-    [ -n "$out" ] || die "no answer: curl $*"
-    if awk -v e="$expected" '$1 != e { bad = 1 } END { exit !bad }' <<<"$out"; then
-        die "unexpected status ($(awk -v e="$expected" '$1 != e { print $1 }' <<<"$out" | sort | uniq -c | tr '\n' ' ')): curl $*"
-    fi
-    [ -z "$name" ] || awk '{ printf "%.3f\n", $2 * 1000 }' <<<"$out" >>"$work/samples/$name"
-}
-push_manifests() { # sample url-glob
-    glob_requests "$1" 201 -X PUT -H "Content-Type: $manifest_type" --data-binary "@$work/data/manifest" "$2"
-}
-mount_blobs() { # repo-glob
-    local digest
-    for digest in "$config_digest" "$layer_digest"; do
-        glob_requests '' 201 -X POST "$direct/v2/$1/blobs/uploads/?mount=$digest&from=bench/src"
-    done
-}
-percentile() { # file p(0-100)
-    sort -g "$1" | awk -v p="$2" '{ v[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        i = int(p / 100 * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print v[i] }'
-}
-
 # ---------------------------------------------------------------------------------------------
 # Set-up, directly: per path, a repository of $big tags, one of 10 per round and batch of 10
 # pushes (so it never holds more than 19), and the 400 repositories of scenario 2.

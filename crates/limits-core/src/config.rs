@@ -4,11 +4,10 @@
 use serde_yaml::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, YamlError};
-use crate::position;
 use crate::quota::namespace_quotas;
 use crate::yaml::{
-    boolean, count_limit, enforcement, key_str, missing, patterns, quote, short, size_limit,
-    unknown, warn_at, wrong_type,
+    boolean, count_limit, enforcement, key_str, list_or_string, missing, patterns, quote, short,
+    size_limit, unknown, warn_at, wrong_type,
 };
 use crate::{Limit, Limits, NamespaceQuota, Protections};
 
@@ -284,44 +283,13 @@ fn protection(
 
 /// `rules` as a YAML list, or as a string holding one (the ConfigMap form `rules: |`).
 fn rules(value: Value) -> Result<Vec<Rule>, ConfigError> {
-    let list = match value {
-        Value::Null => return Ok(Vec::new()),
-        Value::Sequence(list) => list,
-        Value::String(text) => {
-            let inner: Value = serde_yaml::from_str(&text).map_err(|e| {
-                let source = YamlError::in_string(e, &text);
-                let rule = source
-                    .line_column()
-                    .and_then(|(line, column)| position::item_at(&text, line, column));
-                ConfigError::Yaml {
-                    location: Location::Rules { rule },
-                    source,
-                }
-            })?;
-            return match inner {
-                Value::Null => Ok(Vec::new()),
-                Value::String(_) => Err(wrong_type(
-                    "rules",
-                    Location::Global,
-                    "a list of rules",
-                    &inner,
-                )),
-                other => rules(other),
-            };
-        }
-        other => {
-            return Err(wrong_type(
-                "rules",
-                Location::Global,
-                "a list of rules",
-                &other,
-            ));
-        }
-    };
-    list.into_iter()
-        .enumerate()
-        .map(|(index, item)| rule(index + 1, item))
-        .collect()
+    list_or_string(value, "rules", "a list of rules", |rule| Location::Rules {
+        rule,
+    })?
+    .into_iter()
+    .enumerate()
+    .map(|(index, item)| rule(index + 1, item))
+    .collect()
 }
 
 fn rule(position: usize, item: Value) -> Result<Rule, ConfigError> {

@@ -129,6 +129,38 @@ pub(crate) fn missing(key: &'static str, location: Location, hint: &'static str)
     }
 }
 
+/// The items of `key`, written as a YAML list or as a string holding one (the ConfigMap form
+/// `key: |`); `what` is what the key takes, and `in_string` the location of a YAML error in
+/// the string, from the position of the item it falls in.
+pub(crate) fn list_or_string(
+    value: Value,
+    key: &str,
+    what: &'static str,
+    in_string: fn(Option<usize>) -> Location,
+) -> Result<Vec<Value>, ConfigError> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Sequence(list) => Ok(list),
+        Value::String(text) => {
+            let inner: Value = serde_yaml::from_str(&text).map_err(|e| {
+                let source = YamlError::in_string(e, &text);
+                let item = source
+                    .line_column()
+                    .and_then(|(line, column)| crate::position::item_at(&text, line, column));
+                ConfigError::Yaml {
+                    location: in_string(item),
+                    source,
+                }
+            })?;
+            match inner {
+                Value::String(_) => Err(wrong_type(key, Location::Global, what, &inner)),
+                other => list_or_string(other, key, what, in_string),
+            }
+        }
+        other => Err(wrong_type(key, Location::Global, what, &other)),
+    }
+}
+
 pub(crate) fn wrong_type(
     key: &str,
     location: Location,

@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::cli::RegistryAccount;
 use crate::credentials;
-use crate::inventory::{Inventory, InventoryMetrics, scope_of};
+use crate::inventory::{Inventory, InventoryMetrics, lone_repository, scope_of};
 
 /// The registry to read, and the account to read it with.
 #[derive(Debug, Clone, Copy)]
@@ -27,13 +27,15 @@ pub struct Upstream<'a> {
 const CONCURRENCY: usize = 4;
 
 impl Upstream<'_> {
-    fn inventory(&self) -> anyhow::Result<Inventory<ReqwestUpstream>> {
-        let reader = credentials::reader(self.url, self.account)?;
-        Ok(Inventory::new(
-            Arc::new(reader),
+    /// The registry's client, and an inventory reading through it.
+    fn inventory(&self) -> anyhow::Result<(Arc<ReqwestUpstream>, Inventory<ReqwestUpstream>)> {
+        let reader = Arc::new(credentials::reader(self.url, self.account)?);
+        let inventory = Inventory::new(
+            Arc::clone(&reader),
             CONCURRENCY,
             Arc::new(InventoryMetrics::new()),
-        ))
+        );
+        Ok((reader, inventory))
     }
 }
 
@@ -80,7 +82,7 @@ pub fn explain(
     repository: &RepositoryName,
     upstream: Upstream<'_>,
 ) -> anyhow::Result<Vec<String>> {
-    let inventory = upstream.inventory()?;
+    let (_, inventory) = upstream.inventory()?;
     let scope = scope_of(repository.as_str());
     let (usage, repositories) = runtime()?
         .block_on(inventory.snapshot(&scope))
@@ -102,7 +104,7 @@ pub fn explain(
             "namespace usage: {}",
             usage_text(&usage, &quota.hard)
         ));
-    } else if !scope.starts_with('/') {
+    } else if lone_repository(&scope).is_none() {
         lines.push(format!(
             "namespace usage: {}",
             usage_text(&usage, &QuotaHard::UNLIMITED)
@@ -114,9 +116,8 @@ pub fn explain(
 /// The lines `check-config --upstream` adds: each namespace of the registry a quota applies
 /// to, with its usage.
 pub fn check_config(policy: &Policy, upstream: Upstream<'_>) -> anyhow::Result<Vec<String>> {
-    let inventory = upstream.inventory()?;
+    let (reader, inventory) = upstream.inventory()?;
     let runtime = runtime()?;
-    let reader = credentials::reader(upstream.url, upstream.account)?;
     let names = runtime
         .block_on(reader.catalog(Auth::Configured))
         .with_context(|| format!("cannot read the catalog of {}", upstream.url))?;

@@ -52,7 +52,7 @@ pub use error::InventoryError;
 pub use facts::ManifestFacts;
 pub use metrics::InventoryMetrics;
 pub use namespace_metrics::{NamespaceMetrics, namespace_usages};
-pub use scope::scope_of;
+pub use scope::{lone_repository, scope_of};
 pub use state::{NamespaceState, RepositoryCounts};
 
 /// One namespace: its state, and the changes made while it is being read from the registry.

@@ -409,7 +409,7 @@ impl Refusal {
                 format!("the namespace's usage could not be read from the registry: {err}")
             }
             Refusal::NamespaceUncoordinated { scope, source } => {
-                let (what, lease) = match scope.strip_prefix('/') {
+                let (what, lease) = match crate::inventory::lone_repository(scope) {
                     Some(repository) => (
                         format!("the image count of repository {repository}"),
                         "the lease on its images",

@@ -3,10 +3,10 @@
 use serde_yaml::Value;
 
 use super::{NamespaceQuota, QuotaHard};
-use crate::error::{ConfigError, Location, YamlError};
-use crate::position;
+use crate::error::{ConfigError, Location};
 use crate::yaml::{
-    count_limit, enforcement, key_str, missing, size_limit, unknown, warn_at, wrong_type,
+    count_limit, enforcement, key_str, list_or_string, missing, size_limit, unknown, warn_at,
+    wrong_type,
 };
 
 /// The keys of one quota.
@@ -18,44 +18,13 @@ const LIST: &str = "a list of namespace quotas";
 
 /// `namespace_quotas` as a YAML list, or as a string holding one.
 pub(crate) fn namespace_quotas(value: Value) -> Result<Vec<NamespaceQuota>, ConfigError> {
-    let list = match value {
-        Value::Null => return Ok(Vec::new()),
-        Value::Sequence(list) => list,
-        Value::String(text) => {
-            let inner: Value = serde_yaml::from_str(&text).map_err(|e| {
-                let source = YamlError::in_string(e, &text);
-                let quota = source
-                    .line_column()
-                    .and_then(|(line, column)| position::item_at(&text, line, column));
-                ConfigError::Yaml {
-                    location: Location::NamespaceQuotas { quota },
-                    source,
-                }
-            })?;
-            return match inner {
-                Value::Null => Ok(Vec::new()),
-                Value::Sequence(_) => namespace_quotas(inner),
-                other => Err(wrong_type(
-                    "namespace_quotas",
-                    Location::Global,
-                    LIST,
-                    &other,
-                )),
-            };
-        }
-        other => {
-            return Err(wrong_type(
-                "namespace_quotas",
-                Location::Global,
-                LIST,
-                &other,
-            ));
-        }
-    };
-    list.into_iter()
-        .enumerate()
-        .map(|(index, item)| quota(index + 1, item))
-        .collect()
+    list_or_string(value, "namespace_quotas", LIST, |quota| {
+        Location::NamespaceQuotas { quota }
+    })?
+    .into_iter()
+    .enumerate()
+    .map(|(index, item)| quota(index + 1, item))
+    .collect()
 }
 
 fn quota(position: usize, item: Value) -> Result<NamespaceQuota, ConfigError> {
